@@ -1,0 +1,12 @@
+//! Implementations of the ports, one module per technology. Which one serves
+//! which port is decided in `crate::app::wiring` from the configuration.
+
+pub mod clock;
+#[cfg(feature = "legacy-fanout")]
+pub mod dual_publish;
+#[cfg(feature = "legacy-fanout")]
+pub mod legacy;
+pub mod memory;
+pub mod message;
+pub mod templates;
+pub mod topology;

@@ -1,0 +1,145 @@
+//! `RoutingKey`: `<domain>.<action>`, lowercase words of `[a-z_]` joined by dots.
+
+use std::{borrow::Cow, fmt};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The routing keys this service knows (DESIGN §2).
+pub mod keys {
+    pub const EMAIL_VERIFICATION_REQUESTED: &str = "email.verification.requested";
+    pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
+    pub const SUBSCRIPTION_CANCELLED: &str = "subscription.cancelled";
+    pub const SUBSCRIPTION_STATUS_CHANGED: &str = "subscription.status_changed";
+    pub const JOB_COMPLETED: &str = "job.completed";
+    /// Reserved: the payload type exists, nothing publishes it yet.
+    pub const PROJECT_CREATED: &str = "project.created";
+
+    pub const ALL: [&str; 6] = [
+        EMAIL_VERIFICATION_REQUESTED,
+        SUBSCRIPTION_CREATED,
+        SUBSCRIPTION_CANCELLED,
+        SUBSCRIPTION_STATUS_CHANGED,
+        JOB_COMPLETED,
+        PROJECT_CREATED,
+    ];
+}
+
+/// AMQP short strings carry at most 255 bytes.
+const MAX_LEN: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoutingKeyError {
+    #[error("must be at most {MAX_LEN} bytes")]
+    TooLong,
+    #[error("must be `<domain>.<action>`: at least two words joined by dots")]
+    TooFewWords,
+    #[error("words must be non-empty and made of `a-z` and `_`")]
+    BadWord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoutingKey(Cow<'static, str>);
+
+impl RoutingKey {
+    pub fn parse(input: &str) -> Result<Self, RoutingKeyError> {
+        Self::check(input)?;
+        Ok(Self(Cow::Owned(input.to_owned())))
+    }
+
+    /// For the constants of [`keys`]; a test checks they all pass `parse`.
+    pub(crate) const fn known(key: &'static str) -> Self {
+        Self(Cow::Borrowed(key))
+    }
+
+    fn check(input: &str) -> Result<(), RoutingKeyError> {
+        if input.len() > MAX_LEN {
+            return Err(RoutingKeyError::TooLong);
+        }
+        let words: Vec<&str> = input.split('.').collect();
+        if words
+            .iter()
+            .any(|w| w.is_empty() || !w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        {
+            return Err(RoutingKeyError::BadWord);
+        }
+        if words.len() < 2 {
+            return Err(RoutingKeyError::TooFewWords);
+        }
+        Ok(())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first word: `email` in `email.verification.requested`.
+    pub fn domain(&self) -> &str {
+        self.0.split_once('.').map_or(&self.0, |(domain, _)| domain)
+    }
+
+    /// The key without its first word: `verification.requested`.
+    pub fn action(&self) -> &str {
+        self.0.split_once('.').map_or("", |(_, action)| action)
+    }
+}
+
+impl fmt::Display for RoutingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for RoutingKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoutingKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        RoutingKey::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_key_is_a_valid_routing_key() {
+        for key in keys::ALL {
+            assert_eq!(RoutingKey::parse(key).unwrap(), RoutingKey::known(key));
+        }
+    }
+
+    #[test]
+    fn splits_domain_and_action() {
+        let key = RoutingKey::parse("email.verification.requested").unwrap();
+        assert_eq!(key.domain(), "email");
+        assert_eq!(key.action(), "verification.requested");
+        let key = RoutingKey::parse("subscription.status_changed").unwrap();
+        assert_eq!(key.action(), "status_changed");
+    }
+
+    #[test]
+    fn rejects_keys_outside_the_grammar() {
+        let cases = [
+            ("email", RoutingKeyError::TooFewWords),
+            ("", RoutingKeyError::BadWord),
+            ("email.", RoutingKeyError::BadWord),
+            (".email.sent", RoutingKeyError::BadWord),
+            ("email..sent", RoutingKeyError::BadWord),
+            ("Email.sent", RoutingKeyError::BadWord),
+            ("email.sent2", RoutingKeyError::BadWord),
+            ("email.*", RoutingKeyError::BadWord),
+            ("email.#", RoutingKeyError::BadWord),
+            ("email.sent-now", RoutingKeyError::BadWord),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(RoutingKey::parse(input), Err(expected), "{input:?}");
+        }
+        let long = format!("a.{}", "b".repeat(254));
+        assert_eq!(RoutingKey::parse(&long), Err(RoutingKeyError::TooLong));
+    }
+}

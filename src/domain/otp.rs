@@ -1,0 +1,71 @@
+//! `OtpCode`: a one-time password of exactly six ASCII digits.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be exactly 6 digits")]
+pub struct OtpError;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode(String);
+
+impl OtpCode {
+    pub fn parse(input: &str) -> Result<Self, OtpError> {
+        if input.len() == 6 && input.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(OtpError)
+        }
+    }
+
+    /// Builds a code from any number by keeping its last six decimal digits,
+    /// so a uniform random `u32` below 1 000 000 gives a uniform code.
+    pub fn from_number(n: u32) -> Self {
+        Self(format!("{:06}", n % 1_000_000))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Debug output hides the digits: an OTP is a credential.
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpCode(******)")
+    }
+}
+
+impl Serialize for OtpCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OtpCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        OtpCode::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_six_digits_only() {
+        assert!(OtpCode::parse("012345").is_ok());
+        for bad in ["", "12345", "1234567", "12a456", " 12345", "١٢٣٤٥٦"] {
+            assert_eq!(OtpCode::parse(bad), Err(OtpError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_zero_padded() {
+        assert_eq!(OtpCode::from_number(42).as_str(), "000042");
+        assert_eq!(OtpCode::from_number(1_234_567).as_str(), "234567");
+    }
+}

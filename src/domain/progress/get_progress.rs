@@ -1,0 +1,16 @@
+//! Use case: read a project's progress; a missing project is `NotFound` and
+//! stays missing.
+
+use super::{ProgressService, ProgressUseCaseError, ProgressView, ProjectId};
+
+impl ProgressService {
+    pub async fn get_progress(
+        &self,
+        project: &ProjectId,
+    ) -> Result<ProgressView, ProgressUseCaseError> {
+        Ok(match self.store.get_progress(project).await? {
+            Some(progress) => ProgressView::Found(progress),
+            None => ProgressView::NotFound,
+        })
+    }
+}

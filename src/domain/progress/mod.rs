@@ -1,0 +1,15 @@
+//! Project progress (DESIGN §5): the vocabulary, and the use cases that drive
+//! a project to its exactly-once finish line.
+
+mod get_progress;
+mod init;
+mod mark_item_done;
+mod service;
+mod set_total;
+mod types;
+
+pub use service::{ProgressService, ProgressUseCaseError};
+pub use types::{
+    ItemId, ItemIdError, ItemOutcome, ItemUpdate, Progress, ProgressView, ProjectId,
+    ProjectIdError, ProjectStatus, ProjectStatusError, TotalUpdate,
+};

@@ -1,0 +1,23 @@
+//! Use case: the collector reports how many items a project has and where it
+//! is; ending discovery after the last item was processed completes the
+//! project here (the late `PROCESSING_WAIT`).
+
+use super::{ProgressService, ProgressUseCaseError, ProjectId, ProjectStatus, TotalUpdate};
+
+impl ProgressService {
+    pub async fn set_total(
+        &self,
+        project: &ProjectId,
+        total: u64,
+        status: ProjectStatus,
+    ) -> Result<TotalUpdate, ProgressUseCaseError> {
+        if status == ProjectStatus::Done {
+            return Err(ProgressUseCaseError::DoneNotSettable);
+        }
+        let update = self.store.set_total(project, total, status).await?;
+        if update.completed {
+            self.announce_completion(project, &update.progress).await?;
+        }
+        Ok(update)
+    }
+}

@@ -1,0 +1,263 @@
+//! Progress values: project and item ids, statuses, counters and percentages.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const MAX_PROJECT_ID_LEN: usize = 64;
+const MAX_ITEM_ID_LEN: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1-{MAX_PROJECT_ID_LEN} characters of `A-Z`, `a-z`, `0-9`, `_`, `-`")]
+pub struct ProjectIdError;
+
+/// An opaque project id issued by the Project service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    pub fn parse(input: &str) -> Result<Self, ProjectIdError> {
+        let ok = !input.is_empty()
+            && input.len() <= MAX_PROJECT_ID_LEN
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok { Ok(Self(input.to_owned())) } else { Err(ProjectIdError) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ProjectId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProjectId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        ProjectId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1-{MAX_ITEM_ID_LEN} bytes with no control characters")]
+pub struct ItemIdError;
+
+/// The id of one unit of work inside a project (a crawled post, say); lets a
+/// redelivered item be counted once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemId(String);
+
+impl ItemId {
+    pub fn parse(input: &str) -> Result<Self, ItemIdError> {
+        let ok = !input.is_empty()
+            && input.len() <= MAX_ITEM_ID_LEN
+            && !input.chars().any(char::is_control);
+        if ok { Ok(Self(input.to_owned())) } else { Err(ItemIdError) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        ItemId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a project is in the Project → Collector → Analytics pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProjectStatus {
+    Initializing,
+    Crawling,
+    ProcessingWait,
+    Processing,
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of INITIALIZING, CRAWLING, PROCESSING_WAIT, PROCESSING, DONE")]
+pub struct ProjectStatusError;
+
+impl ProjectStatus {
+    pub const ALL: [ProjectStatus; 5] = [
+        Self::Initializing,
+        Self::Crawling,
+        Self::ProcessingWait,
+        Self::Processing,
+        Self::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initializing => "INITIALIZING",
+            Self::Crawling => "CRAWLING",
+            Self::ProcessingWait => "PROCESSING_WAIT",
+            Self::Processing => "PROCESSING",
+            Self::Done => "DONE",
+        }
+    }
+
+    /// The finish line may close a project in this status: not while the
+    /// collector is still discovering items, and not twice.
+    pub fn may_complete(self) -> bool {
+        !matches!(self, Self::Crawling | Self::Done)
+    }
+}
+
+impl FromStr for ProjectStatus {
+    type Err = ProjectStatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(ProjectStatusError)
+    }
+}
+
+impl fmt::Display for ProjectStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The counters of one project, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub status: ProjectStatus,
+    pub total: u64,
+    pub done: u64,
+    pub errors: u64,
+}
+
+impl Progress {
+    pub fn initial() -> Self {
+        Self {
+            status: ProjectStatus::Initializing,
+            total: 0,
+            done: 0,
+            errors: 0,
+        }
+    }
+
+    /// The finish line of DESIGN §5.
+    pub fn reached_finish_line(&self) -> bool {
+        self.total > 0 && self.done >= self.total && self.status.may_complete()
+    }
+
+    /// `done / total * 100` with two decimals, 0 when total is 0, capped at 100
+    /// (late items may push `done` past `total`).
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let raw = self.done as f64 / self.total as f64 * 100.0;
+        (raw.min(100.0) * 100.0).round() / 100.0
+    }
+}
+
+/// What `get_progress` answers: a missing project is `NOT_FOUND`, never created.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ProgressView {
+    Found(Progress),
+    NotFound,
+}
+
+/// What `mark_item_done` tells its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemOutcome {
+    /// The project is not finished, or someone else finished it.
+    Processing,
+    /// This call crossed the finish line: exactly one caller sees this.
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemUpdate {
+    pub outcome: ItemOutcome,
+    /// The item id had been counted before; nothing changed.
+    pub duplicate: bool,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotalUpdate {
+    /// Setting the total crossed the finish line (the late `PROCESSING_WAIT`).
+    pub completed: bool,
+    pub progress: Progress,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids_are_short_opaque_slugs() {
+        for good in ["p1", "PRJ_2026-11", &"x".repeat(64)] {
+            assert!(ProjectId::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a b", "a/b", "proj:1", "é", &"x".repeat(65)] {
+            assert_eq!(ProjectId::parse(bad), Err(ProjectIdError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn item_ids_reject_empty_long_and_control_characters() {
+        assert!(ItemId::parse("post:123/abc").is_ok());
+        assert!(ItemId::parse("").is_err());
+        assert!(ItemId::parse("a\nb").is_err());
+        assert!(ItemId::parse(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn percent_has_two_decimals_and_is_zero_without_total() {
+        let mut p = Progress::initial();
+        assert_eq!(p.percent(), 0.0);
+        p.total = 3;
+        p.done = 1;
+        assert_eq!(p.percent(), 33.33);
+        p.done = 2;
+        assert_eq!(p.percent(), 66.67);
+        p.done = 5;
+        assert_eq!(p.percent(), 100.0);
+    }
+
+    #[test]
+    fn finish_line_needs_a_total_all_items_and_a_closable_status() {
+        let p = |status, total, done| Progress { status, total, done, errors: 0 };
+        assert!(p(ProjectStatus::Processing, 2, 2).reached_finish_line());
+        assert!(p(ProjectStatus::ProcessingWait, 2, 3).reached_finish_line());
+        assert!(p(ProjectStatus::Initializing, 2, 2).reached_finish_line());
+        assert!(!p(ProjectStatus::Processing, 2, 1).reached_finish_line());
+        assert!(!p(ProjectStatus::Processing, 0, 0).reached_finish_line());
+        assert!(!p(ProjectStatus::Crawling, 2, 2).reached_finish_line());
+        assert!(!p(ProjectStatus::Done, 2, 2).reached_finish_line());
+    }
+
+    #[test]
+    fn statuses_use_screaming_snake_case_on_the_wire() {
+        for status in ProjectStatus::ALL {
+            assert_eq!(status.as_str().parse(), Ok(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+    }
+}

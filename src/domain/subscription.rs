@@ -1,0 +1,74 @@
+//! Subscription vocabulary shared by events and (later) the subscription use cases.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+/// Length of the free trial every verified account gets.
+pub const TRIAL_DAYS: i64 = 14;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Trialing,
+    Active,
+    Cancelled,
+    Expired,
+    PastDue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of trialing, active, cancelled, expired, past_due")]
+pub struct SubscriptionStatusError;
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 5] = [
+        Self::Trialing,
+        Self::Active,
+        Self::Cancelled,
+        Self::Expired,
+        Self::PastDue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trialing => "trialing",
+            Self::Active => "active",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+            Self::PastDue => "past_due",
+        }
+    }
+}
+
+impl FromStr for SubscriptionStatus {
+    type Err = SubscriptionStatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(SubscriptionStatusError)
+    }
+}
+
+impl fmt::Display for SubscriptionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_their_wire_names() {
+        for status in SubscriptionStatus::ALL {
+            assert_eq!(status.as_str().parse(), Ok(status));
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert!("canceled".parse::<SubscriptionStatus>().is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! smap-identity: the SMAP Identity Service.
+//!
+//! The crate is laid out as a hexagon (see `docs/architecture.md`):
+//! - [`domain`]: pure types and use cases, no I/O and no framework;
+//! - [`ports`]: the traits the domain needs from the outside world;
+//! - [`adapters`]: one module per technology implementing those ports;
+//! - [`app`]: configuration, wiring, the HTTP API and the command line.
+
+pub mod adapters;
+pub mod app;
+pub mod domain;
+pub mod ports;
+pub mod contract;

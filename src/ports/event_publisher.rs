@@ -1,0 +1,59 @@
+//! `EventPublisher`: puts a sealed event on the event bus.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::events::{EventId, EventValidationError, SealedEvent};
+
+/// Why an event was not published. [`PublishError::is_transient`] tells a
+/// retry policy whether trying again may help.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The event broke a rule of DESIGN §2; nothing was sent. Permanent.
+    #[error("event rejected: {0}")]
+    Rejected(#[from] EventValidationError),
+    /// No connection or channel to the broker right now. Transient.
+    #[error("event bus unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// The broker did not confirm in time. Transient.
+    #[error("publish not confirmed within {0:?}")]
+    Timeout(Duration),
+    /// The broker refused the message (negative acknowledgement). Transient.
+    #[error("broker refused the message (nack)")]
+    Nacked,
+    /// Anything else, e.g. a topology the broker rejects. Permanent.
+    #[error("unexpected publish failure")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl PublishError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_) | Self::Nacked)
+    }
+
+    /// A short label for the `error_type` metric dimension.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Rejected(_) => "validation",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::Nacked => "nack",
+            Self::Unexpected(_) => "unexpected",
+        }
+    }
+}
+
+/// Publishes events on `smap.events` (and wherever an adapter adds copies).
+///
+/// Contract:
+/// - `publish` returns only once the event is safely with the bus (for
+///   RabbitMQ: the publisher confirm arrived); `Ok` carries the event's id.
+/// - The same sealed event may be published again after an error; consumers
+///   de-duplicate by `event_id`.
+/// - Implementations do not retry; callers wrap them in a `RetryPolicy`.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError>;
+}

@@ -1,0 +1,23 @@
+//! The traits the domain needs from the outside world. Each has an in-memory
+//! adapter that behaves like the real one (see `crate::adapters::memory`).
+
+mod clock;
+mod event_publisher;
+mod health;
+mod plan_catalog;
+mod progress_store;
+
+pub use clock::{Clock, IdGenerator};
+pub use event_publisher::{EventPublisher, PublishError};
+pub use health::{Health, HealthIndicator};
+pub use plan_catalog::{PlanCatalog, PlanCatalogError};
+pub use progress_store::{ProgressError, ProgressStore};
+
+#[cfg(test)]
+pub use clock::{MockClock, MockIdGenerator};
+#[cfg(test)]
+pub use event_publisher::MockEventPublisher;
+#[cfg(test)]
+pub use plan_catalog::MockPlanCatalog;
+#[cfg(test)]
+pub use progress_store::MockProgressStore;
