@@ -1,1 +1,9 @@
-//! tmp
+//! The application shell: configuration, wiring, HTTP API, command line.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod telemetry;
+pub mod wiring;

@@ -13,3 +13,6 @@ pub use types::{
     ItemId, ItemIdError, ItemOutcome, ItemUpdate, Progress, ProgressView, ProjectId,
     ProjectIdError, ProjectStatus, ProjectStatusError, TotalUpdate,
 };
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,44 @@
+//! The command line: `smap-identity [serve|all]`; no subcommand means `all`.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "smap-identity", version, about = "SMAP Identity Service: accounts, plans, subscriptions and SMAP events")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve,
+    /// Everything in one process: the HTTP API and the workers (the default).
+    All,
+}
+
+impl Cli {
+    pub fn command(&self) -> Command {
+        self.command.unwrap_or(Command::All)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn no_subcommand_means_all() {
+        assert_eq!(Cli::parse_from(["smap-identity"]).command(), Command::All);
+        assert_eq!(Cli::parse_from(["smap-identity", "serve"]).command(), Command::Serve);
+        assert!(Cli::try_parse_from(["smap-identity", "migrate"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_only_the_subcommands_that_work() {
+        let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        assert_eq!(names, ["serve", "all"]);
+    }
+}

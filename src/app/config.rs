@@ -1,0 +1,390 @@
+//! `Settings`: the 12-factor configuration (DESIGN §8), read once from the
+//! environment. A malformed value stops start-up with an error naming the
+//! variable; an empty value counts as unset.
+
+use std::{fmt, net::IpAddr};
+
+/// A value that must not appear in logs or `{:?}` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+    Test,
+}
+
+impl AppEnv {
+    pub fn is_production(self) -> bool {
+        self == Self::Production
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub host: String,
+    pub port: u16,
+    pub password: Option<Secret>,
+    pub state_db: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub http_host: IpAddr,
+    pub http_port: u16,
+    pub database_url: Option<Secret>,
+    pub amqp_url: Option<Secret>,
+    pub redis: Option<RedisSettings>,
+    pub enable_dual_publish: bool,
+    pub consume_legacy_queue: bool,
+    pub smtp: Option<SmtpSettings>,
+    pub jwt_secret: Secret,
+    pub internal_key: Secret,
+    pub otel_endpoint: Option<String>,
+    pub log_format: LogFormat,
+    pub rust_log: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// Development fallbacks, so `cargo run` works with nothing set; production
+/// refuses to start without real values.
+pub const DEV_INTERNAL_KEY: &str = "dev-internal-key";
+const DEV_JWT_SECRET: &str = "dev-only-jwt-secret-change-me-0123456789";
+const MIN_SECRET_LEN: usize = 32;
+
+struct Env<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.lookup)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => parse(raw.trim()).ok_or_else(|| ConfigError {
+                var,
+                problem: format!("is `{raw}`; expected {expected}"),
+            }),
+        }
+    }
+
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.parse(var, default, parse_bool, "true or false")
+    }
+
+    fn port(&self, var: &'static str, default: u16) -> Result<u16, ConfigError> {
+        self.parse(var, default, |s| s.parse().ok(), "a port number 0-65535")
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        let app_env = env.parse(
+            "APP_ENV",
+            AppEnv::Development,
+            |s| match s {
+                "development" | "dev" => Some(AppEnv::Development),
+                "production" | "prod" => Some(AppEnv::Production),
+                "test" => Some(AppEnv::Test),
+                _ => None,
+            },
+            "development, production or test",
+        )?;
+        let production = app_env.is_production();
+        let default_host: IpAddr = if production { [0, 0, 0, 0].into() } else { [127, 0, 0, 1].into() };
+        let http_host = env.parse("HTTP_HOST", default_host, |s| s.parse().ok(), "an IP address")?;
+        let http_port = env.port("HTTP_PORT", 8080)?;
+
+        let database_url = env.get("DATABASE_URL").map(Secret::new);
+        if let Some(url) = &database_url
+            && !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: "must start with postgres:// or postgresql://".into(),
+            });
+        }
+        let amqp_url = env.get("AMQP_URL").map(Secret::new);
+        if let Some(url) = &amqp_url
+            && !(url.0.starts_with("amqp://") || url.0.starts_with("amqps://"))
+        {
+            return Err(ConfigError {
+                var: "AMQP_URL",
+                problem: "must start with amqp:// or amqps://".into(),
+            });
+        }
+
+        let redis = match env.get("REDIS_HOST") {
+            None => None,
+            Some(host) => Some(RedisSettings {
+                host,
+                port: env.port("REDIS_PORT", 6379)?,
+                password: env.get("REDIS_PASSWORD").map(Secret::new),
+                state_db: env.parse("REDIS_STATE_DB", 1, |s| s.parse().ok().filter(|db| *db <= 15), "a database number 0-15")?,
+            }),
+        };
+
+        let smtp = match env.get("SMTP_HOST") {
+            None => None,
+            Some(host) => {
+                let tls = env.parse(
+                    "SMTP_TLS",
+                    SmtpTls::StartTls,
+                    |s| match s {
+                        "none" => Some(SmtpTls::None),
+                        "starttls" => Some(SmtpTls::StartTls),
+                        "tls" => Some(SmtpTls::Tls),
+                        _ => None,
+                    },
+                    "none, starttls or tls",
+                )?;
+                let default_port = match tls {
+                    SmtpTls::None => 25,
+                    SmtpTls::StartTls => 587,
+                    SmtpTls::Tls => 465,
+                };
+                let from = env.get("SMTP_FROM").unwrap_or_else(|| "SMAP <no-reply@smap.local>".into());
+                if !from.contains('@') {
+                    return Err(ConfigError {
+                        var: "SMTP_FROM",
+                        problem: format!("is `{from}`; expected an address such as `SMAP <no-reply@example.com>`"),
+                    });
+                }
+                Some(SmtpSettings {
+                    host,
+                    port: env.port("SMTP_PORT", default_port)?,
+                    tls,
+                    username: env.get("SMTP_USERNAME"),
+                    password: env.get("SMTP_PASSWORD").map(Secret::new),
+                    from,
+                })
+            }
+        };
+
+        let jwt_secret = match env.get("JWT_SECRET") {
+            Some(secret) if secret.len() >= MIN_SECRET_LEN => Secret::new(secret),
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    problem: format!("must be at least {MIN_SECRET_LEN} characters"),
+                });
+            }
+            None if production => {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    problem: "must be set in production".into(),
+                });
+            }
+            None => Secret::new(DEV_JWT_SECRET),
+        };
+        let internal_key = match env.get("INTERNAL_KEY") {
+            Some(key) if production && key.len() < 16 => {
+                return Err(ConfigError {
+                    var: "INTERNAL_KEY",
+                    problem: "must be at least 16 characters in production".into(),
+                });
+            }
+            Some(key) => Secret::new(key),
+            None if production => {
+                return Err(ConfigError {
+                    var: "INTERNAL_KEY",
+                    problem: "must be set in production".into(),
+                });
+            }
+            None => Secret::new(DEV_INTERNAL_KEY),
+        };
+
+        let default_format = if production { LogFormat::Json } else { LogFormat::Text };
+        let log_format = env.parse(
+            "LOG_FORMAT",
+            default_format,
+            |s| match s {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            },
+            "text or json",
+        )?;
+
+        Ok(Self {
+            app_env,
+            http_host,
+            http_port,
+            database_url,
+            amqp_url,
+            redis,
+            enable_dual_publish: env.flag("ENABLE_DUAL_PUBLISH", true)?,
+            consume_legacy_queue: env.flag("CONSUME_LEGACY_QUEUE", true)?,
+            smtp,
+            jwt_secret,
+            internal_key,
+            otel_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            log_format,
+            rust_log: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    /// Settings for tests: development defaults, port 0, nothing external.
+    pub fn for_tests() -> Self {
+        let mut settings = Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"));
+        settings.app_env = AppEnv::Test;
+        settings.http_port = 0;
+        settings.internal_key = Secret::new("test-internal-key");
+        settings
+    }
+
+    /// Whether a secret fell back to its development default.
+    pub fn uses_dev_secrets(&self) -> bool {
+        self.jwt_secret.expose() == DEV_JWT_SECRET || self.internal_key.expose() == DEV_INTERNAL_KEY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|var| map.get(var).cloned())
+    }
+
+    #[test]
+    fn nothing_set_means_in_memory_development_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.app_env, AppEnv::Development);
+        assert_eq!((s.http_host.to_string().as_str(), s.http_port), ("127.0.0.1", 8080));
+        assert!(s.database_url.is_none() && s.amqp_url.is_none() && s.redis.is_none() && s.smtp.is_none());
+        assert!(s.enable_dual_publish && s.consume_legacy_queue);
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.uses_dev_secrets());
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let s = settings(&[("AMQP_URL", ""), ("REDIS_HOST", "  ")]).unwrap();
+        assert!(s.amqp_url.is_none() && s.redis.is_none());
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let cases = [
+            ("HTTP_PORT", "eighty"),
+            ("HTTP_PORT", "70000"),
+            ("HTTP_HOST", "localhost:80"),
+            ("APP_ENV", "staging"),
+            ("ENABLE_DUAL_PUBLISH", "maybe"),
+            ("CONSUME_LEGACY_QUEUE", "2"),
+            ("DATABASE_URL", "mysql://x"),
+            ("AMQP_URL", "http://rabbit"),
+            ("JWT_SECRET", "short"),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (var, value) in cases {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}: {err}");
+            assert!(err.to_string().contains(var));
+        }
+        let err = settings(&[("REDIS_HOST", "r"), ("REDIS_STATE_DB", "16")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_STATE_DB");
+        let err = settings(&[("SMTP_HOST", "m"), ("SMTP_TLS", "ssl")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_TLS");
+    }
+
+    #[test]
+    fn production_requires_real_secrets_and_logs_json() {
+        assert_eq!(settings(&[("APP_ENV", "production")]).unwrap_err().var, "JWT_SECRET");
+        let jwt = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        assert_eq!(settings(&[("APP_ENV", "production"), jwt]).unwrap_err().var, "INTERNAL_KEY");
+        let s = settings(&[("APP_ENV", "production"), jwt, ("INTERNAL_KEY", "a-long-internal-key")]).unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.http_host.to_string(), "0.0.0.0");
+        assert!(!s.uses_dev_secrets());
+    }
+
+    #[test]
+    fn redis_and_smtp_defaults_follow_their_host() {
+        let s = settings(&[("REDIS_HOST", "redis"), ("SMTP_HOST", "mail"), ("SMTP_TLS", "none")]).unwrap();
+        let redis = s.redis.unwrap();
+        assert_eq!((redis.port, redis.state_db), (6379, 1));
+        let smtp = s.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.tls), (25, SmtpTls::None));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = settings(&[("JWT_SECRET", "super-secret-value-0123456789abcdef")]).unwrap();
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+}

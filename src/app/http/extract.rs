@@ -1,0 +1,192 @@
+//! Request extractors that turn bad input into SMAP errors naming the field:
+//! `JsonBody` (content type, size limit, JSON path of the failure), and the
+//! callers — `InternalCaller` (the `X-Internal-Key` header, compared in
+//! constant time) and `ProgressReader` (internal or a signed-in user).
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{
+    FromRequest, HttpRequest,
+    dev::Payload,
+    http::{StatusCode, header},
+    web,
+};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::{
+    response::{ApiError, codes},
+    state::AppState,
+};
+use crate::app::auth::{AUTH_COOKIE, Claims};
+
+pub const INTERNAL_KEY_HEADER: &str = "X-Internal-Key";
+
+/// Largest JSON body any route accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Reads `bytes` as `T`; the error names the JSON path that failed.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(StatusCode::BAD_REQUEST, codes::MALFORMED_BODY, format!("malformed JSON body: {inner}"));
+        }
+        // The field path says where; the line/column suffix adds nothing.
+        let mut problem = inner.to_string();
+        if let Some(at) = problem.rfind(" at line ") {
+            problem.truncate(at);
+        }
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid_field(field, problem)
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    codes::UNSUPPORTED_MEDIA_TYPE,
+                    "the body must be JSON: send `Content-Type: application/json`",
+                ));
+            }
+            let bytes = body.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        codes::PAYLOAD_TOO_LARGE,
+                        format!("the body is over the {MAX_BODY_BYTES}-byte limit"),
+                    )
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, codes::MALFORMED_BODY, format!("unreadable body: {e}"))
+                }
+            })?;
+            parse_json(&bytes).map(JsonBody)
+        })
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state is not registered")))
+}
+
+/// `Ok(None)` without the header, `Ok(Some(()))` for the right key.
+fn internal_key(req: &HttpRequest) -> Result<Option<()>, ApiError> {
+    let Some(given) = req.headers().get(INTERNAL_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let expected = state(req)?.internal_key.expose().as_bytes();
+    // Constant time for equal lengths; a length mismatch reveals only that.
+    if bool::from(given.as_bytes().ct_eq(expected)) {
+        Ok(Some(()))
+    } else {
+        Err(ApiError::forbidden(format!("the `{INTERNAL_KEY_HEADER}` header is wrong")))
+    }
+}
+
+/// A caller of an internal route: a SMAP service holding the internal key.
+pub struct InternalCaller;
+
+impl FromRequest for InternalCaller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match internal_key(req) {
+            Ok(Some(())) => Ok(InternalCaller),
+            Ok(None) => Err(ApiError::unauthenticated(format!(
+                "internal route: send the `{INTERNAL_KEY_HEADER}` header"
+            ))),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// The bearer token of a request: the auth cookie, else the
+/// `Authorization: Bearer` header.
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    if let Some(cookie) = req.cookie(AUTH_COOKIE) {
+        return Some(cookie.value().to_owned());
+    }
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// A signed-in user (any role).
+pub struct CurrentUser(pub Claims);
+
+fn current_user(req: &HttpRequest) -> Result<Option<Claims>, ApiError> {
+    let Some(token) = bearer_token(req) else {
+        return Ok(None);
+    };
+    state(req)?
+        .tokens
+        .verify(&token)
+        .map(Some)
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match current_user(req) {
+            Ok(Some(claims)) => Ok(CurrentUser(claims)),
+            Ok(None) => Err(ApiError::unauthenticated("sign in first: no auth cookie or bearer token")),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// Who may read progress: a SMAP service (internal key) or a signed-in user.
+pub enum ProgressReader {
+    Internal,
+    User(Claims),
+}
+
+impl FromRequest for ProgressReader {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match internal_key(req) {
+            Ok(Some(())) => Ok(ProgressReader::Internal),
+            Err(e) => Err(e),
+            Ok(None) => match current_user(req) {
+                Ok(Some(claims)) => Ok(ProgressReader::User(claims)),
+                Ok(None) => Err(ApiError::unauthenticated(format!(
+                    "sign in, or send the `{INTERNAL_KEY_HEADER}` header"
+                ))),
+                Err(e) => Err(e),
+            },
+        };
+        std::future::ready(result)
+    }
+}

@@ -1,0 +1,83 @@
+//! System routes: `/health` (every dependency), `/health/{component}`,
+//! `/live` (the process answers) and `/ready` (what requests need is up).
+
+use actix_web::{HttpResponse, Responder, get, http::StatusCode, web};
+use futures_util::future::join_all;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{
+    response::{ApiError, Envelope, codes},
+    state::AppState,
+};
+use crate::ports::Health;
+
+#[derive(Serialize)]
+struct Report {
+    status: &'static str,
+    checks: Map<String, Value>,
+}
+
+fn report(checks: Vec<(&'static str, Health)>) -> HttpResponse {
+    let healthy = checks.iter().all(|(_, h)| h.healthy);
+    let checks = checks
+        .into_iter()
+        .map(|(name, result)| {
+            let value = serde_json::json!({
+                "status": if result.healthy { "healthy" } else { "unhealthy" },
+                "adapter": result.adapter,
+                "details": result.details,
+            });
+            (name.to_owned(), value)
+        })
+        .collect();
+    let (status, code, word) = if healthy {
+        (StatusCode::OK, codes::SUCCESS, "healthy")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "unhealthy")
+    };
+    HttpResponse::build(status).json(Envelope {
+        error_code: code,
+        message: word.to_owned(),
+        errors: None,
+        data: Report { status: word, checks },
+    })
+}
+
+async fn run_checks(state: &AppState, only_ready: bool) -> Vec<(&'static str, Health)> {
+    let indicators: Vec<_> = state
+        .health
+        .iter()
+        .filter(|i| !only_ready || i.required_for_readiness())
+        .collect();
+    let results = join_all(indicators.iter().map(|i| i.check())).await;
+    indicators.iter().map(|i| i.component()).zip(results).collect()
+}
+
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> impl Responder {
+    report(run_checks(&state, false).await)
+}
+
+#[get("/health/{component}")]
+pub async fn component_health(
+    state: web::Data<AppState>,
+    component: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let indicator = state
+        .health
+        .iter()
+        .find(|i| i.component() == component.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("no health check named `{component}`")))?;
+    Ok(report(vec![(indicator.component(), indicator.check().await)]))
+}
+
+#[get("/live")]
+pub async fn live() -> impl Responder {
+    report(Vec::new())
+}
+
+#[get("/ready")]
+pub async fn ready(state: web::Data<AppState>) -> impl Responder {
+    report(run_checks(&state, true).await)
+}

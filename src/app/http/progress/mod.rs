@@ -1,0 +1,111 @@
+//! Project progress routes (DESIGN §6): request and response types, and how
+//! use-case errors map to HTTP. One handler per file beside this one.
+
+mod get;
+mod init;
+mod mark_item;
+mod set_total;
+
+pub use get::get_progress;
+pub use init::init_progress;
+pub use mark_item::mark_item_done;
+pub use set_total::set_project_total;
+
+use serde::{Deserialize, Serialize};
+
+use super::response::ApiError;
+use crate::{
+    domain::progress::{
+        ItemId, ItemOutcome, Progress, ProgressUseCaseError, ProjectId, ProjectStatus,
+    },
+    ports::ProgressError,
+};
+
+/// The `{id}` of the path, parsed.
+fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
+    ProjectId::parse(raw).map_err(|e| ApiError::invalid_field("project_id", e))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgressBody {
+    pub status: &'static str,
+    pub total: u64,
+    pub done: u64,
+    pub errors: u64,
+    pub percent: f64,
+}
+
+impl From<Progress> for ProgressBody {
+    fn from(p: Progress) -> Self {
+        Self {
+            status: p.status.as_str(),
+            total: p.total,
+            done: p.done,
+            errors: p.errors,
+            percent: p.percent(),
+        }
+    }
+}
+
+impl ProgressBody {
+    pub fn not_found() -> Self {
+        Self {
+            status: "NOT_FOUND",
+            total: 0,
+            done: 0,
+            errors: 0,
+            percent: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetTotalRequest {
+    pub total: u64,
+    pub status: ProjectStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetTotalBody {
+    #[serde(flatten)]
+    pub progress: ProgressBody,
+    /// This call completed the project (and published `job.completed`).
+    pub completed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MarkItemRequest {
+    pub is_error: bool,
+    #[serde(default)]
+    pub item_id: Option<ItemId>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MarkItemBody {
+    pub status: ItemOutcome,
+    pub done: u64,
+    pub total: u64,
+    pub errors: u64,
+    /// The item id had been counted before: nothing changed.
+    pub duplicate: bool,
+}
+
+impl From<ProgressUseCaseError> for ApiError {
+    fn from(error: ProgressUseCaseError) -> Self {
+        match error {
+            ProgressUseCaseError::DoneNotSettable => ApiError::rule_violated("status", &error),
+            ProgressUseCaseError::Store(ProgressError::NotFound(ref project)) => {
+                ApiError::not_found(format!("project `{project}` has no progress record: initialize it first"))
+                    .with_data(ProgressBody::not_found())
+            }
+            ProgressUseCaseError::Store(ProgressError::AlreadyDone(_)) => ApiError::conflict(error.to_string()),
+            ProgressUseCaseError::Store(ProgressError::Unavailable(_)) => {
+                ApiError::unavailable("progress store unavailable, retry later", error)
+            }
+            ProgressUseCaseError::Store(ProgressError::Unexpected(_)) => ApiError::internal(error),
+            ProgressUseCaseError::CompletionNotPublished { .. } => {
+                ApiError::unavailable("the project completed but job.completed could not be published", error)
+            }
+        }
+    }
+}
