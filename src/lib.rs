@@ -8,6 +8,6 @@
 
 pub mod adapters;
 pub mod app;
+pub mod contract;
 pub mod domain;
 pub mod ports;
-pub mod contract;

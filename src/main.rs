@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&settings);
-    match run(cli.command(), settings).await {
+    match run(cli.subcommand(), settings).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

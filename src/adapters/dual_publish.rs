@@ -8,11 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{
-    legacy::LegacyEmailMessage,
-    templates::EmailTemplates,
-    topology::LEGACY_EXCHANGE,
-};
+use super::{legacy::LegacyEmailMessage, templates::EmailTemplates, topology::LEGACY_EXCHANGE};
 use crate::{
     domain::events::{EventData, EventId, SealedEvent},
     ports::{EventPublisher, PublishError},
@@ -57,9 +53,12 @@ impl DualPublisher {
         let envelope = event.envelope();
         match &envelope.data {
             EventData::EmailVerificationRequested(payload) => {
-                let message =
-                    LegacyEmailMessage::for_verification(payload, envelope.timestamp, &self.templates)
-                        .map_err(|e| PublishError::Unexpected(e.into()))?;
+                let message = LegacyEmailMessage::for_verification(
+                    payload,
+                    envelope.timestamp,
+                    &self.templates,
+                )
+                .map_err(|e| PublishError::Unexpected(e.into()))?;
                 let body =
                     serde_json::to_vec(&message).map_err(|e| PublishError::Unexpected(e.into()))?;
                 Ok(Some(body))
@@ -125,13 +124,15 @@ mod tests {
 
     fn verification() -> SealedEvent {
         let at = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
-        sealed(EventData::EmailVerificationRequested(EmailVerificationPayload {
-            user_id: Uuid::new_v4(),
-            recipient: Email::parse("ann@example.com").unwrap(),
-            otp_code: OtpCode::parse("654321").unwrap(),
-            locale: Locale::Vi,
-            expires_at: Timestamp::new(at + Duration::minutes(10)),
-        }))
+        sealed(EventData::EmailVerificationRequested(
+            EmailVerificationPayload {
+                user_id: Uuid::new_v4(),
+                recipient: Email::parse("ann@example.com").unwrap(),
+                otp_code: OtpCode::parse("654321").unwrap(),
+                locale: Locale::Vi,
+                expires_at: Timestamp::new(at + Duration::minutes(10)),
+            },
+        ))
     }
 
     fn dual(enabled: bool) -> (Arc<InMemoryBroker>, DualPublisher) {

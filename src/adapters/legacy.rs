@@ -75,8 +75,23 @@ mod tests {
             attachments: vec![],
         };
         let value = serde_json::to_value(&msg).unwrap();
-        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["Attachments", "Body", "CcAddresses", "Recipient", "ReplyTo", "Subject"]);
+        assert_eq!(
+            keys,
+            [
+                "Attachments",
+                "Body",
+                "CcAddresses",
+                "Recipient",
+                "ReplyTo",
+                "Subject"
+            ]
+        );
     }
 }

@@ -23,10 +23,22 @@ pub struct EmailTemplates {
 impl EmailTemplates {
     pub fn new() -> Result<Self, TemplateError> {
         let mut env = Environment::new();
-        env.add_template("verification.en.html", include_str!("../../templates/verification.en.html"))?;
-        env.add_template("verification.en.txt", include_str!("../../templates/verification.en.txt"))?;
-        env.add_template("verification.vi.html", include_str!("../../templates/verification.vi.html"))?;
-        env.add_template("verification.vi.txt", include_str!("../../templates/verification.vi.txt"))?;
+        env.add_template(
+            "verification.en.html",
+            include_str!("../../templates/verification.en.html"),
+        )?;
+        env.add_template(
+            "verification.en.txt",
+            include_str!("../../templates/verification.en.txt"),
+        )?;
+        env.add_template(
+            "verification.vi.html",
+            include_str!("../../templates/verification.vi.html"),
+        )?;
+        env.add_template(
+            "verification.vi.txt",
+            include_str!("../../templates/verification.vi.txt"),
+        )?;
         Ok(Self { env })
     }
 
@@ -48,8 +60,14 @@ impl EmailTemplates {
             expires_at => payload.expires_at.as_datetime().format("%Y-%m-%d %H:%M").to_string(),
         };
         let locale = payload.locale.as_str();
-        let html = self.env.get_template(&format!("verification.{locale}.html"))?.render(&ctx)?;
-        let text = self.env.get_template(&format!("verification.{locale}.txt"))?.render(&ctx)?;
+        let html = self
+            .env
+            .get_template(&format!("verification.{locale}.html"))?
+            .render(&ctx)?;
+        let text = self
+            .env
+            .get_template(&format!("verification.{locale}.txt"))?
+            .render(&ctx)?;
         let subject = match payload.locale {
             Locale::En => "Your SMAP verification code",
             Locale::Vi => "Mã xác thực SMAP của bạn",

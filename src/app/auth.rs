@@ -100,7 +100,9 @@ mod tests {
         let foreign = other.issue(Uuid::new_v4(), Role::User, Utc::now()).unwrap();
         assert!(tokens.verify(&foreign).is_err());
 
-        let old = tokens.issue(Uuid::new_v4(), Role::User, Utc::now() - Duration::days(2)).unwrap();
+        let old = tokens
+            .issue(Uuid::new_v4(), Role::User, Utc::now() - Duration::days(2))
+            .unwrap();
         assert!(tokens.verify(&old).is_err());
 
         // {"alg":"none"} with valid-looking claims and no signature.
@@ -132,17 +134,27 @@ mod tests {
             iat: Utc::now().timestamp(),
             exp: (Utc::now() + Duration::hours(1)).timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
         assert!(tokens.verify(&token).is_err());
     }
 
     /// Unpadded URL-safe base64, enough to forge a test token.
     mod base64_helper {
         pub fn b64(input: &[u8]) -> String {
-            const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            const ABC: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let mut out = String::new();
             for chunk in input.chunks(3) {
-                let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+                let b = [
+                    chunk[0],
+                    *chunk.get(1).unwrap_or(&0),
+                    *chunk.get(2).unwrap_or(&0),
+                ];
                 let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
                 for i in 0..=chunk.len() {
                     out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);

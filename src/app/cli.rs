@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "smap-identity", version, about = "SMAP Identity Service: accounts, plans, subscriptions and SMAP events")]
+#[command(
+    name = "smap-identity",
+    version,
+    about = "SMAP Identity Service: accounts, plans, subscriptions and SMAP events"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -18,7 +22,7 @@ pub enum Command {
 }
 
 impl Cli {
-    pub fn command(&self) -> Command {
+    pub fn subcommand(&self) -> Command {
         self.command.unwrap_or(Command::All)
     }
 }
@@ -31,14 +35,23 @@ mod tests {
 
     #[test]
     fn no_subcommand_means_all() {
-        assert_eq!(Cli::parse_from(["smap-identity"]).command(), Command::All);
-        assert_eq!(Cli::parse_from(["smap-identity", "serve"]).command(), Command::Serve);
+        assert_eq!(
+            Cli::parse_from(["smap-identity"]).subcommand(),
+            Command::All
+        );
+        assert_eq!(
+            Cli::parse_from(["smap-identity", "serve"]).subcommand(),
+            Command::Serve
+        );
         assert!(Cli::try_parse_from(["smap-identity", "migrate"]).is_err());
     }
 
     #[test]
     fn help_lists_only_the_subcommands_that_work() {
-        let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        let names: Vec<String> = <Cli as CommandFactory>::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
         assert_eq!(names, ["serve", "all"]);
     }
 }

@@ -76,7 +76,11 @@ pub struct Settings {
     pub database_url: Option<Secret>,
     pub amqp_url: Option<Secret>,
     pub redis: Option<RedisSettings>,
+    /// Also publish e-mail events to the legacy fanout exchange.
+    #[cfg(feature = "legacy-fanout")]
     pub enable_dual_publish: bool,
+    /// Also consume the legacy queue `smtp_send_email`.
+    #[cfg(feature = "legacy-fanout")]
     pub consume_legacy_queue: bool,
     pub smtp: Option<SmtpSettings>,
     pub jwt_secret: Secret,
@@ -124,6 +128,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    // Only legacy-path flags exist so far.
+    #[cfg_attr(not(feature = "legacy-fanout"), allow(dead_code))]
     fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         self.parse(var, default, parse_bool, "true or false")
     }
@@ -133,6 +139,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+#[cfg_attr(not(feature = "legacy-fanout"), allow(dead_code))]
 fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
@@ -161,8 +168,17 @@ impl Settings {
             "development, production or test",
         )?;
         let production = app_env.is_production();
-        let default_host: IpAddr = if production { [0, 0, 0, 0].into() } else { [127, 0, 0, 1].into() };
-        let http_host = env.parse("HTTP_HOST", default_host, |s| s.parse().ok(), "an IP address")?;
+        let default_host: IpAddr = if production {
+            [0, 0, 0, 0].into()
+        } else {
+            [127, 0, 0, 1].into()
+        };
+        let http_host = env.parse(
+            "HTTP_HOST",
+            default_host,
+            |s| s.parse().ok(),
+            "an IP address",
+        )?;
         let http_port = env.port("HTTP_PORT", 8080)?;
 
         let database_url = env.get("DATABASE_URL").map(Secret::new);
@@ -190,7 +206,12 @@ impl Settings {
                 host,
                 port: env.port("REDIS_PORT", 6379)?,
                 password: env.get("REDIS_PASSWORD").map(Secret::new),
-                state_db: env.parse("REDIS_STATE_DB", 1, |s| s.parse().ok().filter(|db| *db <= 15), "a database number 0-15")?,
+                state_db: env.parse(
+                    "REDIS_STATE_DB",
+                    1,
+                    |s| s.parse().ok().filter(|db| *db <= 15),
+                    "a database number 0-15",
+                )?,
             }),
         };
 
@@ -213,11 +234,15 @@ impl Settings {
                     SmtpTls::StartTls => 587,
                     SmtpTls::Tls => 465,
                 };
-                let from = env.get("SMTP_FROM").unwrap_or_else(|| "SMAP <no-reply@smap.local>".into());
+                let from = env
+                    .get("SMTP_FROM")
+                    .unwrap_or_else(|| "SMAP <no-reply@smap.local>".into());
                 if !from.contains('@') {
                     return Err(ConfigError {
                         var: "SMTP_FROM",
-                        problem: format!("is `{from}`; expected an address such as `SMAP <no-reply@example.com>`"),
+                        problem: format!(
+                            "is `{from}`; expected an address such as `SMAP <no-reply@example.com>`"
+                        ),
                     });
                 }
                 Some(SmtpSettings {
@@ -264,7 +289,11 @@ impl Settings {
             None => Secret::new(DEV_INTERNAL_KEY),
         };
 
-        let default_format = if production { LogFormat::Json } else { LogFormat::Text };
+        let default_format = if production {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        };
         let log_format = env.parse(
             "LOG_FORMAT",
             default_format,
@@ -276,6 +305,13 @@ impl Settings {
             "text or json",
         )?;
 
+        #[cfg(not(feature = "legacy-fanout"))]
+        for var in ["ENABLE_DUAL_PUBLISH", "CONSUME_LEGACY_QUEUE"] {
+            if env.get(var).is_some() {
+                eprintln!("smap-identity: {var} is ignored: this build has no legacy fanout path");
+            }
+        }
+
         Ok(Self {
             app_env,
             http_host,
@@ -283,7 +319,9 @@ impl Settings {
             database_url,
             amqp_url,
             redis,
+            #[cfg(feature = "legacy-fanout")]
             enable_dual_publish: env.flag("ENABLE_DUAL_PUBLISH", true)?,
+            #[cfg(feature = "legacy-fanout")]
             consume_legacy_queue: env.flag("CONSUME_LEGACY_QUEUE", true)?,
             smtp,
             jwt_secret,
@@ -296,7 +334,8 @@ impl Settings {
 
     /// Settings for tests: development defaults, port 0, nothing external.
     pub fn for_tests() -> Self {
-        let mut settings = Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"));
+        let mut settings =
+            Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"));
         settings.app_env = AppEnv::Test;
         settings.http_port = 0;
         settings.internal_key = Secret::new("test-internal-key");
@@ -316,7 +355,10 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|var| map.get(var).cloned())
     }
 
@@ -324,8 +366,17 @@ mod tests {
     fn nothing_set_means_in_memory_development_defaults() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.app_env, AppEnv::Development);
-        assert_eq!((s.http_host.to_string().as_str(), s.http_port), ("127.0.0.1", 8080));
-        assert!(s.database_url.is_none() && s.amqp_url.is_none() && s.redis.is_none() && s.smtp.is_none());
+        assert_eq!(
+            (s.http_host.to_string().as_str(), s.http_port),
+            ("127.0.0.1", 8080)
+        );
+        assert!(
+            s.database_url.is_none()
+                && s.amqp_url.is_none()
+                && s.redis.is_none()
+                && s.smtp.is_none()
+        );
+        #[cfg(feature = "legacy-fanout")]
         assert!(s.enable_dual_publish && s.consume_legacy_queue);
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(s.uses_dev_secrets());
@@ -344,7 +395,9 @@ mod tests {
             ("HTTP_PORT", "70000"),
             ("HTTP_HOST", "localhost:80"),
             ("APP_ENV", "staging"),
+            #[cfg(feature = "legacy-fanout")]
             ("ENABLE_DUAL_PUBLISH", "maybe"),
+            #[cfg(feature = "legacy-fanout")]
             ("CONSUME_LEGACY_QUEUE", "2"),
             ("DATABASE_URL", "mysql://x"),
             ("AMQP_URL", "http://rabbit"),
@@ -364,10 +417,21 @@ mod tests {
 
     #[test]
     fn production_requires_real_secrets_and_logs_json() {
-        assert_eq!(settings(&[("APP_ENV", "production")]).unwrap_err().var, "JWT_SECRET");
+        assert_eq!(
+            settings(&[("APP_ENV", "production")]).unwrap_err().var,
+            "JWT_SECRET"
+        );
         let jwt = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
-        assert_eq!(settings(&[("APP_ENV", "production"), jwt]).unwrap_err().var, "INTERNAL_KEY");
-        let s = settings(&[("APP_ENV", "production"), jwt, ("INTERNAL_KEY", "a-long-internal-key")]).unwrap();
+        assert_eq!(
+            settings(&[("APP_ENV", "production"), jwt]).unwrap_err().var,
+            "INTERNAL_KEY"
+        );
+        let s = settings(&[
+            ("APP_ENV", "production"),
+            jwt,
+            ("INTERNAL_KEY", "a-long-internal-key"),
+        ])
+        .unwrap();
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.http_host.to_string(), "0.0.0.0");
         assert!(!s.uses_dev_secrets());
@@ -375,7 +439,12 @@ mod tests {
 
     #[test]
     fn redis_and_smtp_defaults_follow_their_host() {
-        let s = settings(&[("REDIS_HOST", "redis"), ("SMTP_HOST", "mail"), ("SMTP_TLS", "none")]).unwrap();
+        let s = settings(&[
+            ("REDIS_HOST", "redis"),
+            ("SMTP_HOST", "mail"),
+            ("SMTP_TLS", "none"),
+        ])
+        .unwrap();
         let redis = s.redis.unwrap();
         assert_eq!((redis.port, redis.state_db), (6379, 1));
         let smtp = s.smtp.unwrap();

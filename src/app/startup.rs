@@ -38,7 +38,11 @@ impl Application {
             adapters.ids.clone(),
             adapters.plans.clone(),
         ));
-        let progress = Arc::new(ProgressService::new(adapters.progress.clone(), events, adapters.clock.clone()));
+        let progress = Arc::new(ProgressService::new(
+            adapters.progress.clone(),
+            events,
+            adapters.clock.clone(),
+        ));
         let state = AppState {
             internal_key: settings.internal_key.clone(),
             tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),

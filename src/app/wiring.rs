@@ -7,7 +7,10 @@ use std::sync::Arc;
 use crate::{
     adapters::{
         clock::{RandomIds, SystemClock},
-        memory::{InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryPlanCatalog, InMemoryProgressStore},
+        memory::{
+            InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryPlanCatalog,
+            InMemoryProgressStore,
+        },
     },
     app::config::Settings,
     ports::{Clock, EventPublisher, HealthIndicator, IdGenerator, PlanCatalog, ProgressStore},
@@ -39,14 +42,25 @@ impl Adapters {
             ("SMTP_HOST", settings.smtp.is_some()),
         ] {
             if set {
-                tracing::warn!(variable = var, "this build has no adapter for {var} yet; using the in-memory adapter");
+                tracing::warn!(
+                    variable = var,
+                    "this build has no adapter for {var} yet; using the in-memory adapter"
+                );
             }
         }
-        Ok(Self::in_memory(settings, Arc::new(SystemClock), Arc::new(RandomIds)))
+        Ok(Self::in_memory(
+            settings,
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+        ))
     }
 
     /// Every port on its in-memory adapter.
-    pub fn in_memory(settings: &Settings, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+    pub fn in_memory(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
         let broker = Arc::new(InMemoryBroker::with_smap_topology());
         let (publisher, publisher_desc) = memory_publisher(settings, &broker);
         Self {
@@ -82,8 +96,13 @@ impl Adapters {
 }
 
 #[cfg(feature = "legacy-fanout")]
-fn memory_publisher(settings: &Settings, broker: &Arc<InMemoryBroker>) -> (Arc<dyn EventPublisher>, String) {
-    use crate::adapters::{dual_publish::DualPublisher, memory::InMemoryLegacySink, templates::EmailTemplates};
+fn memory_publisher(
+    settings: &Settings,
+    broker: &Arc<InMemoryBroker>,
+) -> (Arc<dyn EventPublisher>, String) {
+    use crate::adapters::{
+        dual_publish::DualPublisher, memory::InMemoryLegacySink, templates::EmailTemplates,
+    };
 
     let bus = Arc::new(InMemoryEventBus::new(broker.clone()));
     let templates = match EmailTemplates::new() {
@@ -96,12 +115,23 @@ fn memory_publisher(settings: &Settings, broker: &Arc<InMemoryBroker>) -> (Arc<d
         }
     };
     let dual = settings.enable_dual_publish;
-    let publisher = DualPublisher::new(bus, Arc::new(InMemoryLegacySink::new(broker.clone())), dual, templates);
+    let publisher = DualPublisher::new(
+        bus,
+        Arc::new(InMemoryLegacySink::new(broker.clone())),
+        dual,
+        templates,
+    );
     let desc = format!("memory (dual-publish {})", if dual { "on" } else { "off" });
     (Arc::new(publisher), desc)
 }
 
 #[cfg(not(feature = "legacy-fanout"))]
-fn memory_publisher(_settings: &Settings, broker: &Arc<InMemoryBroker>) -> (Arc<dyn EventPublisher>, String) {
-    (Arc::new(InMemoryEventBus::new(broker.clone())), "memory".into())
+fn memory_publisher(
+    _settings: &Settings,
+    broker: &Arc<InMemoryBroker>,
+) -> (Arc<dyn EventPublisher>, String) {
+    (
+        Arc::new(InMemoryEventBus::new(broker.clone())),
+        "memory".into(),
+    )
 }

@@ -32,10 +32,16 @@ pub async fn run_all(store: Arc<dyn ProgressStore>, prefix: &str) {
 pub async fn init_writes_zero_counters(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "init");
     assert_eq!(store.init(&id).await.expect("init"), Progress::initial());
-    assert_eq!(store.get_progress(&id).await.expect("get"), Some(Progress::initial()));
+    assert_eq!(
+        store.get_progress(&id).await.expect("get"),
+        Some(Progress::initial())
+    );
 }
 
-pub async fn missing_projects_are_reported_and_never_created(store: &dyn ProgressStore, prefix: &str) {
+pub async fn missing_projects_are_reported_and_never_created(
+    store: &dyn ProgressStore,
+    prefix: &str,
+) {
     let id = project(prefix, "missing");
     assert_eq!(store.get_progress(&id).await.expect("get"), None);
     assert!(matches!(
@@ -50,13 +56,20 @@ pub async fn missing_projects_are_reported_and_never_created(store: &dyn Progres
         store.mark_item_done(&id, false, Some(&item("x"))).await,
         Err(ProgressError::NotFound(_))
     ));
-    assert_eq!(store.get_progress(&id).await.expect("get"), None, "a read or failed write created the project");
+    assert_eq!(
+        store.get_progress(&id).await.expect("get"),
+        None,
+        "a read or failed write created the project"
+    );
 }
 
 pub async fn items_and_errors_are_counted(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "count");
     store.init(&id).await.expect("init");
-    let update = store.set_total(&id, 3, ProjectStatus::Processing).await.expect("set_total");
+    let update = store
+        .set_total(&id, 3, ProjectStatus::Processing)
+        .await
+        .expect("set_total");
     assert!(!update.completed);
     let a = store.mark_item_done(&id, false, None).await.expect("mark");
     let b = store.mark_item_done(&id, true, None).await.expect("mark");
@@ -67,36 +80,63 @@ pub async fn items_and_errors_are_counted(store: &dyn ProgressStore, prefix: &st
     assert_eq!(c.progress.status, ProjectStatus::Done);
     assert_eq!(
         store.get_progress(&id).await.expect("get"),
-        Some(Progress { status: ProjectStatus::Done, total: 3, done: 3, errors: 1 })
+        Some(Progress {
+            status: ProjectStatus::Done,
+            total: 3,
+            done: 3,
+            errors: 1
+        })
     );
-    let late = store.mark_item_done(&id, false, None).await.expect("late mark");
+    let late = store
+        .mark_item_done(&id, false, None)
+        .await
+        .expect("late mark");
     assert_eq!(late.outcome, ItemOutcome::Processing, "a second COMPLETED");
     assert_eq!(late.progress.done, 4);
 }
 
-pub async fn the_crawling_guard_holds_back_the_finish_line(store: &dyn ProgressStore, prefix: &str) {
+pub async fn the_crawling_guard_holds_back_the_finish_line(
+    store: &dyn ProgressStore,
+    prefix: &str,
+) {
     let id = project(prefix, "crawling");
     store.init(&id).await.expect("init");
-    store.set_total(&id, 2, ProjectStatus::Crawling).await.expect("set_total");
+    store
+        .set_total(&id, 2, ProjectStatus::Crawling)
+        .await
+        .expect("set_total");
     for _ in 0..3 {
         let update = store.mark_item_done(&id, false, None).await.expect("mark");
-        assert_eq!(update.outcome, ItemOutcome::Processing, "completed while CRAWLING");
+        assert_eq!(
+            update.outcome,
+            ItemOutcome::Processing,
+            "completed while CRAWLING"
+        );
     }
     let progress = store.get_progress(&id).await.expect("get").expect("exists");
     assert_eq!(progress.status, ProjectStatus::Crawling);
 }
 
-pub async fn a_late_processing_wait_completes_the_project_once(store: &dyn ProgressStore, prefix: &str) {
+pub async fn a_late_processing_wait_completes_the_project_once(
+    store: &dyn ProgressStore,
+    prefix: &str,
+) {
     let id = project(prefix, "late-wait");
     store.init(&id).await.expect("init");
-    store.set_total(&id, 2, ProjectStatus::Crawling).await.expect("set_total");
+    store
+        .set_total(&id, 2, ProjectStatus::Crawling)
+        .await
+        .expect("set_total");
     store.mark_item_done(&id, false, None).await.expect("mark");
     store.mark_item_done(&id, false, None).await.expect("mark");
     let update = store
         .set_total(&id, 2, ProjectStatus::ProcessingWait)
         .await
         .expect("set_total");
-    assert!(update.completed, "ending discovery after the last item must complete");
+    assert!(
+        update.completed,
+        "ending discovery after the last item must complete"
+    );
     assert_eq!(update.progress.status, ProjectStatus::Done);
     let again = store.mark_item_done(&id, false, None).await.expect("mark");
     assert_eq!(again.outcome, ItemOutcome::Processing);
@@ -105,26 +145,48 @@ pub async fn a_late_processing_wait_completes_the_project_once(store: &dyn Progr
 pub async fn redelivered_items_are_counted_once(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "dedupe");
     store.init(&id).await.expect("init");
-    store.set_total(&id, 2, ProjectStatus::Processing).await.expect("set_total");
-    let first = store.mark_item_done(&id, true, Some(&item("post-1"))).await.expect("mark");
+    store
+        .set_total(&id, 2, ProjectStatus::Processing)
+        .await
+        .expect("set_total");
+    let first = store
+        .mark_item_done(&id, true, Some(&item("post-1")))
+        .await
+        .expect("mark");
     assert!(!first.duplicate);
     for _ in 0..3 {
-        let again = store.mark_item_done(&id, true, Some(&item("post-1"))).await.expect("mark");
+        let again = store
+            .mark_item_done(&id, true, Some(&item("post-1")))
+            .await
+            .expect("mark");
         assert!(again.duplicate);
         assert_eq!((again.progress.done, again.progress.errors), (1, 1));
         assert_eq!(again.outcome, ItemOutcome::Processing);
     }
-    let last = store.mark_item_done(&id, false, Some(&item("post-2"))).await.expect("mark");
+    let last = store
+        .mark_item_done(&id, false, Some(&item("post-2")))
+        .await
+        .expect("mark");
     assert_eq!(last.outcome, ItemOutcome::Completed);
-    let replay = store.mark_item_done(&id, false, Some(&item("post-2"))).await.expect("mark");
-    assert_eq!(replay.outcome, ItemOutcome::Processing, "a replayed last item completed twice");
+    let replay = store
+        .mark_item_done(&id, false, Some(&item("post-2")))
+        .await
+        .expect("mark");
+    assert_eq!(
+        replay.outcome,
+        ItemOutcome::Processing,
+        "a replayed last item completed twice"
+    );
     assert!(replay.duplicate);
 }
 
 pub async fn a_done_project_cannot_be_reopened(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "reopen");
     store.init(&id).await.expect("init");
-    store.set_total(&id, 1, ProjectStatus::Processing).await.expect("set_total");
+    store
+        .set_total(&id, 1, ProjectStatus::Processing)
+        .await
+        .expect("set_total");
     store.mark_item_done(&id, false, None).await.expect("mark");
     assert!(matches!(
         store.set_total(&id, 5, ProjectStatus::Crawling).await,
@@ -137,12 +199,27 @@ pub async fn a_done_project_cannot_be_reopened(store: &dyn ProgressStore, prefix
 pub async fn init_resets_an_existing_project(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "reset");
     store.init(&id).await.expect("init");
-    store.set_total(&id, 5, ProjectStatus::Processing).await.expect("set_total");
-    store.mark_item_done(&id, false, Some(&item("a"))).await.expect("mark");
+    store
+        .set_total(&id, 5, ProjectStatus::Processing)
+        .await
+        .expect("set_total");
+    store
+        .mark_item_done(&id, false, Some(&item("a")))
+        .await
+        .expect("mark");
     store.init(&id).await.expect("init again");
-    assert_eq!(store.get_progress(&id).await.expect("get"), Some(Progress::initial()));
-    store.set_total(&id, 5, ProjectStatus::Processing).await.expect("set_total");
-    let update = store.mark_item_done(&id, false, Some(&item("a"))).await.expect("mark");
+    assert_eq!(
+        store.get_progress(&id).await.expect("get"),
+        Some(Progress::initial())
+    );
+    store
+        .set_total(&id, 5, ProjectStatus::Processing)
+        .await
+        .expect("set_total");
+    let update = store
+        .mark_item_done(&id, false, Some(&item("a")))
+        .await
+        .expect("mark");
     assert!(!update.duplicate, "init must forget earlier item ids");
 }
 
@@ -155,7 +232,10 @@ pub async fn concurrent_workers_see_exactly_one_completion(
 ) {
     let id = project(prefix, "race");
     store.init(&id).await.expect("init");
-    store.set_total(&id, workers, ProjectStatus::Processing).await.expect("set_total");
+    store
+        .set_total(&id, workers, ProjectStatus::Processing)
+        .await
+        .expect("set_total");
     let tasks: Vec<_> = (0..workers)
         .map(|n| {
             let store = store.clone();

@@ -158,7 +158,10 @@ mod tests {
             Email::parse("abcdef@example.com").unwrap().masked(),
             "ab***@example.com"
         );
-        assert_eq!(Email::parse("a@example.com").unwrap().masked(), "a***@example.com");
+        assert_eq!(
+            Email::parse("a@example.com").unwrap().masked(),
+            "a***@example.com"
+        );
         assert!(!format!("{:?}", Email::parse("abcdef@example.com").unwrap()).contains("cdef"));
     }
 }

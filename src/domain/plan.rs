@@ -10,7 +10,9 @@ const MAX_LEN: usize = 32;
 pub const FREE_PLAN: &str = "free";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 1-{MAX_LEN} characters of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit")]
+#[error(
+    "must be 1-{MAX_LEN} characters of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit"
+)]
 pub struct PlanCodeError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

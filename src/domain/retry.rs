@@ -37,7 +37,11 @@ impl RetryPolicy {
     /// Runs `op` (given the 1-based try number) until it succeeds, fails with
     /// an error `is_transient` rejects, or the tries are used up; the last
     /// error is returned.
-    pub async fn run<T, E, F, Fut>(&self, mut op: F, is_transient: impl Fn(&E) -> bool) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        mut op: F,
+        is_transient: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -75,7 +79,9 @@ mod tests {
             attempts: 4,
             initial_backoff: Duration::from_secs(1),
         };
-        let waits: Vec<u64> = (1..=4).map(|a| policy.backoff_before(a).as_secs()).collect();
+        let waits: Vec<u64> = (1..=4)
+            .map(|a| policy.backoff_before(a).as_secs())
+            .collect();
         assert_eq!(waits, [0, 1, 2, 4]);
     }
 
@@ -118,7 +124,11 @@ mod tests {
         let result = RetryPolicy::PUBLISH
             .run(
                 |attempt| async move {
-                    if attempt < 3 { Err(Failure::Transient) } else { Ok(attempt) }
+                    if attempt < 3 {
+                        Err(Failure::Transient)
+                    } else {
+                        Ok(attempt)
+                    }
                 },
                 |e| *e == Failure::Transient,
             )

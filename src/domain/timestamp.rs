@@ -71,7 +71,10 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 27, 10, 30, 45).unwrap();
         assert_eq!(Timestamp::new(at).to_string(), "2026-11-27T10:30:45.000Z");
         let precise = at + chrono::Duration::nanoseconds(123_456_789);
-        assert_eq!(Timestamp::new(precise).to_string(), "2026-11-27T10:30:45.123Z");
+        assert_eq!(
+            Timestamp::new(precise).to_string(),
+            "2026-11-27T10:30:45.123Z"
+        );
     }
 
     #[test]

@@ -14,11 +14,19 @@ pub struct Health {
 
 impl Health {
     pub fn up(adapter: &'static str, details: serde_json::Value) -> Self {
-        Self { healthy: true, adapter, details }
+        Self {
+            healthy: true,
+            adapter,
+            details,
+        }
     }
 
     pub fn down(adapter: &'static str, details: serde_json::Value) -> Self {
-        Self { healthy: false, adapter, details }
+        Self {
+            healthy: false,
+            adapter,
+            details,
+        }
     }
 }
 

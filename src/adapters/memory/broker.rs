@@ -121,7 +121,11 @@ impl InMemoryBroker {
         let _ = self.declare_exchange(topology::EVENTS_EXCHANGE, ExchangeKind::Topic);
         self.declare_queue(topology::EMAIL_QUEUE);
         self.declare_queue(topology::EMAIL_ERRORS_QUEUE);
-        let _ = self.bind(topology::EMAIL_QUEUE, topology::EVENTS_EXCHANGE, topology::EMAIL_BINDING);
+        let _ = self.bind(
+            topology::EMAIL_QUEUE,
+            topology::EVENTS_EXCHANGE,
+            topology::EMAIL_BINDING,
+        );
         #[cfg(feature = "legacy-fanout")]
         {
             let _ = self.declare_exchange(topology::LEGACY_EXCHANGE, ExchangeKind::Fanout);
@@ -293,8 +297,16 @@ mod tests {
             ("#.completed", "completed", true),
             ("#.completed", "job.completed.late", false),
             ("subscription.#.changed", "subscription.changed", true),
-            ("subscription.#.changed", "subscription.status.changed", true),
-            ("subscription.#.changed", "subscription.status_changed", false),
+            (
+                "subscription.#.changed",
+                "subscription.status.changed",
+                true,
+            ),
+            (
+                "subscription.#.changed",
+                "subscription.status_changed",
+                false,
+            ),
             ("*.*", "job.completed", true),
             ("*.*", "email.verification.requested", false),
             ("#.#", "a.b.c", true),
@@ -318,7 +330,9 @@ mod tests {
         broker.bind("q", "x", "email.#").unwrap();
         broker.bind("q", "x", "*.verification.*").unwrap();
 
-        let routed = broker.publish("x", "email.verification.requested", props(), b"{}").unwrap();
+        let routed = broker
+            .publish("x", "email.verification.requested", props(), b"{}")
+            .unwrap();
 
         assert_eq!(routed, 1);
         assert_eq!(broker.message_count("q"), Some(1));
@@ -343,7 +357,11 @@ mod tests {
             broker.publish("nope", "a.b", props(), b"").unwrap_err(),
             BrokerError::NoExchange("nope".into())
         );
-        assert!(broker.declare_exchange(topology::EVENTS_EXCHANGE, ExchangeKind::Topic).is_ok());
+        assert!(
+            broker
+                .declare_exchange(topology::EVENTS_EXCHANGE, ExchangeKind::Topic)
+                .is_ok()
+        );
         assert_eq!(
             broker.declare_exchange(topology::EVENTS_EXCHANGE, ExchangeKind::Fanout),
             Err(BrokerError::KindMismatch(topology::EVENTS_EXCHANGE.into()))
@@ -353,8 +371,22 @@ mod tests {
     #[test]
     fn the_smap_topology_routes_email_events_to_the_v2_queue_only() {
         let broker = InMemoryBroker::with_smap_topology();
-        broker.publish(topology::EVENTS_EXCHANGE, "email.verification.requested", props(), b"e").unwrap();
-        broker.publish(topology::EVENTS_EXCHANGE, "subscription.created", props(), b"s").unwrap();
+        broker
+            .publish(
+                topology::EVENTS_EXCHANGE,
+                "email.verification.requested",
+                props(),
+                b"e",
+            )
+            .unwrap();
+        broker
+            .publish(
+                topology::EVENTS_EXCHANGE,
+                "subscription.created",
+                props(),
+                b"s",
+            )
+            .unwrap();
         assert_eq!(broker.message_count(topology::EMAIL_QUEUE), Some(1));
         assert_eq!(broker.message_count(topology::EMAIL_ERRORS_QUEUE), Some(0));
     }
@@ -367,7 +399,9 @@ mod tests {
             tokio::spawn(async move { broker.take(topology::EMAIL_QUEUE).await })
         };
         tokio::task::yield_now().await;
-        broker.publish(topology::EVENTS_EXCHANGE, "email.sent", props(), b"late").unwrap();
+        broker
+            .publish(topology::EVENTS_EXCHANGE, "email.sent", props(), b"late")
+            .unwrap();
 
         let delivery = waiter.await.unwrap().unwrap();
 

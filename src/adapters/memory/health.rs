@@ -30,6 +30,9 @@ impl HealthIndicator for InMemoryHealth {
     }
 
     async fn check(&self) -> Health {
-        Health::up("memory", serde_json::json!({ "note": "in-process adapter" }))
+        Health::up(
+            "memory",
+            serde_json::json!({ "note": "in-process adapter" }),
+        )
     }
 }

@@ -25,7 +25,12 @@ impl InMemoryLegacySink {
 impl LegacySink for InMemoryLegacySink {
     async fn publish_legacy(&self, event: &SealedEvent, body: &[u8]) -> Result<(), PublishError> {
         self.broker
-            .publish(LEGACY_EXCHANGE, "", MessageProperties::for_event(event), body)
+            .publish(
+                LEGACY_EXCHANGE,
+                "",
+                MessageProperties::for_event(event),
+                body,
+            )
             .map(drop)
             .map_err(|e| PublishError::Unexpected(e.into()))
     }

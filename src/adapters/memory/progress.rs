@@ -162,7 +162,9 @@ mod tests {
     use crate::{adapters::clock::ManualClock, contract};
 
     fn store() -> (Arc<ManualClock>, Arc<InMemoryProgressStore>) {
-        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap()));
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
+        ));
         (clock.clone(), Arc::new(InMemoryProgressStore::new(clock)))
     }
 
@@ -180,12 +182,18 @@ mod tests {
         assert_eq!(store.ttl_seconds(&id), Some(PROGRESS_TTL_SECONDS));
 
         clock.advance(Duration::days(3));
-        assert_eq!(store.ttl_seconds(&id), Some(PROGRESS_TTL_SECONDS - 3 * 86_400));
+        assert_eq!(
+            store.ttl_seconds(&id),
+            Some(PROGRESS_TTL_SECONDS - 3 * 86_400)
+        );
         store.mark_item_done(&id, false, None).await.unwrap();
         assert_eq!(store.ttl_seconds(&id), Some(PROGRESS_TTL_SECONDS));
 
         clock.advance(Duration::days(6));
-        store.set_total(&id, 9, ProjectStatus::Processing).await.unwrap();
+        store
+            .set_total(&id, 9, ProjectStatus::Processing)
+            .await
+            .unwrap();
         assert_eq!(store.ttl_seconds(&id), Some(PROGRESS_TTL_SECONDS));
 
         clock.advance(Duration::seconds(PROGRESS_TTL_SECONDS));

@@ -35,26 +35,39 @@ fn is_json(req: &HttpRequest) -> bool {
         .and_then(|v| v.split(';').next())
         .map(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
 
-/// Reads `bytes` as `T`; the error names the JSON path that failed.
+/// Reads `bytes` as a JSON object of type `T`; the error names the JSON path
+/// that failed. Every request body of this API is an object, and parsing
+/// through `Value` first keeps serde from reading an array as a struct.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED_BODY,
+            format!("malformed JSON body: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(StatusCode::BAD_REQUEST, codes::MALFORMED_BODY, format!("malformed JSON body: {inner}"));
-        }
-        // The field path says where; the line/column suffix adds nothing.
-        let mut problem = inner.to_string();
-        if let Some(at) = problem.rfind(" at line ") {
-            problem.truncate(at);
-        }
-        let field = if path == "." { "body".to_owned() } else { path };
+        let problem = e.into_inner().to_string();
+        // serde reports a missing field at its parent; name the field itself.
+        let missing = problem
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_owned(),
+            (".", None) => "body".to_owned(),
+            (parent, Some(name)) => format!("{parent}.{name}"),
+            (parent, None) => parent.to_owned(),
+        };
         ApiError::invalid_field(field, problem)
     })
 }
@@ -82,7 +95,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                         format!("the body is over the {MAX_BODY_BYTES}-byte limit"),
                     )
                 } else {
-                    ApiError::new(StatusCode::BAD_REQUEST, codes::MALFORMED_BODY, format!("unreadable body: {e}"))
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        codes::MALFORMED_BODY,
+                        format!("unreadable body: {e}"),
+                    )
                 }
             })?;
             parse_json(&bytes).map(JsonBody)
@@ -105,7 +122,9 @@ fn internal_key(req: &HttpRequest) -> Result<Option<()>, ApiError> {
     if bool::from(given.as_bytes().ct_eq(expected)) {
         Ok(Some(()))
     } else {
-        Err(ApiError::forbidden(format!("the `{INTERNAL_KEY_HEADER}` header is wrong")))
+        Err(ApiError::forbidden(format!(
+            "the `{INTERNAL_KEY_HEADER}` header is wrong"
+        )))
     }
 }
 
@@ -135,7 +154,9 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
     }
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 /// A signed-in user (any role).
@@ -159,7 +180,9 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(match current_user(req) {
             Ok(Some(claims)) => Ok(CurrentUser(claims)),
-            Ok(None) => Err(ApiError::unauthenticated("sign in first: no auth cookie or bearer token")),
+            Ok(None) => Err(ApiError::unauthenticated(
+                "sign in first: no auth cookie or bearer token",
+            )),
             Err(e) => Err(e),
         })
     }

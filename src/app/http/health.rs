@@ -34,13 +34,20 @@ fn report(checks: Vec<(&'static str, Health)>) -> HttpResponse {
     let (status, code, word) = if healthy {
         (StatusCode::OK, codes::SUCCESS, "healthy")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, codes::UNAVAILABLE, "unhealthy")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::UNAVAILABLE,
+            "unhealthy",
+        )
     };
     HttpResponse::build(status).json(Envelope {
         error_code: code,
         message: word.to_owned(),
         errors: None,
-        data: Report { status: word, checks },
+        data: Report {
+            status: word,
+            checks,
+        },
     })
 }
 
@@ -51,7 +58,11 @@ async fn run_checks(state: &AppState, only_ready: bool) -> Vec<(&'static str, He
         .filter(|i| !only_ready || i.required_for_readiness())
         .collect();
     let results = join_all(indicators.iter().map(|i| i.check())).await;
-    indicators.iter().map(|i| i.component()).zip(results).collect()
+    indicators
+        .iter()
+        .map(|i| i.component())
+        .zip(results)
+        .collect()
 }
 
 #[get("/health")]
@@ -69,7 +80,10 @@ pub async fn component_health(
         .iter()
         .find(|i| i.component() == component.as_str())
         .ok_or_else(|| ApiError::not_found(format!("no health check named `{component}`")))?;
-    Ok(report(vec![(indicator.component(), indicator.check().await)]))
+    Ok(report(vec![(
+        indicator.component(),
+        indicator.check().await,
+    )]))
 }
 
 #[get("/live")]

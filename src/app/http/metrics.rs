@@ -26,7 +26,10 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?.build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&BUCKETS)
+                .ok()?
+                .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
@@ -36,7 +39,10 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
-    metrics::describe_counter!("events_published_total", "Events confirmed by the event bus, by routing key.");
+    metrics::describe_counter!(
+        "events_published_total",
+        "Events confirmed by the event bus, by routing key."
+    );
     metrics::describe_counter!(
         "event_publish_failures_total",
         "Events that failed validation or publishing, by routing key and error type."
@@ -46,7 +52,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time from publish to broker confirm, per try."
     );
-    metrics::describe_counter!("http_requests_total", "HTTP requests by method, route template and status.");
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests by method, route template and status."
+    );
     metrics::describe_histogram!(
         "http_request_duration_seconds",
         metrics::Unit::Seconds,
@@ -75,7 +84,9 @@ pub async fn track(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "http_request",
         http.request.method = %method,
@@ -88,8 +99,13 @@ pub async fn track(
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     span.record("http.response.status_code", status);
-    let labels = [("method", method), ("route", route), ("status", status.to_string())];
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }

@@ -11,13 +11,11 @@ pub mod state;
 
 use std::net::TcpListener;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
-
-use self::{
-    extract::MAX_BODY_BYTES,
-    response::ApiError,
-    state::AppState,
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web,
 };
+
+use self::{extract::MAX_BODY_BYTES, response::ApiError, state::AppState};
 
 /// How long in-flight requests may run on after SIGTERM/SIGINT.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
@@ -35,7 +33,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// Binds the routes to `listener`; the returned server stops gracefully on

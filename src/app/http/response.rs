@@ -81,15 +81,23 @@ impl ApiError {
     pub fn invalid_field(field: impl Into<String>, problem: impl fmt::Display) -> Self {
         let field = field.into();
         let message = format!("invalid `{field}`: {problem}");
-        Self::new(StatusCode::BAD_REQUEST, codes::INVALID_FIELD, message.clone())
-            .with_issue(field, problem.to_string())
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_FIELD,
+            message.clone(),
+        )
+        .with_issue(field, problem.to_string())
     }
 
     /// 422 for a well-formed value that breaks a business rule.
     pub fn rule_violated(field: impl Into<String>, problem: impl fmt::Display) -> Self {
         let field = field.into();
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, codes::RULE_VIOLATED, problem.to_string())
-            .with_issue(field, problem.to_string())
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::RULE_VIOLATED,
+            problem.to_string(),
+        )
+        .with_issue(field, problem.to_string())
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
@@ -115,7 +123,12 @@ impl ApiError {
 
     /// 500: a bug or an unexpected failure; details go to the log only.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error").with_cause(cause)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            "internal error",
+        )
+        .with_cause(cause)
     }
 
     pub fn with_issue(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -143,7 +156,13 @@ impl ApiError {
 
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )?;
         if let Some(cause) = &self.cause {
             write!(f, " (caused by: {cause:#})")?;
         }
@@ -165,7 +184,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         // The one place a failure's cause chain is logged.
         if self.status.is_server_error() {
-            let cause = self.cause.as_ref().map(|c| format!("{c:#}")).unwrap_or_default();
+            let cause = self
+                .cause
+                .as_ref()
+                .map(|c| format!("{c:#}"))
+                .unwrap_or_default();
             tracing::error!(status = self.status.as_u16(), error_code = self.code, message = %self.message, cause = %cause, "request failed");
         } else {
             tracing::debug!(status = self.status.as_u16(), error_code = self.code, message = %self.message, "request refused");

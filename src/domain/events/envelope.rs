@@ -247,7 +247,11 @@ mod tests {
     fn envelope() -> EventEnvelope {
         let at = Utc.with_ymd_and_hms(2026, 11, 27, 10, 30, 45).unwrap()
             + chrono::Duration::milliseconds(123);
-        EventEnvelope::new(EventId::from_uuid(Uuid::new_v4()), Timestamp::new(at), job_completed())
+        EventEnvelope::new(
+            EventId::from_uuid(Uuid::new_v4()),
+            Timestamp::new(at),
+            job_completed(),
+        )
     }
 
     #[test]
@@ -258,7 +262,12 @@ mod tests {
         assert_eq!(text.len(), 40);
         assert_eq!(EventId::parse(&text), Ok(id));
         let upper = format!("evt_{}", id.uuid().hyphenated().to_string().to_uppercase());
-        for bad in [id.uuid().to_string(), upper, "evt_123".into(), format!("evt_{}", id.uuid().simple())] {
+        for bad in [
+            id.uuid().to_string(),
+            upper,
+            "evt_123".into(),
+            format!("evt_{}", id.uuid().simple()),
+        ] {
             assert_eq!(EventId::parse(&bad), Err(EventIdError), "{bad}");
         }
     }

@@ -190,7 +190,11 @@ impl CancellationReason {
         let ok = !text.is_empty()
             && text.chars().count() <= MAX_REASON_CHARS
             && !text.chars().any(|c| c.is_control() && c != '\n');
-        if ok { Ok(Self(text.to_owned())) } else { Err(CancellationReasonError) }
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(CancellationReasonError)
+        }
     }
 
     pub fn user_requested() -> Self {
@@ -251,7 +255,11 @@ impl TransitionReason {
         let ok = !input.is_empty()
             && input.len() <= 64
             && input.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if ok { Ok(Self(input.to_owned())) } else { Err(TransitionReasonError) }
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(TransitionReasonError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -301,9 +309,14 @@ mod tests {
 
     #[test]
     fn parses_a_verification_payload() {
-        let data = EventData::from_json(&key(keys::EMAIL_VERIFICATION_REQUESTED), verification_json())
-            .unwrap();
-        let EventData::EmailVerificationRequested(p) = data else { panic!("wrong variant") };
+        let data = EventData::from_json(
+            &key(keys::EMAIL_VERIFICATION_REQUESTED),
+            verification_json(),
+        )
+        .unwrap();
+        let EventData::EmailVerificationRequested(p) = data else {
+            panic!("wrong variant")
+        };
         assert_eq!(p.locale, Locale::Vi);
         assert_eq!(p.otp_code.as_str(), "123456");
     }
@@ -321,7 +334,8 @@ mod tests {
         for (field, bad) in cases {
             let mut data = verification_json();
             data[field] = bad;
-            let err = EventData::from_json(&key(keys::EMAIL_VERIFICATION_REQUESTED), data).unwrap_err();
+            let err =
+                EventData::from_json(&key(keys::EMAIL_VERIFICATION_REQUESTED), data).unwrap_err();
             assert_eq!(field_of(err), format!("payload.data.{field}"));
         }
     }
@@ -331,7 +345,9 @@ mod tests {
         let mut data = verification_json();
         data.as_object_mut().unwrap().remove("otp_code");
         let err = EventData::from_json(&key(keys::EMAIL_VERIFICATION_REQUESTED), data).unwrap_err();
-        let EnvelopeParseError::Malformed { message, .. } = err else { panic!() };
+        let EnvelopeParseError::Malformed { message, .. } = err else {
+            panic!()
+        };
         assert!(message.contains("missing field `otp_code`"), "{message}");
     }
 
@@ -350,7 +366,10 @@ mod tests {
 
     #[test]
     fn cancellation_reasons_are_trimmed_bounded_text() {
-        assert_eq!(CancellationReason::parse("  too pricey ").unwrap().as_str(), "too pricey");
+        assert_eq!(
+            CancellationReason::parse("  too pricey ").unwrap().as_str(),
+            "too pricey"
+        );
         assert!(CancellationReason::parse("line one\nline two").is_ok());
         assert!(CancellationReason::parse("   ").is_err());
         assert!(CancellationReason::parse("bell\u{7}").is_err());

@@ -88,11 +88,18 @@ impl EventService {
     /// retrying transient failures.
     pub async fn publish_sealed(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
         self.retry
-            .run(|attempt| self.publish_once(event, attempt), PublishError::is_transient)
+            .run(
+                |attempt| self.publish_once(event, attempt),
+                PublishError::is_transient,
+            )
             .await
     }
 
-    async fn publish_once(&self, event: &SealedEvent, attempt: u32) -> Result<EventId, PublishError> {
+    async fn publish_once(
+        &self,
+        event: &SealedEvent,
+        attempt: u32,
+    ) -> Result<EventId, PublishError> {
         let envelope = event.envelope();
         let routing_key = envelope.routing_key.as_str();
         let started = Instant::now();
@@ -163,7 +170,9 @@ mod tests {
     };
 
     fn clock() -> Arc<ManualClock> {
-        Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap()))
+        Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
+        ))
     }
 
     fn verification(clock: &ManualClock) -> EventData {
@@ -229,7 +238,9 @@ mod tests {
 
         assert!(matches!(
             err,
-            PublishError::Rejected(EventValidationError::NotInFuture { field: "expires_at" })
+            PublishError::Rejected(EventValidationError::NotInFuture {
+                field: "expires_at"
+            })
         ));
         assert!(!err.is_transient());
     }
@@ -238,7 +249,10 @@ mod tests {
     async fn subscription_events_must_name_an_existing_plan() {
         let clock = clock();
         let mut publisher = MockEventPublisher::new();
-        publisher.expect_publish().times(1).returning(|e| Ok(e.event_id()));
+        publisher
+            .expect_publish()
+            .times(1)
+            .returning(|e| Ok(e.event_id()));
         let service = service(publisher, clock.clone());
 
         assert!(service.publish(trial(&clock, "free")).await.is_ok());
@@ -274,10 +288,11 @@ mod tests {
     async fn permanent_failures_are_not_retried() {
         let clock = clock();
         let mut publisher = MockEventPublisher::new();
-        publisher
-            .expect_publish()
-            .times(1)
-            .returning(|_| Err(PublishError::Unexpected(anyhow::anyhow!("no such exchange"))));
+        publisher.expect_publish().times(1).returning(|_| {
+            Err(PublishError::Unexpected(anyhow::anyhow!(
+                "no such exchange"
+            )))
+        });
         let service = service(publisher, clock.clone());
 
         assert!(service.publish(verification(&clock)).await.is_err());

@@ -284,9 +284,18 @@ mod tests {
     #[test]
     fn valid_events_pass() {
         assert_eq!(verification(10).validate(now()), Ok(()));
-        assert_eq!(EventData::SubscriptionCreated(trial()).validate(now()), Ok(()));
-        assert_eq!(EventData::SubscriptionCancelled(cancelled()).validate(now()), Ok(()));
-        assert_eq!(EventData::SubscriptionStatusChanged(changed()).validate(now()), Ok(()));
+        assert_eq!(
+            EventData::SubscriptionCreated(trial()).validate(now()),
+            Ok(())
+        );
+        assert_eq!(
+            EventData::SubscriptionCancelled(cancelled()).validate(now()),
+            Ok(())
+        );
+        assert_eq!(
+            EventData::SubscriptionStatusChanged(changed()).validate(now()),
+            Ok(())
+        );
         assert_eq!(job(3, 3, 1).validate(now()), Ok(()));
     }
 
@@ -310,10 +319,16 @@ mod tests {
     fn a_trial_needs_its_start_and_end() {
         let mut p = trial();
         p.trial_start = None;
-        assert_eq!(field(EventData::SubscriptionCreated(p).validate(now())), Some("trial_start"));
+        assert_eq!(
+            field(EventData::SubscriptionCreated(p).validate(now())),
+            Some("trial_start")
+        );
         let mut p = trial();
         p.trial_end = None;
-        assert_eq!(field(EventData::SubscriptionCreated(p).validate(now())), Some("trial_end"));
+        assert_eq!(
+            field(EventData::SubscriptionCreated(p).validate(now())),
+            Some("trial_end")
+        );
     }
 
     #[test]
@@ -339,14 +354,20 @@ mod tests {
     fn a_new_subscription_is_trialing_or_active() {
         let mut p = trial();
         p.status = SubscriptionStatus::PastDue;
-        assert_eq!(field(EventData::SubscriptionCreated(p).validate(now())), Some("status"));
+        assert_eq!(
+            field(EventData::SubscriptionCreated(p).validate(now())),
+            Some("status")
+        );
     }
 
     #[test]
     fn a_cancellation_ends_in_cancelled_from_another_status() {
         let mut p = cancelled();
         p.new_status = SubscriptionStatus::Expired;
-        assert_eq!(field(EventData::SubscriptionCancelled(p).validate(now())), Some("new_status"));
+        assert_eq!(
+            field(EventData::SubscriptionCancelled(p).validate(now())),
+            Some("new_status")
+        );
         let mut p = cancelled();
         p.previous_status = SubscriptionStatus::Cancelled;
         assert_eq!(
@@ -361,7 +382,9 @@ mod tests {
         p.cancellation_reason = CancellationReason::admin_action();
         assert_eq!(
             EventData::SubscriptionCancelled(p.clone()).validate(now()),
-            Err(EventValidationError::Missing { field: "admin_user_id" })
+            Err(EventValidationError::Missing {
+                field: "admin_user_id"
+            })
         );
         p.admin_user_id = Some(Uuid::new_v4());
         assert_eq!(EventData::SubscriptionCancelled(p).validate(now()), Ok(()));

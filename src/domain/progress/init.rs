@@ -3,7 +3,10 @@
 use super::{Progress, ProgressService, ProgressUseCaseError, ProjectId};
 
 impl ProgressService {
-    pub async fn init_project(&self, project: &ProjectId) -> Result<Progress, ProgressUseCaseError> {
+    pub async fn init_project(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Progress, ProgressUseCaseError> {
         Ok(self.store.init(project).await?)
     }
 }

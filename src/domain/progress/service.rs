@@ -41,7 +41,11 @@ impl ProgressService {
         events: Arc<EventService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, events, clock }
+        Self {
+            store,
+            events,
+            clock,
+        }
     }
 
     /// Publishes `job.completed` for the one caller that crossed the finish line.

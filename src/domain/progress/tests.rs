@@ -9,7 +9,10 @@ use super::*;
 use crate::{
     adapters::{
         clock::{ManualClock, RandomIds},
-        memory::{ExchangeKind, InMemoryBroker, InMemoryEventBus, InMemoryPlanCatalog, InMemoryProgressStore},
+        memory::{
+            ExchangeKind, InMemoryBroker, InMemoryEventBus, InMemoryPlanCatalog,
+            InMemoryProgressStore,
+        },
         topology::EVENTS_EXCHANGE,
     },
     domain::{
@@ -27,10 +30,17 @@ struct World {
 }
 
 fn world_with(publisher: Arc<dyn EventPublisher>, broker: Arc<InMemoryBroker>) -> World {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap(),
+    ));
     let events = Arc::new(
-        EventService::new(publisher, clock.clone(), Arc::new(RandomIds), Arc::new(InMemoryPlanCatalog::with_defaults()))
-            .with_retry(RetryPolicy::NONE),
+        EventService::new(
+            publisher,
+            clock.clone(),
+            Arc::new(RandomIds),
+            Arc::new(InMemoryPlanCatalog::with_defaults()),
+        )
+        .with_retry(RetryPolicy::NONE),
     );
     let store = Arc::new(InMemoryProgressStore::new(clock.clone()));
     World {
@@ -41,7 +51,9 @@ fn world_with(publisher: Arc<dyn EventPublisher>, broker: Arc<InMemoryBroker>) -
 
 fn world() -> World {
     let broker = Arc::new(InMemoryBroker::with_smap_topology());
-    broker.declare_exchange(EVENTS_EXCHANGE, ExchangeKind::Topic).unwrap();
+    broker
+        .declare_exchange(EVENTS_EXCHANGE, ExchangeKind::Topic)
+        .unwrap();
     broker.declare_queue(JOBS);
     broker.bind(JOBS, EVENTS_EXCHANGE, "job.#").unwrap();
     world_with(Arc::new(InMemoryEventBus::new(broker.clone())), broker)
@@ -64,7 +76,10 @@ async fn a_thousand_workers_finishing_at_once_publish_one_job_completed() {
     let w = world();
     let project = id("race");
     w.service.init_project(&project).await.unwrap();
-    w.service.set_total(&project, 1000, ProjectStatus::Processing).await.unwrap();
+    w.service
+        .set_total(&project, 1000, ProjectStatus::Processing)
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (0..1000)
         .map(|n| {
@@ -84,8 +99,13 @@ async fn a_thousand_workers_finishing_at_once_publish_one_job_completed() {
     let events = completed_events(&w.broker);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].routing_key.as_str(), keys::JOB_COMPLETED);
-    let EventData::JobCompleted(payload) = &events[0].data else { panic!("wrong payload") };
-    assert_eq!((payload.total, payload.done, payload.errors), (1000, 1000, 10));
+    let EventData::JobCompleted(payload) = &events[0].data else {
+        panic!("wrong payload")
+    };
+    assert_eq!(
+        (payload.total, payload.done, payload.errors),
+        (1000, 1000, 10)
+    );
     assert_eq!(payload.project_id, project);
 }
 
@@ -94,18 +114,39 @@ async fn ending_discovery_after_the_last_item_publishes_job_completed_from_set_t
     let w = world();
     let project = id("late");
     w.service.init_project(&project).await.unwrap();
-    w.service.set_total(&project, 2, ProjectStatus::Crawling).await.unwrap();
-    w.service.mark_item_done(&project, false, None).await.unwrap();
-    w.service.mark_item_done(&project, false, None).await.unwrap();
-    assert!(completed_events(&w.broker).is_empty(), "completed while CRAWLING");
+    w.service
+        .set_total(&project, 2, ProjectStatus::Crawling)
+        .await
+        .unwrap();
+    w.service
+        .mark_item_done(&project, false, None)
+        .await
+        .unwrap();
+    w.service
+        .mark_item_done(&project, false, None)
+        .await
+        .unwrap();
+    assert!(
+        completed_events(&w.broker).is_empty(),
+        "completed while CRAWLING"
+    );
 
-    let update = w.service.set_total(&project, 2, ProjectStatus::ProcessingWait).await.unwrap();
+    let update = w
+        .service
+        .set_total(&project, 2, ProjectStatus::ProcessingWait)
+        .await
+        .unwrap();
 
     assert!(update.completed);
     assert_eq!(completed_events(&w.broker).len(), 1);
     assert_eq!(
         w.service.get_progress(&project).await.unwrap(),
-        ProgressView::Found(Progress { status: ProjectStatus::Done, total: 2, done: 2, errors: 0 })
+        ProgressView::Found(Progress {
+            status: ProjectStatus::Done,
+            total: 2,
+            done: 2,
+            errors: 0
+        })
     );
 }
 
@@ -115,7 +156,11 @@ async fn done_is_not_a_status_callers_may_set() {
     let project = id("p");
     w.service.init_project(&project).await.unwrap();
 
-    let err = w.service.set_total(&project, 1, ProjectStatus::Done).await.unwrap_err();
+    let err = w
+        .service
+        .set_total(&project, 1, ProjectStatus::Done)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, ProgressUseCaseError::DoneNotSettable));
 }
@@ -123,7 +168,10 @@ async fn done_is_not_a_status_callers_may_set() {
 #[tokio::test]
 async fn a_missing_project_reads_as_not_found() {
     let w = world();
-    assert_eq!(w.service.get_progress(&id("nope")).await.unwrap(), ProgressView::NotFound);
+    assert_eq!(
+        w.service.get_progress(&id("nope")).await.unwrap(),
+        ProgressView::NotFound
+    );
 }
 
 #[tokio::test]
@@ -136,9 +184,19 @@ async fn a_completion_that_cannot_be_published_is_reported_to_the_caller() {
     let w = world_with(Arc::new(publisher), Arc::new(InMemoryBroker::new()));
     let project = id("p");
     w.service.init_project(&project).await.unwrap();
-    w.service.set_total(&project, 1, ProjectStatus::Processing).await.unwrap();
+    w.service
+        .set_total(&project, 1, ProjectStatus::Processing)
+        .await
+        .unwrap();
 
-    let err = w.service.mark_item_done(&project, false, None).await.unwrap_err();
+    let err = w
+        .service
+        .mark_item_done(&project, false, None)
+        .await
+        .unwrap_err();
 
-    assert!(matches!(err, ProgressUseCaseError::CompletionNotPublished { .. }));
+    assert!(matches!(
+        err,
+        ProgressUseCaseError::CompletionNotPublished { .. }
+    ));
 }

@@ -22,7 +22,11 @@ impl ProjectId {
             && input
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(Self(input.to_owned())) } else { Err(ProjectIdError) }
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(ProjectIdError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -63,7 +67,11 @@ impl ItemId {
         let ok = !input.is_empty()
             && input.len() <= MAX_ITEM_ID_LEN
             && !input.chars().any(char::is_control);
-        if ok { Ok(Self(input.to_owned())) } else { Err(ItemIdError) }
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(ItemIdError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -240,7 +248,12 @@ mod tests {
 
     #[test]
     fn finish_line_needs_a_total_all_items_and_a_closable_status() {
-        let p = |status, total, done| Progress { status, total, done, errors: 0 };
+        let p = |status, total, done| Progress {
+            status,
+            total,
+            done,
+            errors: 0,
+        };
         assert!(p(ProjectStatus::Processing, 2, 2).reached_finish_line());
         assert!(p(ProjectStatus::ProcessingWait, 2, 3).reached_finish_line());
         assert!(p(ProjectStatus::Initializing, 2, 2).reached_finish_line());

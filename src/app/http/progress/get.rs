@@ -22,7 +22,9 @@ pub async fn get_progress(
     let project = project_id(&id)?;
     match state.progress.get_progress(&project).await? {
         ProgressView::Found(progress) => Ok(ok(ProgressBody::from(progress))),
-        ProgressView::NotFound => Err(ApiError::not_found(format!("no progress for project `{project}`"))
-            .with_data(ProgressBody::not_found())),
+        ProgressView::NotFound => Err(ApiError::not_found(format!(
+            "no progress for project `{project}`"
+        ))
+        .with_data(ProgressBody::not_found())),
     }
 }

@@ -95,17 +95,22 @@ impl From<ProgressUseCaseError> for ApiError {
         match error {
             ProgressUseCaseError::DoneNotSettable => ApiError::rule_violated("status", &error),
             ProgressUseCaseError::Store(ProgressError::NotFound(ref project)) => {
-                ApiError::not_found(format!("project `{project}` has no progress record: initialize it first"))
-                    .with_data(ProgressBody::not_found())
+                ApiError::not_found(format!(
+                    "project `{project}` has no progress record: initialize it first"
+                ))
+                .with_data(ProgressBody::not_found())
             }
-            ProgressUseCaseError::Store(ProgressError::AlreadyDone(_)) => ApiError::conflict(error.to_string()),
+            ProgressUseCaseError::Store(ProgressError::AlreadyDone(_)) => {
+                ApiError::conflict(error.to_string())
+            }
             ProgressUseCaseError::Store(ProgressError::Unavailable(_)) => {
                 ApiError::unavailable("progress store unavailable, retry later", error)
             }
             ProgressUseCaseError::Store(ProgressError::Unexpected(_)) => ApiError::internal(error),
-            ProgressUseCaseError::CompletionNotPublished { .. } => {
-                ApiError::unavailable("the project completed but job.completed could not be published", error)
-            }
+            ProgressUseCaseError::CompletionNotPublished { .. } => ApiError::unavailable(
+                "the project completed but job.completed could not be published",
+                error,
+            ),
         }
     }
 }

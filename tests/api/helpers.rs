@@ -1,0 +1,142 @@
+//! `spawn_app`: a fresh application per test, plus request shortcuts.
+
+use std::sync::{Arc, Once};
+
+use actix_web::dev::ServerHandle;
+use chrono::Utc;
+use reqwest::{Client, Response};
+use serde_json::Value;
+use smap_identity::{
+    adapters::{
+        clock::{RandomIds, SystemClock},
+        memory::{Delivery, InMemoryBroker},
+        topology::EVENTS_EXCHANGE,
+    },
+    app::{
+        auth::{Role, TokenService},
+        config::Settings,
+        startup::Application,
+        wiring::Adapters,
+    },
+};
+use uuid::Uuid;
+
+/// A queue each test app binds to `job.#`, to observe `job.completed`.
+pub const JOBS_QUEUE: &str = "test.jobs";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub internal_key: String,
+    pub broker: Arc<InMemoryBroker>,
+    tokens: TokenService,
+    handle: ServerHandle,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // `TEST_LOG=1 cargo test` shows the service's logs.
+        if std::env::var_os("TEST_LOG").is_some() {
+            let mut settings = Settings::for_tests();
+            settings.rust_log = "debug".into();
+            smap_identity::app::telemetry::init(&settings);
+        }
+    });
+}
+
+pub async fn spawn_app() -> TestApp {
+    init_logs();
+    let settings = Settings::for_tests();
+    let adapters = Adapters::in_memory(&settings, Arc::new(SystemClock), Arc::new(RandomIds));
+    let broker = adapters
+        .memory_broker
+        .clone()
+        .expect("in-memory adapters have a broker");
+    broker.declare_queue(JOBS_QUEUE);
+    broker
+        .bind(JOBS_QUEUE, EVENTS_EXCHANGE, "job.#")
+        .expect("bind test queue");
+    let app = Application::build_with(&settings, adapters).expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: Client::new(),
+        internal_key: settings.internal_key.expose().to_owned(),
+        broker,
+        tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn user_token(&self) -> String {
+        self.tokens
+            .issue(Uuid::new_v4(), Role::User, Utc::now())
+            .expect("token")
+    }
+
+    pub async fn init_project(&self, id: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/internal/projects/{id}/progress")))
+            .header("X-Internal-Key", &self.internal_key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn set_total(&self, id: &str, body: Value) -> Response {
+        self.client
+            .put(self.url(&format!("/internal/projects/{id}/progress")))
+            .header("X-Internal-Key", &self.internal_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn mark_item(&self, id: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/internal/projects/{id}/progress/items")))
+            .header("X-Internal-Key", &self.internal_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_progress_internal(&self, id: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/projects/{id}/progress")))
+            .header("X-Internal-Key", &self.internal_key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Every `job.completed` message published so far, drained.
+    pub fn take_job_events(&self) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        while let Some(d) = self.broker.try_take(JOBS_QUEUE).expect("queue exists") {
+            out.push(d);
+        }
+        out
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Status and parsed JSON body.
+pub async fn json(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("a JSON body");
+    (status, body)
+}
