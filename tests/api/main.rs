@@ -3,5 +3,6 @@
 
 mod health;
 mod helpers;
+mod layout;
 mod progress;
 mod progress_errors;
