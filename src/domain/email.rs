@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use crate::domain::serde_str::serde_via_parse;
 
 /// Longest address SMTP can carry (RFC 5321 path limit minus the brackets).
 const MAX_LEN: usize = 254;
@@ -104,18 +104,7 @@ impl fmt::Debug for Email {
     }
 }
 
-impl Serialize for Email {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Email {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Email::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(Email);
 
 #[cfg(test)]
 mod tests {

@@ -10,5 +10,6 @@ pub mod otp;
 pub mod plan;
 pub mod progress;
 pub mod retry;
+mod serde_str;
 pub mod subscription;
 pub mod timestamp;

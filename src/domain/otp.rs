@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use crate::domain::serde_str::serde_via_parse;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be exactly 6 digits")]
@@ -38,18 +38,7 @@ impl fmt::Debug for OtpCode {
     }
 }
 
-impl Serialize for OtpCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for OtpCode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        OtpCode::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(OtpCode);
 
 #[cfg(test)]
 mod tests {

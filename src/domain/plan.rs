@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use crate::domain::serde_str::serde_via_parse;
 
 const MAX_LEN: usize = 32;
 
@@ -49,18 +49,7 @@ impl fmt::Display for PlanCode {
     }
 }
 
-impl Serialize for PlanCode {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for PlanCode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        PlanCode::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(PlanCode);
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use crate::domain::serde_str::serde_via_parse;
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 
@@ -47,18 +47,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Timestamp::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(Timestamp, display);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::serde_str::serde_via_parse;
 use uuid::Uuid;
 
 use super::{EventData, RoutingKey, validation::EventValidationError};
@@ -53,18 +55,7 @@ impl fmt::Display for EventId {
     }
 }
 
-impl Serialize for EventId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for EventId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        EventId::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(EventId, display);
 
 /// One event: who sent it, when, under which key, and its typed data.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::serde_str::serde_via_parse;
 use uuid::Uuid;
 
 use super::{EnvelopeParseError, RoutingKey, keys};
@@ -224,18 +226,7 @@ impl fmt::Display for CancellationReason {
     }
 }
 
-impl Serialize for CancellationReason {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for CancellationReason {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        CancellationReason::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(CancellationReason);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1-64 characters of `a-z` and `_`")]
@@ -267,18 +258,7 @@ impl TransitionReason {
     }
 }
 
-impl Serialize for TransitionReason {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for TransitionReason {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        TransitionReason::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(TransitionReason);
 
 #[cfg(test)]
 mod tests {

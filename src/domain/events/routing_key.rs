@@ -2,7 +2,7 @@
 
 use std::{borrow::Cow, fmt};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use crate::domain::serde_str::serde_via_parse;
 
 /// The routing keys this service knows (DESIGN §2).
 pub mod keys {
@@ -89,18 +89,7 @@ impl fmt::Display for RoutingKey {
     }
 }
 
-impl Serialize for RoutingKey {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for RoutingKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        RoutingKey::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(RoutingKey);
 
 #[cfg(test)]
 mod tests {

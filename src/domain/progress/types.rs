@@ -2,7 +2,9 @@
 
 use std::{fmt, str::FromStr};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::serde_str::serde_via_parse;
 
 const MAX_PROJECT_ID_LEN: usize = 64;
 const MAX_ITEM_ID_LEN: usize = 256;
@@ -40,18 +42,7 @@ impl fmt::Display for ProjectId {
     }
 }
 
-impl Serialize for ProjectId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ProjectId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        ProjectId::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(ProjectId);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1-{MAX_ITEM_ID_LEN} bytes with no control characters")]
@@ -79,12 +70,7 @@ impl ItemId {
     }
 }
 
-impl<'de> Deserialize<'de> for ItemId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        ItemId::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+serde_via_parse!(ItemId);
 
 /// Where a project is in the Project → Collector → Analytics pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
