@@ -1,6 +1,7 @@
 //! Implementations of the ports, one module per technology. Which one serves
 //! which port is decided in `crate::app::wiring` from the configuration.
 
+pub mod amqp;
 pub mod clock;
 #[cfg(feature = "legacy-fanout")]
 pub mod dual_publish;
@@ -8,5 +9,6 @@ pub mod dual_publish;
 pub mod legacy;
 pub mod memory;
 pub mod message;
+pub mod redis;
 pub mod templates;
 pub mod topology;

@@ -9,13 +9,14 @@ use super::{
     auth::TokenService,
     config::Settings,
     http::{self, state::AppState},
-    wiring::Adapters,
+    wiring::{Adapters, Resources},
 };
 use crate::domain::{events::EventService, progress::ProgressService};
 
 pub struct Application {
     port: u16,
     server: Server,
+    resources: Resources,
 }
 
 impl Application {
@@ -53,7 +54,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = http::server(listener, state)?;
         tracing::info!(host = %settings.http_host, port, "HTTP API listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            resources: adapters.resources,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -65,8 +70,11 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (or the handle) stops the server.
+    /// Serves until SIGINT/SIGTERM (or the handle) stops the server, then
+    /// closes the broker and Redis connections (each bounded in time).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.resources.shutdown().await;
+        result
     }
 }

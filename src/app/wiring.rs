@@ -6,15 +6,36 @@ use std::sync::Arc;
 
 use crate::{
     adapters::{
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
         clock::{RandomIds, SystemClock},
         memory::{
             InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryPlanCatalog,
             InMemoryProgressStore,
         },
+        redis::{RedisClients, RedisHealth, RedisProgressStore},
     },
     app::config::Settings,
     ports::{Clock, EventPublisher, HealthIndicator, IdGenerator, PlanCatalog, ProgressStore},
 };
+
+/// Connections to close on shutdown.
+#[derive(Clone, Default)]
+pub struct Resources {
+    pub amqp: Option<AmqpBroker>,
+    pub redis: Option<RedisClients>,
+}
+
+impl Resources {
+    /// Closes every connection, each bounded in time.
+    pub async fn shutdown(&self) {
+        if let Some(amqp) = &self.amqp {
+            amqp.close().await;
+        }
+        if let Some(redis) = &self.redis {
+            redis.shutdown().await;
+        }
+    }
+}
 
 /// Every port's adapter, plus a description of each for the start-up line.
 pub struct Adapters {
@@ -28,16 +49,51 @@ pub struct Adapters {
     pub described: Vec<(&'static str, String)>,
     /// The in-process broker, when the event bus is in memory (tests read it).
     pub memory_broker: Option<Arc<InMemoryBroker>>,
+    pub resources: Resources,
+}
+
+struct Bus {
+    publisher: Arc<dyn EventPublisher>,
+    health: Arc<dyn HealthIndicator>,
+    described: String,
+    memory: Option<Arc<InMemoryBroker>>,
+    amqp: Option<AmqpBroker>,
+}
+
+struct Progress {
+    store: Arc<dyn ProgressStore>,
+    health: Arc<dyn HealthIndicator>,
+    described: String,
+    redis: Option<RedisClients>,
 }
 
 impl Adapters {
-    /// Chooses adapters from the settings.
+    /// Chooses adapters from the settings, connecting to the servers named.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        // The real transports arrive with the RabbitMQ/Redis/PostgreSQL/SMTP
-        // adapters; until then a configured server is reported, not used.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let bus = match &settings.amqp_url {
+            Some(url) => amqp_bus(
+                settings,
+                AmqpBroker::connect(url.expose(), AmqpConfig::default()).await,
+            ),
+            None => memory_bus(settings),
+        };
+        let progress = match &settings.redis {
+            Some(redis) => {
+                let clients = RedisClients::connect(redis).await?;
+                Progress {
+                    store: Arc::new(RedisProgressStore::new(clients.state.clone())),
+                    health: Arc::new(RedisHealth::new(clients.state.clone(), redis.state_db)),
+                    described: format!(
+                        "redis ({}:{}, db {})",
+                        redis.host, redis.port, redis.state_db
+                    ),
+                    redis: Some(clients),
+                }
+            }
+            None => memory_progress(clock.clone()),
+        };
         for (var, set) in [
-            ("AMQP_URL", settings.amqp_url.is_some()),
-            ("REDIS_HOST", settings.redis.is_some()),
             ("DATABASE_URL", settings.database_url.is_some()),
             ("SMTP_HOST", settings.smtp.is_some()),
         ] {
@@ -48,11 +104,7 @@ impl Adapters {
                 );
             }
         }
-        Ok(Self::in_memory(
-            settings,
-            Arc::new(SystemClock),
-            Arc::new(RandomIds),
-        ))
+        Ok(Self::assemble(clock, Arc::new(RandomIds), bus, progress))
     }
 
     /// Every port on its in-memory adapter.
@@ -61,27 +113,40 @@ impl Adapters {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        let broker = Arc::new(InMemoryBroker::with_smap_topology());
-        let (publisher, publisher_desc) = memory_publisher(settings, &broker);
+        let progress = memory_progress(clock.clone());
+        Self::assemble(clock, ids, memory_bus(settings), progress)
+    }
+
+    /// The given event bus and progress store; everything else in memory.
+    fn assemble(
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        bus: Bus,
+        progress: Progress,
+    ) -> Self {
         Self {
-            progress: Arc::new(InMemoryProgressStore::new(clock.clone())),
             clock,
             ids,
-            publisher,
+            publisher: bus.publisher,
+            progress: progress.store,
             plans: Arc::new(InMemoryPlanCatalog::with_defaults()),
             health: vec![
-                Arc::new(InMemoryHealth::new("rabbitmq", true)),
-                Arc::new(InMemoryHealth::new("redis", false)),
+                bus.health,
+                progress.health,
                 Arc::new(InMemoryHealth::new("database", true)),
             ],
             described: vec![
-                ("event_publisher", publisher_desc),
-                ("progress_store", "memory".into()),
+                ("event_publisher", bus.described),
+                ("progress_store", progress.described),
                 ("plan_catalog", "memory".into()),
                 ("database", "memory".into()),
                 ("mailer", "none (e-mail consumers not in this build)".into()),
             ],
-            memory_broker: Some(broker),
+            memory_broker: bus.memory,
+            resources: Resources {
+                amqp: bus.amqp,
+                redis: progress.redis,
+            },
         }
     }
 
@@ -95,43 +160,82 @@ impl Adapters {
     }
 }
 
-#[cfg(feature = "legacy-fanout")]
-fn memory_publisher(
-    settings: &Settings,
-    broker: &Arc<InMemoryBroker>,
-) -> (Arc<dyn EventPublisher>, String) {
-    use crate::adapters::{
-        dual_publish::DualPublisher, memory::InMemoryLegacySink, templates::EmailTemplates,
-    };
+fn memory_progress(clock: Arc<dyn Clock>) -> Progress {
+    Progress {
+        store: Arc::new(InMemoryProgressStore::new(clock)),
+        health: Arc::new(InMemoryHealth::new("redis", false)),
+        described: "memory".into(),
+        redis: None,
+    }
+}
 
-    let bus = Arc::new(InMemoryEventBus::new(broker.clone()));
+fn memory_bus(settings: &Settings) -> Bus {
+    let broker = Arc::new(InMemoryBroker::with_smap_topology());
+    let primary: Arc<dyn EventPublisher> = Arc::new(InMemoryEventBus::new(broker.clone()));
+    #[cfg(feature = "legacy-fanout")]
+    let legacy: Arc<dyn crate::adapters::dual_publish::LegacySink> = Arc::new(
+        crate::adapters::memory::InMemoryLegacySink::new(broker.clone()),
+    );
+    #[cfg(not(feature = "legacy-fanout"))]
+    let legacy = ();
+    let (publisher, mode) = with_legacy(settings, primary, legacy);
+    Bus {
+        publisher,
+        health: Arc::new(InMemoryHealth::new("rabbitmq", true)),
+        described: format!("memory{mode}"),
+        memory: Some(broker),
+        amqp: None,
+    }
+}
+
+fn amqp_bus(settings: &Settings, broker: AmqpBroker) -> Bus {
+    let primary: Arc<dyn EventPublisher> = Arc::new(AmqpEventPublisher::new(broker.clone()));
+    #[cfg(feature = "legacy-fanout")]
+    let legacy: Arc<dyn crate::adapters::dual_publish::LegacySink> =
+        Arc::new(crate::adapters::amqp::AmqpLegacySink::new(broker.clone()));
+    #[cfg(not(feature = "legacy-fanout"))]
+    let legacy = ();
+    let (publisher, mode) = with_legacy(settings, primary, legacy);
+    Bus {
+        publisher,
+        health: Arc::new(AmqpHealth::new(broker.clone())),
+        described: format!("rabbitmq{mode}"),
+        memory: None,
+        amqp: Some(broker),
+    }
+}
+
+/// Wraps the primary publisher in the dual-publish composite.
+#[cfg(feature = "legacy-fanout")]
+fn with_legacy(
+    settings: &Settings,
+    primary: Arc<dyn EventPublisher>,
+    legacy: Arc<dyn crate::adapters::dual_publish::LegacySink>,
+) -> (Arc<dyn EventPublisher>, String) {
+    use crate::adapters::{dual_publish::DualPublisher, templates::EmailTemplates};
+
     let templates = match EmailTemplates::new() {
         Ok(t) => Arc::new(t),
         Err(e) => {
             // The templates are compiled in and tested; if they ever failed
             // to load, publish without legacy copies rather than not start.
             tracing::error!(error = %e, "e-mail templates failed to load; legacy copies disabled");
-            return (bus, "memory".into());
+            return (primary, " (dual-publish off: templates failed)".into());
         }
     };
     let dual = settings.enable_dual_publish;
-    let publisher = DualPublisher::new(
-        bus,
-        Arc::new(InMemoryLegacySink::new(broker.clone())),
-        dual,
-        templates,
-    );
-    let desc = format!("memory (dual-publish {})", if dual { "on" } else { "off" });
-    (Arc::new(publisher), desc)
+    let publisher = DualPublisher::new(primary, legacy, dual, templates);
+    (
+        Arc::new(publisher),
+        format!(" (dual-publish {})", if dual { "on" } else { "off" }),
+    )
 }
 
 #[cfg(not(feature = "legacy-fanout"))]
-fn memory_publisher(
+fn with_legacy(
     _settings: &Settings,
-    broker: &Arc<InMemoryBroker>,
+    primary: Arc<dyn EventPublisher>,
+    _legacy: (),
 ) -> (Arc<dyn EventPublisher>, String) {
-    (
-        Arc::new(InMemoryEventBus::new(broker.clone())),
-        "memory".into(),
-    )
+    (primary, String::new())
 }

@@ -13,13 +13,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     domain::progress::{
-        ItemId, ItemOutcome, ItemUpdate, Progress, ProjectId, ProjectStatus, TotalUpdate,
+        ItemId, ItemOutcome, ItemUpdate, PROGRESS_TTL_SECONDS, Progress, ProjectId, ProjectStatus,
+        TotalUpdate,
     },
     ports::{Clock, ProgressError, ProgressStore},
 };
-
-/// DESIGN §5: 604 800 s, refreshed by every write.
-pub const PROGRESS_TTL_SECONDS: i64 = 604_800;
 
 struct Record {
     progress: Progress,

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::serde_str::serde_via_parse;
 
+/// Progress records live 7 days after their last write (DESIGN §5).
+pub const PROGRESS_TTL_SECONDS: i64 = 604_800;
+
 const MAX_PROJECT_ID_LEN: usize = 64;
 const MAX_ITEM_ID_LEN: usize = 256;
 

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Real PostgreSQL, Redis and RabbitMQ for the tests, from Debian's packages,
+# on 127.0.0.1 in throwaway directories, without systemd.
+#
+#   scripts/services.sh install              install what is missing (apt)
+#   scripts/services.sh up DIR               start all three under DIR, print `export` lines
+#   scripts/services.sh down DIR             stop what `up` started
+#   scripts/services.sh redis-start DIR PORT     a Redis of its own (fault tests)
+#   scripts/services.sh redis-stop DIR
+#   scripts/services.sh rabbitmq-start DIR PORT  a RabbitMQ node of its own
+#   scripts/services.sh rabbitmq-stop DIR
+#
+# Ports of the shared instances: PostgreSQL 5442, Redis 6390, RabbitMQ 5682.
+set -euo pipefail
+
+PG_PORT="${SMAP_TEST_PG_PORT:-5442}"
+REDIS_PORT="${SMAP_TEST_REDIS_PORT:-6390}"
+AMQP_PORT="${SMAP_TEST_AMQP_PORT:-5682}"
+RABBIT_BIN=/usr/lib/rabbitmq/bin
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+pg_bin() {
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  [[ -n "$dir" ]] || { log "PostgreSQL binaries not found"; return 1; }
+  echo "$dir"
+}
+
+install() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  [[ -x "$RABBIT_BIN/rabbitmq-server" ]] || missing+=(rabbitmq-server)
+  ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # policy-rc.d keeps the packages' init scripts from starting system-wide servers.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
+wait_port() { # host port seconds pid-or-empty name
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    if [[ -n "$4" ]] && ! kill -0 "$4" 2>/dev/null; then log "$5 exited during start-up"; return 1; fi
+    ((SECONDS < deadline)) || { log "$5 not listening on $1:$2 after $3 s"; return 1; }
+    sleep 0.1
+  done
+}
+
+# --- Redis -------------------------------------------------------------------
+redis_start() { # dir port
+  mkdir -p "$1"
+  redis-server --bind 127.0.0.1 --port "$2" --daemonize yes --save '' --appendonly no \
+    --dir "$1" --pidfile "$1/redis.pid" --logfile "$1/redis.log" --maxmemory-policy noeviction
+  wait_port 127.0.0.1 "$2" 20 "" redis
+  until redis-cli -p "$2" ping 2>/dev/null | grep -q PONG; do sleep 0.1; done
+}
+
+redis_stop() { # dir
+  [[ -f "$1/redis.pid" ]] || return 0
+  local pid; pid="$(cat "$1/redis.pid")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1/redis.pid"
+}
+
+# --- RabbitMQ ----------------------------------------------------------------
+rabbit_env() { # dir port
+  local dir="$1" port="$2"
+  export HOME="$dir/home"
+  export RABBITMQ_NODENAME="smap${port}@localhost"
+  export RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
+  export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+  export RABBITMQ_PID_FILE="$dir/rabbit.pid"
+  export RABBITMQ_DIST_PORT=$((port + 20000))
+  export ERL_EPMD_ADDRESS=127.0.0.1 ERL_CRASH_DUMP="$dir/erl_crash.dump"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+  export RABBITMQ_CTL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+}
+
+rabbitmq_start() { # dir port
+  local dir="$1" port="$2"
+  mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
+  (
+    rabbit_env "$dir" "$port"
+    [[ -f "$HOME/.erlang.cookie" ]] || { head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$HOME/.erlang.cookie"; chmod 400 "$HOME/.erlang.cookie"; }
+    printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$port" > "$RABBITMQ_CONFIG_FILE"
+    echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    setsid "$RABBIT_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
+    echo $! > "$dir/launcher.pid"
+    wait_port 127.0.0.1 "$port" 60 "$!" rabbitmq || { tail -20 "$dir/log/stdout.log" >&2; exit 1; }
+    "$RABBIT_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup --timeout 60 >/dev/null
+  )
+}
+
+rabbitmq_stop() { # dir port
+  local dir="$1" port="$2"
+  [[ -f "$dir/launcher.pid" ]] || return 0
+  (
+    rabbit_env "$dir" "$port"
+    timeout 30 "$RABBIT_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop >/dev/null 2>&1 || true
+  )
+  local pid; pid="$(cat "$dir/launcher.pid")"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  # Whatever is left of that node (beam, its children) goes too.
+  pkill -9 -f "smap${port}@localhost" 2>/dev/null || true
+  kill -9 -- "-$pid" 2>/dev/null || true
+  rm -f "$dir/launcher.pid"
+}
+
+# --- PostgreSQL --------------------------------------------------------------
+postgres_start() { # dir port
+  local dir="$1" port="$2" bin; bin="$(pg_bin)"
+  mkdir -p "$dir"; chown postgres:postgres "$dir"
+  runuser -u postgres -- "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
+}
+
+postgres_stop() { # dir
+  [[ -f "$1/data/postmaster.pid" ]] || return 0
+  runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$1/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# --- all three -----------------------------------------------------------------
+up() { # dir
+  local dir="$1"
+  down "$dir" 2>/dev/null || true
+  rm -rf "$dir"; mkdir -p "$dir"; chmod 755 "$dir"
+  redis_start "$dir/redis" "$REDIS_PORT" & local r=$!
+  postgres_start "$dir/postgres" "$PG_PORT" & local p=$!
+  rabbitmq_start "$dir/rabbitmq" "$AMQP_PORT" & local q=$!
+  wait $r || { log "Redis failed to start"; return 1; }
+  wait $p || { log "PostgreSQL failed to start"; return 1; }
+  wait $q || { log "RabbitMQ failed to start"; return 1; }
+  echo "export REDIS_HOST=127.0.0.1 REDIS_PORT=$REDIS_PORT"
+  echo "export AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
+  echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  echo "export SMAP_SERVICES_DIR=$dir"
+}
+
+down() { # dir
+  local dir="$1"
+  [[ -d "$dir" ]] || return 0
+  redis_stop "$dir/redis"
+  postgres_stop "$dir/postgres"
+  rabbitmq_stop "$dir/rabbitmq" "$AMQP_PORT"
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  install) install ;;
+  up) up "$@" ;;
+  down) down "$@" ;;
+  redis-start) redis_start "$@" ;;
+  redis-stop) redis_stop "$@" ;;
+  rabbitmq-start) rabbitmq_start "$@" ;;
+  rabbitmq-stop) rabbitmq_stop "$@" ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
+esac

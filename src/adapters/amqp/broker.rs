@@ -1,0 +1,320 @@
+//! `AmqpBroker`: the connection manager. Publishers share its channels
+//! (many publishes in flight per channel, never a channel per message);
+//! when the connection breaks, publishes fail fast as transient and a single
+//! background task reconnects with backoff.
+
+use std::{
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable},
+};
+
+use super::topology::declare_topology;
+use crate::{adapters::message::MessageProperties, ports::PublishError};
+
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    /// Confirm-mode channels shared by all publishes.
+    pub channels: usize,
+    /// A publish without the broker's confirm after this long is an error.
+    pub confirm_timeout: Duration,
+    /// Bound on one connection attempt.
+    pub connect_timeout: Duration,
+    /// Backoff between reconnection attempts: doubles up to the max.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self {
+            channels: 4,
+            confirm_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(2),
+        }
+    }
+}
+
+struct Session {
+    generation: u64,
+    connection: Connection,
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+}
+
+impl Session {
+    fn channel(&self) -> &Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        &self.channels[i]
+    }
+}
+
+struct Inner {
+    url: String,
+    config: AmqpConfig,
+    session: RwLock<Option<Arc<Session>>>,
+    generation: AtomicU64,
+    reconnecting: AtomicBool,
+    closed: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct AmqpBroker {
+    inner: Arc<Inner>,
+}
+
+fn amqp_code(error: &lapin::Error) -> Option<u16> {
+    match error.kind() {
+        ErrorKind::ProtocolError(e) => Some(e.get_id()),
+        _ => None,
+    }
+}
+
+/// Broker refusals that another try will not cure.
+fn is_permanent(error: &lapin::Error) -> bool {
+    matches!(amqp_code(error), Some(403 | 404 | 405 | 406 | 530 | 540))
+        || matches!(error.kind(), ErrorKind::SerialisationError(_))
+}
+
+impl AmqpBroker {
+    /// Connects (once, bounded by `connect_timeout`); when that fails the
+    /// broker keeps trying in the background and publishes answer
+    /// `Unavailable` until it succeeds.
+    pub async fn connect(url: &str, config: AmqpConfig) -> Self {
+        let broker = Self {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                config,
+                session: RwLock::new(None),
+                generation: AtomicU64::new(0),
+                reconnecting: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        match broker.open_session().await {
+            Ok(()) => tracing::info!("connected to RabbitMQ; topology declared"),
+            Err(e) => {
+                tracing::warn!(error = %e, "RabbitMQ not reachable; reconnecting in the background");
+                broker.spawn_reconnect();
+            }
+        }
+        broker
+    }
+
+    async fn open_session(&self) -> anyhow::Result<()> {
+        let config = &self.inner.config;
+        let open = async {
+            let properties =
+                ConnectionProperties::default().with_connection_name("smap-identity".into());
+            let connection = Connection::connect(&self.inner.url, properties).await?;
+            let mut channels = Vec::with_capacity(config.channels.max(1));
+            for _ in 0..config.channels.max(1) {
+                let channel = connection.create_channel().await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                channels.push(channel);
+            }
+            declare_topology(&channels[0]).await?;
+            Ok::<_, lapin::Error>((connection, channels))
+        };
+        let (connection, channels) = tokio::time::timeout(config.connect_timeout, open)
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting took over {:?}", config.connect_timeout))??;
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.watch(generation, &connection);
+        let session = Arc::new(Session {
+            generation,
+            connection,
+            channels,
+            next: AtomicUsize::new(0),
+        });
+        *self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(session);
+        Ok(())
+    }
+
+    /// Watches the connection's events; an error retires the session.
+    fn watch(&self, generation: u64, connection: &Connection) {
+        let mut events = Box::pin(connection.events_listener());
+        let broker = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let lapin::Event::Error(error) = event {
+                    broker.retire(generation, &error);
+                    break;
+                }
+            }
+        });
+    }
+
+    fn current(&self) -> Option<Arc<Session>> {
+        self.inner
+            .session
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Drops session `generation` (if still current) and starts reconnecting.
+    fn retire(&self, generation: u64, error: &lapin::Error) {
+        let mut slot = self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|s| s.generation == generation) {
+            tracing::warn!(error = %error, "RabbitMQ connection lost; reconnecting");
+            *slot = None;
+            drop(slot);
+            self.spawn_reconnect();
+        }
+    }
+
+    fn spawn_reconnect(&self) {
+        // One reconnecting task at a time.
+        if self.inner.closed.load(Ordering::SeqCst)
+            || self.inner.reconnecting.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let mut wait = broker.inner.config.reconnect_min;
+            let mut attempt = 0u32;
+            while !broker.inner.closed.load(Ordering::SeqCst) {
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                match broker.open_session().await {
+                    Ok(()) => {
+                        tracing::info!(attempt, "reconnected to RabbitMQ; topology declared");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(attempt, error = %e, "RabbitMQ reconnection failed");
+                        wait = (wait * 2).min(broker.inner.config.reconnect_max);
+                    }
+                }
+            }
+            broker.inner.reconnecting.store(false, Ordering::SeqCst);
+        });
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.current()
+            .is_some_and(|s| s.connection.status().connected())
+    }
+
+    /// Publishes one message and waits for the broker's confirm.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &MessageProperties,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        let session = self.current().ok_or_else(|| {
+            PublishError::Unavailable(anyhow::anyhow!("not connected to RabbitMQ (reconnecting)"))
+        })?;
+        let channel = session.channel();
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                to_lapin(properties),
+            )
+            .await
+            .map_err(|e| self.failed(&session, e))?;
+        let timeout = self.inner.config.confirm_timeout;
+        match tokio::time::timeout(timeout, confirm).await {
+            Err(_) => Err(PublishError::Timeout(timeout)),
+            Ok(Err(e)) => Err(self.failed(&session, e)),
+            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
+            Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Unexpected(anyhow::anyhow!(
+                "publisher confirms are not enabled on the channel"
+            ))),
+        }
+    }
+
+    /// Classifies a lapin error; a broken channel or connection retires the
+    /// session so the next publish runs on a fresh one.
+    fn failed(&self, session: &Session, error: lapin::Error) -> PublishError {
+        let permanent = is_permanent(&error);
+        self.retire(session.generation, &error);
+        if permanent {
+            PublishError::Unexpected(error.into())
+        } else {
+            PublishError::Unavailable(error.into())
+        }
+    }
+
+    /// A fresh channel for administrative work (health checks, topology
+    /// tools, tests); the caller closes or drops it.
+    pub async fn admin_channel(&self) -> Result<Channel, PublishError> {
+        let session = self.current().ok_or_else(|| {
+            PublishError::Unavailable(anyhow::anyhow!("not connected to RabbitMQ (reconnecting)"))
+        })?;
+        session
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| PublishError::Unavailable(e.into()))
+    }
+
+    /// Closes the connection; no reconnection afterwards.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let session = self
+            .inner
+            .session
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(session) = session {
+            let close = session
+                .connection
+                .close(200, "smap-identity shutting down".into());
+            if tokio::time::timeout(Duration::from_secs(5), close)
+                .await
+                .is_err()
+            {
+                tracing::warn!("RabbitMQ connection did not close within 5 s");
+            }
+        }
+    }
+}
+
+fn to_lapin(p: &MessageProperties) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (key, value) in &p.headers {
+        headers.insert(
+            key.as_str().into(),
+            AMQPValue::LongString(value.as_str().into()),
+        );
+    }
+    BasicProperties::default()
+        .with_content_type(p.content_type.as_str().into())
+        .with_delivery_mode(p.delivery_mode)
+        .with_message_id(p.message_id.as_str().into())
+        .with_type(p.kind.as_str().into())
+        .with_app_id(p.app_id.as_str().into())
+        .with_timestamp(p.timestamp)
+        .with_headers(headers)
+}

@@ -1,0 +1,16 @@
+//! RabbitMQ (lapin): one long-lived connection with a small pool of
+//! confirm-mode channels, the DESIGN §3 topology declared on every
+//! (re)connect, and reconnection with backoff after the broker goes away —
+//! without restarting the process.
+
+mod broker;
+mod health;
+mod publisher;
+mod topology;
+
+pub use broker::{AmqpBroker, AmqpConfig};
+pub use health::AmqpHealth;
+pub use publisher::AmqpEventPublisher;
+#[cfg(feature = "legacy-fanout")]
+pub use publisher::AmqpLegacySink;
+pub use topology::declare_topology;

@@ -1,0 +1,67 @@
+//! The ports over `AmqpBroker`: `AmqpEventPublisher` puts envelopes on
+//! `smap.events` under their routing key; `AmqpLegacySink` puts legacy
+//! copies on the fanout exchange.
+
+use async_trait::async_trait;
+
+use super::AmqpBroker;
+#[cfg(feature = "legacy-fanout")]
+use crate::adapters::{dual_publish::LegacySink, topology::LEGACY_EXCHANGE};
+use crate::{
+    adapters::{message::MessageProperties, topology::EVENTS_EXCHANGE},
+    domain::events::{EventId, SealedEvent},
+    ports::{EventPublisher, PublishError},
+};
+
+#[derive(Clone)]
+pub struct AmqpEventPublisher {
+    broker: AmqpBroker,
+}
+
+impl AmqpEventPublisher {
+    pub fn new(broker: AmqpBroker) -> Self {
+        Self { broker }
+    }
+}
+
+#[async_trait]
+impl EventPublisher for AmqpEventPublisher {
+    async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+        self.broker
+            .publish(
+                EVENTS_EXCHANGE,
+                event.routing_key().as_str(),
+                &MessageProperties::for_event(event),
+                event.body(),
+            )
+            .await?;
+        Ok(event.event_id())
+    }
+}
+
+#[cfg(feature = "legacy-fanout")]
+pub struct AmqpLegacySink {
+    broker: AmqpBroker,
+}
+
+#[cfg(feature = "legacy-fanout")]
+impl AmqpLegacySink {
+    pub fn new(broker: AmqpBroker) -> Self {
+        Self { broker }
+    }
+}
+
+#[cfg(feature = "legacy-fanout")]
+#[async_trait]
+impl LegacySink for AmqpLegacySink {
+    async fn publish_legacy(&self, event: &SealedEvent, body: &[u8]) -> Result<(), PublishError> {
+        self.broker
+            .publish(
+                LEGACY_EXCHANGE,
+                "",
+                &MessageProperties::for_event(event),
+                body,
+            )
+            .await
+    }
+}
