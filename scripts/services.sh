@@ -7,8 +7,8 @@
 #   scripts/services.sh down DIR             stop what `up` started
 #   scripts/services.sh redis-start DIR PORT     a Redis of its own (fault tests)
 #   scripts/services.sh redis-stop DIR
-#   scripts/services.sh rabbitmq-start DIR PORT  a RabbitMQ node of its own
-#   scripts/services.sh rabbitmq-stop DIR
+#   scripts/services.sh rabbitmq-start DIR PORT [DIST_PORT]  a RabbitMQ node of its own
+#   scripts/services.sh rabbitmq-stop DIR PORT
 #
 # Ports of the shared instances: PostgreSQL 5442, Redis 6390, RabbitMQ 5682.
 set -euo pipefail
@@ -71,25 +71,28 @@ redis_stop() { # dir
 }
 
 # --- RabbitMQ ----------------------------------------------------------------
-rabbit_env() { # dir port
-  local dir="$1" port="$2"
+rabbit_env() { # dir port [dist-port]
+  local dir="$1" port="$2" dist="${3:-}"
+  [[ -n "$dist" ]] || dist="$(cat "$dir/dist.port" 2>/dev/null || echo $((port + 20000)))"
   export HOME="$dir/home"
   export RABBITMQ_NODENAME="smap${port}@localhost"
   export RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
   export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
   export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
   export RABBITMQ_PID_FILE="$dir/rabbit.pid"
-  export RABBITMQ_DIST_PORT=$((port + 20000))
+  export RABBITMQ_DIST_PORT="$dist"
   export ERL_EPMD_ADDRESS=127.0.0.1 ERL_CRASH_DUMP="$dir/erl_crash.dump"
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
   export RABBITMQ_CTL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
 }
 
-rabbitmq_start() { # dir port
-  local dir="$1" port="$2"
+rabbitmq_start() { # dir port [dist-port: Erlang distribution, default port+20000]
+  local dir="$1" port="$2" dist="${3:-$(($2 + 20000))}"
+  ((dist <= 65535)) || { log "distribution port $dist is out of range: pass one"; return 1; }
   mkdir -p "$dir/home" "$dir/mnesia" "$dir/log"
+  echo "$dist" > "$dir/dist.port"
   (
-    rabbit_env "$dir" "$port"
+    rabbit_env "$dir" "$port" "$dist"
     [[ -f "$HOME/.erlang.cookie" ]] || { head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$HOME/.erlang.cookie"; chmod 400 "$HOME/.erlang.cookie"; }
     printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$port" > "$RABBITMQ_CONFIG_FILE"
     echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"

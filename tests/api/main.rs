@@ -1,8 +1,16 @@
-//! Black-box tests of the HTTP API, each against its own application bound
-//! to port 0 with its own in-memory adapters.
+//! Black-box tests: the HTTP API, each test against its own application
+//! bound to port 0, and the adapters against the real servers that
+//! `scripts/test.sh` starts (each test with its own queues and keys).
 
 mod health;
 mod helpers;
 mod layout;
 mod progress;
 mod progress_errors;
+mod real_amqp;
+#[cfg(feature = "legacy-fanout")]
+mod real_dual_publish;
+mod real_faults;
+mod real_progress;
+mod real_redis;
+mod servers;

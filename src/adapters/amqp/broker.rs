@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
     options::{BasicPublishOptions, ConfirmSelectOptions},
+    protocol::AMQPErrorKind,
     types::{AMQPValue, FieldTable},
 };
 
@@ -79,6 +80,10 @@ fn amqp_code(error: &lapin::Error) -> Option<u16> {
         ErrorKind::ProtocolError(e) => Some(e.get_id()),
         _ => None,
     }
+}
+
+fn is_channel_error(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e) if matches!(e.kind(), AMQPErrorKind::Soft(_)))
 }
 
 /// Broker refusals that another try will not cure.
@@ -154,7 +159,11 @@ impl AmqpBroker {
         let broker = self.clone();
         tokio::spawn(async move {
             while let Some(event) = events.next().await {
-                if let lapin::Event::Error(error) = event {
+                // A soft (channel-level) error, e.g. a health check's failed
+                // declare, closes one channel, not the connection.
+                if let lapin::Event::Error(error) = event
+                    && !is_channel_error(&error)
+                {
                     broker.retire(generation, &error);
                     break;
                 }

@@ -28,10 +28,11 @@ fn durable_queue() -> QueueDeclareOptions {
 /// The exchanges this service publishes to, with their kinds (and the
 /// kind's name as `events status` and health reports print it).
 pub(super) fn exchanges() -> Vec<(&'static str, ExchangeKind, &'static str)> {
-    let mut list = vec![(EVENTS_EXCHANGE, ExchangeKind::Topic, "topic")];
-    #[cfg(feature = "legacy-fanout")]
-    list.push((LEGACY_EXCHANGE, ExchangeKind::Fanout, "fanout"));
-    list
+    vec![
+        (EVENTS_EXCHANGE, ExchangeKind::Topic, "topic"),
+        #[cfg(feature = "legacy-fanout")]
+        (LEGACY_EXCHANGE, ExchangeKind::Fanout, "fanout"),
+    ]
 }
 
 pub async fn declare_topology(channel: &Channel) -> lapin::Result<()> {

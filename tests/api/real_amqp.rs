@@ -1,0 +1,251 @@
+//! The RabbitMQ adapter against a real broker: topology, routing, message
+//! properties, dual publishing.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{Duration as Span, Utc};
+use lapin::{
+    ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use smap_identity::{
+    adapters::{
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
+        clock::{RandomIds, SystemClock},
+        memory::InMemoryPlanCatalog,
+        topology::{EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
+    },
+    domain::{
+        email::Email,
+        events::{
+            EmailVerificationPayload, EventData, EventEnvelope, EventService,
+            SubscriptionCreatedPayload,
+        },
+        locale::Locale,
+        otp::OtpCode,
+        plan::PlanCode,
+        subscription::SubscriptionStatus,
+        timestamp::Timestamp,
+    },
+    ports::EventPublisher,
+};
+use uuid::Uuid;
+
+use crate::servers::{Probe, amqp_url, body, message_id};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub fn verification(locale: Locale) -> EventData {
+    EventData::EmailVerificationRequested(EmailVerificationPayload {
+        user_id: Uuid::new_v4(),
+        recipient: Email::parse("probe@example.com").unwrap(),
+        otp_code: OtpCode::parse("482913").unwrap(),
+        locale,
+        expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
+    })
+}
+
+pub fn trial() -> EventData {
+    let now = Utc::now();
+    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
+        subscription_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        plan_code: PlanCode::free(),
+        status: SubscriptionStatus::Trialing,
+        created_at: Timestamp::new(now),
+        trial_start: Some(Timestamp::new(now)),
+        trial_end: Some(Timestamp::new(now + Span::days(14))),
+        subscription_start: None,
+        subscription_end: None,
+    })
+}
+
+pub fn events(publisher: Arc<dyn EventPublisher>) -> EventService {
+    EventService::new(
+        publisher,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+        Arc::new(InMemoryPlanCatalog::with_defaults()),
+    )
+}
+
+pub async fn broker(url: &str) -> AmqpBroker {
+    let broker = AmqpBroker::connect(url, AmqpConfig::default()).await;
+    assert!(broker.is_connected(), "the test broker is reachable");
+    broker
+}
+
+#[tokio::test]
+async fn the_topology_exists_with_the_right_types_and_flags() {
+    let Some(url) = amqp_url() else { return };
+    let broker = broker(&url).await;
+
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    #[cfg(feature = "legacy-fanout")]
+    use smap_identity::adapters::topology::{LEGACY_EXCHANGE, LEGACY_QUEUE};
+    let exchanges = [
+        (EVENTS_EXCHANGE, ExchangeKind::Topic),
+        #[cfg(feature = "legacy-fanout")]
+        (LEGACY_EXCHANGE, ExchangeKind::Fanout),
+    ];
+    let queues = [
+        EMAIL_QUEUE,
+        EMAIL_ERRORS_QUEUE,
+        #[cfg(feature = "legacy-fanout")]
+        LEGACY_QUEUE,
+    ];
+    for (name, kind) in exchanges {
+        let ch = broker.admin_channel().await.unwrap();
+        ch.exchange_declare(name.into(), kind.clone(), passive, FieldTable::default())
+            .await
+            .expect("exists");
+        let ch = broker.admin_channel().await.unwrap();
+        ch.exchange_declare(name.into(), kind.clone(), durable, FieldTable::default())
+            .await
+            .expect("same type, durable, not auto-delete, not internal");
+        let wrong = if matches!(kind, ExchangeKind::Topic) {
+            ExchangeKind::Fanout
+        } else {
+            ExchangeKind::Topic
+        };
+        let ch = broker.admin_channel().await.unwrap();
+        assert!(
+            ch.exchange_declare(name.into(), wrong, durable, FieldTable::default())
+                .await
+                .is_err(),
+            "{name} has another type"
+        );
+        let ch = broker.admin_channel().await.unwrap();
+        let transient = ExchangeDeclareOptions::default();
+        assert!(
+            ch.exchange_declare(name.into(), kind, transient, FieldTable::default())
+                .await
+                .is_err(),
+            "{name} is durable"
+        );
+    }
+    for queue in queues {
+        let ch = broker.admin_channel().await.unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(queue.into(), durable, FieldTable::default())
+            .await
+            .expect("durable queue");
+        let ch = broker.admin_channel().await.unwrap();
+        assert!(
+            ch.queue_declare(
+                queue.into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default()
+            )
+            .await
+            .is_err(),
+            "{queue} is durable"
+        );
+    }
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn email_events_reach_email_bindings_and_subscription_events_subscription_bindings() {
+    let Some(url) = amqp_url() else { return };
+    let broker = broker(&url).await;
+    let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
+    let mut subscriptions = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.#").await;
+    let events = events(Arc::new(AmqpEventPublisher::new(broker.clone())));
+
+    let email_id = events
+        .publish(verification(Locale::En))
+        .await
+        .unwrap()
+        .to_string();
+    let subscription_id = events.publish(trial()).await.unwrap().to_string();
+    let ours = |d: &lapin::message::Delivery| {
+        [email_id.as_str(), subscription_id.as_str()].contains(&message_id(d).as_str())
+    };
+
+    let got_emails = emails.collect(Duration::from_secs(2), 2, ours).await;
+    let got_subscriptions = subscriptions.collect(Duration::from_secs(2), 2, ours).await;
+
+    assert_eq!(
+        got_emails.iter().map(message_id).collect::<Vec<_>>(),
+        [email_id]
+    );
+    assert_eq!(
+        got_subscriptions.iter().map(message_id).collect::<Vec<_>>(),
+        [subscription_id]
+    );
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn a_published_event_carries_every_amqp_property_and_the_envelope() {
+    let Some(url) = amqp_url() else { return };
+    let broker = broker(&url).await;
+    let mut probe = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.created").await;
+    let events = events(Arc::new(AmqpEventPublisher::new(broker.clone())));
+    let sealed = events.prepare(trial()).await.unwrap();
+    let before = Utc::now().timestamp() as u64;
+
+    events.publish_sealed(&sealed).await.unwrap();
+
+    let id = sealed.event_id().to_string();
+    let got = probe.collect(WAIT, 1, |d| message_id(d) == id).await;
+    let delivery = got.first().expect("the event arrives");
+    let p = &delivery.properties;
+    assert_eq!(
+        p.content_type().as_ref().unwrap().as_str(),
+        "application/json"
+    );
+    assert_eq!(*p.delivery_mode(), Some(2));
+    assert_eq!(p.kind().as_ref().unwrap().as_str(), "subscription.created");
+    assert_eq!(p.app_id().as_ref().unwrap().as_str(), "identity");
+    let ts = p.timestamp().expect("timestamp");
+    assert!(
+        ts >= before.saturating_sub(1) && ts <= before + 5,
+        "timestamp {ts} vs {before}"
+    );
+    assert_eq!(delivery.data, sealed.body());
+    let envelope = EventEnvelope::from_json(&delivery.data).unwrap();
+    assert_eq!(&envelope, sealed.envelope());
+    let json = body(delivery);
+    assert_eq!(
+        json["payload"]["idempotency_key"],
+        json["payload"]["data"]["subscription_id"]
+    );
+    let stamp = json["timestamp"].as_str().unwrap();
+    assert!(stamp.ends_with('Z') && stamp.len() == 24, "{stamp}");
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn many_publishes_in_flight_are_all_confirmed() {
+    let Some(url) = amqp_url() else { return };
+    let broker = broker(&url).await;
+    let mut probe = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.created").await;
+    let events = Arc::new(events(Arc::new(AmqpEventPublisher::new(broker.clone()))));
+
+    let ids: Vec<String> = futures_util::future::join_all((0..300).map(|_| {
+        let events = events.clone();
+        async move { events.publish(trial()).await.unwrap().to_string() }
+    }))
+    .await;
+
+    let wanted: std::collections::HashSet<String> = ids.into_iter().collect();
+    let got = probe
+        .collect(WAIT, 300, |d| wanted.contains(&message_id(d)))
+        .await;
+    assert_eq!(got.len(), 300);
+    let _ = probe.channel();
+    broker.close().await;
+}

@@ -1,0 +1,174 @@
+//! Access to the real servers that `scripts/test.sh` starts. A test that
+//! needs one and finds its variable unset fails in CI (`CI=true`) and, on a
+//! developer's machine, returns early with a clear message.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    Channel, Connection, ConnectionProperties,
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use smap_identity::app::config::{RedisSettings, Settings};
+
+fn required(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "{var} is not set: CI must run the tests through scripts/test.sh, which starts the servers"
+            )
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is unset; run scripts/test.sh to test against real servers");
+            None
+        }
+    }
+}
+
+pub fn amqp_url() -> Option<String> {
+    required("AMQP_URL")
+}
+
+pub fn redis() -> Option<RedisSettings> {
+    let host = required("REDIS_HOST")?;
+    let port = std::env::var("REDIS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6379);
+    Some(RedisSettings {
+        host,
+        port,
+        password: None,
+        state_db: 1,
+    })
+}
+
+/// Test settings pointing at the real servers (`None` when they are absent).
+pub fn real_settings() -> Option<Settings> {
+    let mut settings = Settings::for_tests();
+    settings.amqp_url = Some(smap_identity::app::config::Secret::new(amqp_url()?));
+    settings.redis = Some(redis()?);
+    Some(settings)
+}
+
+/// `scripts/services.sh`, for tests that run servers of their own.
+pub fn services_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh")
+}
+
+pub fn services(args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(services_script())
+        .args(args)
+        .status()
+        .expect("run services.sh");
+    assert!(status.success(), "services.sh {args:?} failed");
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A private queue bound to an exchange, to watch what reaches it.
+pub struct Probe {
+    _connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl Probe {
+    pub async fn bind(url: &str, exchange: &str, pattern: &str) -> Probe {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("probe connects");
+        let channel = connection.create_channel().await.expect("probe channel");
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = channel
+            .queue_declare("".into(), options, FieldTable::default())
+            .await
+            .expect("probe queue");
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("probe binding");
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("probe consumer");
+        Probe {
+            _connection: connection,
+            channel,
+            consumer,
+        }
+    }
+
+    /// Messages that arrive within `wait` and satisfy `keep` (others from
+    /// concurrent tests are dropped), stopping early once `enough` are kept.
+    pub async fn collect(
+        &mut self,
+        wait: Duration,
+        enough: usize,
+        keep: impl Fn(&Delivery) -> bool,
+    ) -> Vec<Delivery> {
+        let deadline = Instant::now() + wait;
+        let mut kept = Vec::new();
+        while kept.len() < enough {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.consumer.next()).await {
+                Ok(Some(Ok(delivery))) => {
+                    delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                    if keep(&delivery) {
+                        kept.push(delivery);
+                    }
+                }
+                _ => break,
+            }
+        }
+        kept
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+}
+
+/// The `message_id` property of a delivery.
+pub fn message_id(delivery: &Delivery) -> String {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+/// The JSON body of a delivery.
+pub fn body(delivery: &Delivery) -> serde_json::Value {
+    serde_json::from_slice(&delivery.data).expect("a JSON body")
+}
