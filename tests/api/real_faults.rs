@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use smap_identity::{
     adapters::{
-        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
         redis::{RedisClients, RedisProgressStore},
     },
     app::{config::RedisSettings, startup::Application, wiring::Adapters},
     domain::{progress::ProjectId, retry::RetryPolicy},
-    ports::{ProgressError, ProgressStore},
+    ports::{HealthIndicator, ProgressError, ProgressStore},
 };
 
 use crate::{
@@ -180,6 +180,8 @@ async fn after_a_rabbitmq_restart_publishing_resumes_without_restarting_the_serv
         .await
         .expect_err("no broker, no publish");
     assert!(err.is_transient(), "an outage is transient: {err:?}");
+    let health = AmqpHealth::new(broker.clone()).check().await;
+    assert!(!health.healthy, "health reports the outage: {health:?}");
 
     services(&start);
     let back = Instant::now();
@@ -197,6 +199,8 @@ async fn after_a_rabbitmq_restart_publishing_resumes_without_restarting_the_serv
         "publishing resumed within 10 s of the broker's return"
     );
     eprintln!("publishing resumed {recovery:?} after RabbitMQ was back");
+    let health = AmqpHealth::new(broker.clone()).check().await;
+    assert!(health.healthy, "health reports the recovery: {health:?}");
     broker.close().await;
     services(&["rabbitmq-stop", &dir, &port.to_string()]);
 }

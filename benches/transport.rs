@@ -1,0 +1,543 @@
+//! Transport benchmarks on real servers, each figure next to its baseline
+//! measured in the same run: publish latency and throughput against a bare
+//! lapin confirm-publish of the same bytes, dual versus single publishing,
+//! `mark_item_done` against `redis-benchmark` HINCRBY, and the progress read
+//! route under 1000 concurrent clients.
+//!
+//! Run: `scripts/bench.sh` (starts the servers, then `cargo bench --bench transport`).
+
+use std::{
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::{Duration as Span, Utc};
+use futures_util::{StreamExt, stream};
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{
+        BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use smap_identity::{
+    adapters::{
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
+        clock::{RandomIds, SystemClock},
+        memory::InMemoryPlanCatalog,
+        message::MessageProperties,
+        redis::{RedisClients, RedisProgressStore},
+        topology::EVENTS_EXCHANGE,
+    },
+    app::{
+        config::{RedisSettings, Secret, Settings},
+        startup::Application,
+        wiring::Adapters,
+    },
+    domain::{
+        email::Email,
+        events::{
+            EmailVerificationPayload, EventData, EventService, SealedEvent,
+            SubscriptionCreatedPayload,
+        },
+        locale::Locale,
+        otp::OtpCode,
+        plan::PlanCode,
+        progress::{ProjectId, ProjectStatus},
+        subscription::SubscriptionStatus,
+        timestamp::Timestamp,
+    },
+    ports::{EventPublisher, ProgressStore},
+};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+const BENCH_QUEUE: &str = "bench.events";
+
+fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} must be set: run scripts/bench.sh"))
+}
+
+struct Stats {
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort_unstable();
+    let at = |p: f64| {
+        samples[((samples.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(samples.len() - 1)]
+    };
+    Stats {
+        n: samples.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "MET" } else { "NOT MET" }
+}
+
+fn trial() -> EventData {
+    let now = Utc::now();
+    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
+        subscription_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        plan_code: PlanCode::free(),
+        status: SubscriptionStatus::Trialing,
+        created_at: Timestamp::new(now),
+        trial_start: Some(Timestamp::new(now)),
+        trial_end: Some(Timestamp::new(now + Span::days(14))),
+        subscription_start: None,
+        subscription_end: None,
+    })
+}
+
+fn verification() -> EventData {
+    EventData::EmailVerificationRequested(EmailVerificationPayload {
+        user_id: Uuid::new_v4(),
+        recipient: Email::parse("bench@example.com").unwrap(),
+        otp_code: OtpCode::parse("123456").unwrap(),
+        locale: Locale::En,
+        expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
+    })
+}
+
+fn event_service(publisher: Arc<dyn EventPublisher>) -> EventService {
+    EventService::new(
+        publisher,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+        Arc::new(InMemoryPlanCatalog::with_defaults()),
+    )
+}
+
+fn lapin_properties(p: &MessageProperties) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (k, v) in &p.headers {
+        headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
+    }
+    BasicProperties::default()
+        .with_content_type(p.content_type.as_str().into())
+        .with_delivery_mode(p.delivery_mode)
+        .with_message_id(p.message_id.as_str().into())
+        .with_type(p.kind.as_str().into())
+        .with_app_id(p.app_id.as_str().into())
+        .with_timestamp(p.timestamp)
+        .with_headers(headers)
+}
+
+/// Bare lapin: one channel in confirm mode, the same bytes and properties.
+struct Bare {
+    _connection: Connection,
+    channel: lapin::Channel,
+}
+
+impl Bare {
+    async fn new(url: &str) -> Bare {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Bare {
+            _connection: connection,
+            channel,
+        }
+    }
+
+    async fn publish(&self, event: &SealedEvent, props: &BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                EVENTS_EXCHANGE.into(),
+                event.routing_key().as_str().into(),
+                BasicPublishOptions::default(),
+                event.body(),
+                props.clone(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+}
+
+async fn sealed_events(n: usize, make: fn() -> EventData) -> Vec<SealedEvent> {
+    let service = event_service(Arc::new(NullPublisher));
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(service.prepare(make()).await.unwrap());
+    }
+    out
+}
+
+struct NullPublisher;
+
+#[async_trait::async_trait]
+impl EventPublisher for NullPublisher {
+    async fn publish(
+        &self,
+        event: &SealedEvent,
+    ) -> Result<smap_identity::domain::events::EventId, smap_identity::ports::PublishError> {
+        Ok(event.event_id())
+    }
+}
+
+async fn publish_benches(url: &str, report: &mut Vec<String>) {
+    // A durable queue behind the key, so the broker persists what it confirms.
+    let admin = Bare::new(url).await;
+    admin
+        .channel
+        .queue_declare(
+            BENCH_QUEUE.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    admin
+        .channel
+        .queue_bind(
+            BENCH_QUEUE.into(),
+            EVENTS_EXCHANGE.into(),
+            "subscription.created".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let broker = AmqpBroker::connect(url, AmqpConfig::default()).await;
+    let ours = AmqpEventPublisher::new(broker.clone());
+    let bare = Bare::new(url).await;
+    const N: usize = 3000;
+    let events = sealed_events(N + 200, trial).await;
+    let props: Vec<BasicProperties> = events
+        .iter()
+        .map(|e| lapin_properties(&MessageProperties::for_event(e)))
+        .collect();
+
+    // Warm both paths up.
+    for (e, p) in events.iter().zip(&props).take(200) {
+        ours.publish(e).await.unwrap();
+        bare.publish(e, p).await;
+    }
+    // Interleave the two so that broker noise hits both alike.
+    let (mut a, mut b) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    for (e, p) in events.iter().zip(&props).skip(200) {
+        let t = Instant::now();
+        ours.publish(e).await.unwrap();
+        a.push(t.elapsed());
+        let t = Instant::now();
+        bare.publish(e, p).await;
+        b.push(t.elapsed());
+    }
+    let (a, b) = (stats(a), stats(b));
+    println!("publish latency, one at a time ({} each)", a.n);
+    println!("  adapter : p50 {}  p99 {}", ms(a.p50), ms(a.p99));
+    println!("  bare    : p50 {}  p99 {}", ms(b.p50), ms(b.p99));
+    report.push(format!(
+        "| publish latency, one at a time (n={}) | p50 {} / p99 {} | p50 {} / p99 {} | p99 ≤ 2 ms: {} |",
+        a.n, ms(a.p50), ms(a.p99), ms(b.p50), ms(b.p99), verdict(a.p99 <= Duration::from_millis(2))
+    ));
+
+    // Throughput with many publishes in flight.
+    const TOTAL: usize = 20_000;
+    const IN_FLIGHT: usize = 256;
+    let events = Arc::new(sealed_events(TOTAL, trial).await);
+    let props: Arc<Vec<BasicProperties>> = Arc::new(
+        events
+            .iter()
+            .map(|e| lapin_properties(&MessageProperties::for_event(e)))
+            .collect(),
+    );
+    let t = Instant::now();
+    stream::iter(0..TOTAL)
+        .map(|i| {
+            let ours = ours.clone();
+            let events = events.clone();
+            async move { ours.publish(&events[i]).await.unwrap() }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    let ours_rate = TOTAL as f64 / t.elapsed().as_secs_f64();
+    let bare = Arc::new(bare);
+    let t = Instant::now();
+    stream::iter(0..TOTAL)
+        .map(|i| {
+            let bare = bare.clone();
+            let events = events.clone();
+            let props = props.clone();
+            async move { bare.publish(&events[i], &props[i]).await }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    let bare_rate = TOTAL as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "publish throughput, {IN_FLIGHT} in flight: adapter {ours_rate:.0}/s, bare {bare_rate:.0}/s"
+    );
+    report.push(format!(
+        "| publish throughput, {IN_FLIGHT} in flight ({TOTAL} msgs) | {ours_rate:.0} msg/s | {bare_rate:.0} msg/s | ≥ 90 % of bare: {} ({:.0} %) |",
+        verdict(ours_rate >= 0.9 * bare_rate),
+        ours_rate / bare_rate * 100.0
+    ));
+
+    #[cfg(feature = "legacy-fanout")]
+    dual_bench(url, &broker, report).await;
+
+    admin
+        .channel
+        .queue_delete(BENCH_QUEUE.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    broker.close().await;
+}
+
+#[cfg(feature = "legacy-fanout")]
+async fn dual_bench(url: &str, broker: &AmqpBroker, report: &mut Vec<String>) {
+    use smap_identity::adapters::{
+        amqp::AmqpLegacySink, dual_publish::DualPublisher, templates::EmailTemplates,
+    };
+    let _ = url;
+    let single = AmqpEventPublisher::new(broker.clone());
+    let dual = DualPublisher::new(
+        Arc::new(AmqpEventPublisher::new(broker.clone())),
+        Arc::new(AmqpLegacySink::new(broker.clone())),
+        true,
+        Arc::new(EmailTemplates::new().unwrap()),
+    );
+    const N: usize = 2000;
+    let events = sealed_events(N + 200, verification).await;
+    for e in events.iter().take(200) {
+        single.publish(e).await.unwrap();
+        dual.publish(e).await.unwrap();
+    }
+    let (mut s, mut d) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    for e in events.iter().skip(200) {
+        let t = Instant::now();
+        single.publish(e).await.unwrap();
+        s.push(t.elapsed());
+        let t = Instant::now();
+        dual.publish(e).await.unwrap();
+        d.push(t.elapsed());
+    }
+    let (s, d) = (stats(s), stats(d));
+    let ratio = d.p50.as_secs_f64() / s.p50.as_secs_f64();
+    let ratio99 = d.p99.as_secs_f64() / s.p99.as_secs_f64();
+    println!(
+        "dual vs single (e-mail events): dual p50 {} p99 {}, single p50 {} p99 {}",
+        ms(d.p50),
+        ms(d.p99),
+        ms(s.p50),
+        ms(s.p99)
+    );
+    report.push(format!(
+        "| dual-publish latency (n={}) | p50 {} / p99 {} | single: p50 {} / p99 {} | ≤ 1.25 × single: {} (p50 {:.2}×, p99 {:.2}×) |",
+        d.n, ms(d.p50), ms(d.p99), ms(s.p50), ms(s.p99), verdict(ratio <= 1.25), ratio, ratio99
+    ));
+}
+
+/// `redis-benchmark` running HINCRBY at `clients` concurrency: (ops/s, p99 ms).
+fn redis_benchmark(redis: &RedisSettings, clients: usize, requests: usize) -> (f64, f64) {
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            &redis.host,
+            "-p",
+            &redis.port.to_string(),
+            "-c",
+            &clients.to_string(),
+            "-n",
+            &requests.to_string(),
+            "--csv",
+        ])
+        .args(["hincrby", "bench:raw", "done", "1"])
+        .output()
+        .expect("redis-benchmark runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text.lines().last().unwrap_or_default();
+    let cols: Vec<f64> = row
+        .split(',')
+        .map(|c| c.trim_matches('"').parse().unwrap_or(f64::NAN))
+        .collect();
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    (
+        cols.get(1).copied().unwrap_or(f64::NAN),
+        cols.get(6).copied().unwrap_or(f64::NAN),
+    )
+}
+
+async fn redis_benches(redis: &RedisSettings, report: &mut Vec<String>) {
+    let clients = RedisClients::connect(redis).await.unwrap();
+    let store = Arc::new(RedisProgressStore::new(clients.state.clone()));
+    for concurrency in [1usize, 10, 100] {
+        let project = ProjectId::parse(&format!("bench-{}", Uuid::new_v4().simple())).unwrap();
+        store.init(&project).await.unwrap();
+        store
+            .set_total(&project, u64::MAX / 2, ProjectStatus::Processing)
+            .await
+            .unwrap();
+        let run_for = Duration::from_secs(3);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let store = store.clone();
+                let project = project.clone();
+                tokio::spawn(async move {
+                    let mut samples = Vec::new();
+                    while started.elapsed() < run_for {
+                        let t = Instant::now();
+                        store.mark_item_done(&project, false, None).await.unwrap();
+                        samples.push(t.elapsed());
+                    }
+                    samples
+                })
+            })
+            .collect();
+        let mut samples = Vec::new();
+        for task in tasks {
+            samples.extend(task.await.unwrap());
+        }
+        let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
+        let s = stats(samples);
+        let (raw_rate, raw_p99) =
+            redis_benchmark(redis, concurrency, (rate * 3.0).max(10_000.0) as usize);
+        println!(
+            "mark_item_done c={concurrency}: {rate:.0}/s p99 {}; redis-benchmark HINCRBY {raw_rate:.0}/s p99 {raw_p99:.3} ms",
+            ms(s.p99)
+        );
+        report.push(format!(
+            "| mark_item_done, {concurrency} concurrent (n={}) | {rate:.0} ops/s, p99 {} | HINCRBY {raw_rate:.0} ops/s, p99 {raw_p99:.3} ms | ≥ 60 % of raw: {} ({:.0} %) |",
+            s.n, ms(s.p99), verdict(rate >= 0.6 * raw_rate), rate / raw_rate * 100.0
+        ));
+    }
+    clients.shutdown().await;
+}
+
+async fn http_bench(settings: &Settings, report: &mut Vec<String>) {
+    let adapters = Adapters::from_settings(settings).await.unwrap();
+    let app = Application::build_with(settings, adapters).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let key = settings.internal_key.expose().to_owned();
+    let id = format!("bench-{}", Uuid::new_v4().simple());
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{base}/internal/projects/{id}/progress"))
+        .header("X-Internal-Key", &key)
+        .send()
+        .await
+        .unwrap();
+
+    const CLIENTS: usize = 1000;
+    // Dashboards poll: every client asks once per `period`, on its own connection.
+    for (label, period, run_for) in [
+        (
+            "1000 clients polling every 1 s",
+            Duration::from_secs(1),
+            Duration::from_secs(6),
+        ),
+        (
+            "1000 clients polling every 250 ms",
+            Duration::from_millis(250),
+            Duration::from_secs(6),
+        ),
+    ] {
+        let gate = Arc::new(Semaphore::new(0));
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|n| {
+                let url = format!("{base}/projects/{id}/progress");
+                let key = key.clone();
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder()
+                        .pool_max_idle_per_host(1)
+                        .build()
+                        .unwrap();
+                    let _ = gate.acquire().await;
+                    // Spread the clients over the period, as real pollers are.
+                    tokio::time::sleep(period.mul_f64(n as f64 / CLIENTS as f64)).await;
+                    let started = Instant::now();
+                    let mut samples = Vec::new();
+                    let mut errors = 0usize;
+                    let mut next = Instant::now();
+                    while started.elapsed() < run_for {
+                        let t = Instant::now();
+                        match client.get(&url).header("X-Internal-Key", &key).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                                samples.push(t.elapsed());
+                            }
+                            _ => errors += 1,
+                        }
+                        next += period;
+                        tokio::time::sleep_until(next.into()).await;
+                    }
+                    (samples, errors)
+                })
+            })
+            .collect();
+        gate.add_permits(CLIENTS);
+        let mut samples = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let (s, e) = task.await.unwrap();
+            samples.extend(s);
+            errors += e;
+        }
+        let s = stats(samples);
+        let rate = s.n as f64 / run_for.as_secs_f64();
+        println!(
+            "GET progress, {label}: {} requests (~{rate:.0}/s), {errors} errors, p50 {} p99 {}",
+            s.n,
+            ms(s.p50),
+            ms(s.p99)
+        );
+        report.push(format!(
+            "| GET /projects/{{id}}/progress, {label} (~{rate:.0} req/s, {} requests, {errors} errors) | p50 {} / p99 {} | — | p99 < 10 ms: {} |",
+            s.n, ms(s.p50), ms(s.p99), verdict(s.p99 < Duration::from_millis(10) && errors == 0)
+        ));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let amqp = env("AMQP_URL");
+    let redis = RedisSettings {
+        host: env("REDIS_HOST"),
+        port: env("REDIS_PORT").parse().unwrap(),
+        password: None,
+        state_db: 1,
+    };
+    let mut settings = Settings::for_tests();
+    settings.amqp_url = Some(Secret::new(amqp.clone()));
+    settings.redis = Some(redis.clone());
+    let mut report = vec![
+        "| measurement | smap-identity | baseline (same run) | goal |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+    ];
+    publish_benches(&amqp, &mut report).await;
+    redis_benches(&redis, &mut report).await;
+    http_bench(&settings, &mut report).await;
+    println!("\n{}", report.join("\n"));
+}
