@@ -91,6 +91,11 @@ async fn set_total_rejects_bad_bodies_naming_the_field() {
         (json!({"status": "CRAWLING"}), 400, "total"),
         (json!([1, 2]), 400, "body"),
         (json!({"total": 3, "status": "DONE"}), 422, "status"),
+        (
+            json!({"total": 9_007_199_254_740_992u64, "status": "CRAWLING"}),
+            422,
+            "total",
+        ),
     ];
     for (body, expected, field) in cases {
         let (status, answer) = json(app.set_total("p", body.clone()).await).await;

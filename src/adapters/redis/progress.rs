@@ -61,26 +61,26 @@ return {'OK', status, total, done, errors, completed}
 /// ARGV: is_error ('1'/'0'), ttl, [item_id].
 /// Returns {outcome, status, total, done, errors, duplicate}.
 const MARK_ITEM_DONE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_FOUND', '', 0, 0, 0, 0} end
+local v = redis.call('HMGET', KEYS[1], 'status', 'total', 'done', 'errors')
+local status = v[1]
+if not status then return {'NOT_FOUND', '', 0, 0, 0, 0} end
+local total = tonumber(v[2] or '0')
+local done = tonumber(v[3] or '0')
+local errors = tonumber(v[4] or '0')
 local duplicate = 0
 if #ARGV >= 3 then
   if redis.call('SADD', KEYS[2], ARGV[3]) == 0 then duplicate = 1 end
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
-if duplicate == 0 then
-  redis.call('HINCRBY', KEYS[1], 'done', 1)
-  if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'errors', 1) end
-end
-local v = redis.call('HMGET', KEYS[1], 'status', 'total', 'done', 'errors')
-local status = v[1] or 'INITIALIZING'
-local total = tonumber(v[2] or '0')
-local done = tonumber(v[3] or '0')
-local errors = tonumber(v[4] or '0')
 local outcome = 'PROCESSING'
-if duplicate == 0 and total > 0 and done >= total and status ~= 'CRAWLING' and status ~= 'DONE' then
-  redis.call('HSET', KEYS[1], 'status', 'DONE')
-  status = 'DONE'
-  outcome = 'COMPLETED'
+if duplicate == 0 then
+  done = redis.call('HINCRBY', KEYS[1], 'done', 1)
+  if ARGV[1] == '1' then errors = redis.call('HINCRBY', KEYS[1], 'errors', 1) end
+  if total > 0 and done >= total and status ~= 'CRAWLING' and status ~= 'DONE' then
+    redis.call('HSET', KEYS[1], 'status', 'DONE')
+    status = 'DONE'
+    outcome = 'COMPLETED'
+  end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {outcome, status, total, done, errors, duplicate}

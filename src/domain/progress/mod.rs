@@ -10,8 +10,8 @@ mod types;
 
 pub use service::{ProgressService, ProgressUseCaseError};
 pub use types::{
-    ItemId, ItemIdError, ItemOutcome, ItemUpdate, PROGRESS_TTL_SECONDS, Progress, ProgressView,
-    ProjectId, ProjectIdError, ProjectStatus, ProjectStatusError, TotalUpdate,
+    ItemId, ItemIdError, ItemOutcome, ItemUpdate, MAX_TOTAL, PROGRESS_TTL_SECONDS, Progress,
+    ProgressView, ProjectId, ProjectIdError, ProjectStatus, ProjectStatusError, TotalUpdate,
 };
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub enum ProgressUseCaseError {
     /// Only the finish line may set `DONE`.
     #[error("`status` may not be DONE: the finish line sets it once every item is done")]
     DoneNotSettable,
+    #[error("`total` must be at most {max}")]
+    TotalTooLarge { max: u64 },
     #[error(transparent)]
     Store(#[from] ProgressError),
     /// The project crossed its finish line but `job.completed` could not be

@@ -2,7 +2,9 @@
 //! is; ending discovery after the last item was processed completes the
 //! project here (the late `PROCESSING_WAIT`).
 
-use super::{ProgressService, ProgressUseCaseError, ProjectId, ProjectStatus, TotalUpdate};
+use super::{
+    MAX_TOTAL, ProgressService, ProgressUseCaseError, ProjectId, ProjectStatus, TotalUpdate,
+};
 
 impl ProgressService {
     pub async fn set_total(
@@ -13,6 +15,9 @@ impl ProgressService {
     ) -> Result<TotalUpdate, ProgressUseCaseError> {
         if status == ProjectStatus::Done {
             return Err(ProgressUseCaseError::DoneNotSettable);
+        }
+        if total > MAX_TOTAL {
+            return Err(ProgressUseCaseError::TotalTooLarge { max: MAX_TOTAL });
         }
         let update = self.store.set_total(project, total, status).await?;
         if update.completed {

@@ -9,6 +9,10 @@ use crate::domain::serde_str::serde_via_parse;
 /// Progress records live 7 days after their last write (DESIGN §5).
 pub const PROGRESS_TTL_SECONDS: i64 = 604_800;
 
+/// Largest `total` a project may have: counters must stay exact in Lua
+/// (IEEE doubles) and in JavaScript clients, so 2^53 - 1.
+pub const MAX_TOTAL: u64 = (1 << 53) - 1;
+
 const MAX_PROJECT_ID_LEN: usize = 64;
 const MAX_ITEM_ID_LEN: usize = 256;
 

@@ -94,6 +94,7 @@ impl From<ProgressUseCaseError> for ApiError {
     fn from(error: ProgressUseCaseError) -> Self {
         match error {
             ProgressUseCaseError::DoneNotSettable => ApiError::rule_violated("status", &error),
+            ProgressUseCaseError::TotalTooLarge { .. } => ApiError::rule_violated("total", &error),
             ProgressUseCaseError::Store(ProgressError::NotFound(ref project)) => {
                 ApiError::not_found(format!(
                     "project `{project}` has no progress record: initialize it first"
