@@ -37,13 +37,7 @@ use smap_identity::{
         wiring::Adapters,
     },
     domain::{
-        email::Email,
-        events::{
-            EmailVerificationPayload, EventData, EventService, SealedEvent,
-            SubscriptionCreatedPayload,
-        },
-        locale::Locale,
-        otp::OtpCode,
+        events::{EventData, EventService, SealedEvent, SubscriptionCreatedPayload},
         plan::PlanCode,
         progress::{ProjectId, ProjectStatus},
         subscription::SubscriptionStatus,
@@ -103,7 +97,11 @@ fn trial() -> EventData {
     })
 }
 
+#[cfg(feature = "legacy-fanout")]
 fn verification() -> EventData {
+    use smap_identity::domain::{
+        email::Email, events::EmailVerificationPayload, locale::Locale, otp::OtpCode,
+    };
     EventData::EmailVerificationRequested(EmailVerificationPayload {
         user_id: Uuid::new_v4(),
         recipient: Email::parse("bench@example.com").unwrap(),
