@@ -3,6 +3,7 @@
 
 pub mod amqp;
 pub mod clock;
+pub mod credentials;
 #[cfg(feature = "legacy-fanout")]
 pub mod dual_publish;
 #[cfg(feature = "legacy-fanout")]
@@ -10,5 +11,6 @@ pub mod legacy;
 pub mod memory;
 pub mod message;
 pub mod redis;
+pub mod store_plans;
 pub mod templates;
 pub mod topology;

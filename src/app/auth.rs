@@ -12,12 +12,7 @@ pub const AUDIENCE: &str = "smap";
 /// How long a login lasts.
 pub const TOKEN_TTL_HOURS: i64 = 24;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Admin,
-}
+pub use crate::domain::account::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

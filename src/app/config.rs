@@ -88,6 +88,8 @@ pub struct Settings {
     pub otel_endpoint: Option<String>,
     pub log_format: LogFormat,
     pub rust_log: String,
+    /// How often ended trials and paid periods are swept.
+    pub expiry_sweep_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -329,6 +331,12 @@ impl Settings {
             otel_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             log_format,
             rust_log: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
+            expiry_sweep_interval: std::time::Duration::from_secs(env.parse(
+                "EXPIRY_SWEEP_INTERVAL_SECS",
+                300,
+                |s| s.parse().ok().filter(|n| *n > 0),
+                "a number of seconds above 0",
+            )?),
         })
     }
 

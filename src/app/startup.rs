@@ -11,12 +11,57 @@ use super::{
     http::{self, state::AppState},
     wiring::{Adapters, Resources},
 };
-use crate::domain::{events::EventService, progress::ProgressService};
+use crate::domain::{
+    account::{AccountService, BillingService},
+    events::EventService,
+    progress::ProgressService,
+};
 
 pub struct Application {
     port: u16,
     server: Server,
     resources: Resources,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+/// The account and billing use cases on the wired adapters.
+pub fn identity_services(
+    adapters: &Adapters,
+    events: Arc<EventService>,
+) -> (Arc<AccountService>, Arc<BillingService>) {
+    let billing = Arc::new(BillingService::new(
+        adapters.identity.clone(),
+        events.clone(),
+        adapters.clock.clone(),
+        adapters.ids.clone(),
+    ));
+    let accounts = Arc::new(AccountService::new(
+        adapters.identity.clone(),
+        adapters.hasher.clone(),
+        adapters.otps.clone(),
+        events,
+        billing.clone(),
+        adapters.clock.clone(),
+        adapters.ids.clone(),
+    ));
+    (accounts, billing)
+}
+
+/// Runs the expiry sweep every `interval` (its route runs it on demand).
+fn spawn_expiry_sweep(
+    billing: Arc<BillingService>,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = billing.expire_due().await {
+                tracing::error!(error = %error, "expiry sweep failed");
+            }
+        }
+    })
 }
 
 impl Application {
@@ -41,15 +86,21 @@ impl Application {
         ));
         let progress = Arc::new(ProgressService::new(
             adapters.progress.clone(),
-            events,
+            events.clone(),
             adapters.clock.clone(),
         ));
+        let (accounts, billing) = identity_services(&adapters, events);
         let state = AppState {
             internal_key: settings.internal_key.clone(),
             tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
+            secure_cookies: settings.app_env.is_production(),
+            clock: adapters.clock.clone(),
             progress,
+            accounts,
+            billing: billing.clone(),
             health: adapters.health.clone(),
         };
+        let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval);
         let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
         let port = listener.local_addr()?.port();
         let server = http::server(listener, state)?;
@@ -58,6 +109,7 @@ impl Application {
             port,
             server,
             resources: adapters.resources,
+            sweeper,
         })
     }
 
@@ -74,6 +126,7 @@ impl Application {
     /// closes the broker and Redis connections (each bounded in time).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        self.sweeper.abort();
         self.resources.shutdown().await;
         result
     }

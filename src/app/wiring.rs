@@ -8,14 +8,19 @@ use crate::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
         clock::{RandomIds, SystemClock},
+        credentials::{Argon2Hasher, RandomOtps},
         memory::{
-            InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryPlanCatalog,
+            InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryIdentityStore,
             InMemoryProgressStore,
         },
         redis::{RedisClients, RedisHealth, RedisProgressStore},
+        store_plans::StorePlanCatalog,
     },
     app::config::Settings,
-    ports::{Clock, EventPublisher, HealthIndicator, IdGenerator, PlanCatalog, ProgressStore},
+    ports::{
+        Clock, EventPublisher, HealthIndicator, IdGenerator, IdentityStore, OtpSource,
+        PasswordHasher, PlanCatalog, ProgressStore,
+    },
 };
 
 /// Connections to close on shutdown.
@@ -44,6 +49,9 @@ pub struct Adapters {
     pub publisher: Arc<dyn EventPublisher>,
     pub progress: Arc<dyn ProgressStore>,
     pub plans: Arc<dyn PlanCatalog>,
+    pub identity: Arc<dyn IdentityStore>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub otps: Arc<dyn OtpSource>,
     pub health: Vec<Arc<dyn HealthIndicator>>,
     /// `(port, adapter)` pairs, in wiring order.
     pub described: Vec<(&'static str, String)>,
@@ -124,12 +132,16 @@ impl Adapters {
         bus: Bus,
         progress: Progress,
     ) -> Self {
+        let identity: Arc<dyn IdentityStore> = Arc::new(InMemoryIdentityStore::new());
         Self {
             clock,
             ids,
             publisher: bus.publisher,
             progress: progress.store,
-            plans: Arc::new(InMemoryPlanCatalog::with_defaults()),
+            plans: Arc::new(StorePlanCatalog::new(identity.clone())),
+            identity,
+            hasher: Arc::new(Argon2Hasher::owasp()),
+            otps: Arc::new(RandomOtps),
             health: vec![
                 bus.health,
                 progress.health,
@@ -138,8 +150,8 @@ impl Adapters {
             described: vec![
                 ("event_publisher", bus.described),
                 ("progress_store", progress.described),
-                ("plan_catalog", "memory".into()),
-                ("database", "memory".into()),
+                ("identity_store", "memory".into()),
+                ("password_hasher", "argon2id (m=19456 KiB, t=2, p=1)".into()),
                 ("mailer", "none (e-mail consumers not in this build)".into()),
             ],
             memory_broker: bus.memory,

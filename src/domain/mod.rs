@@ -3,6 +3,7 @@
 //! Nothing in here performs I/O on its own or names an infrastructure crate:
 //! every effect goes through a trait of [`crate::ports`].
 
+pub mod account;
 pub mod email;
 pub mod events;
 pub mod locale;

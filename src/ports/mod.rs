@@ -2,14 +2,18 @@
 //! adapter that behaves like the real one (see `crate::adapters::memory`).
 
 mod clock;
+mod credentials;
 mod event_publisher;
 mod health;
+mod identity_store;
 mod plan_catalog;
 mod progress_store;
 
 pub use clock::{Clock, IdGenerator};
+pub use credentials::{HashError, OtpSource, PasswordHasher};
 pub use event_publisher::{EventPublisher, PublishError};
 pub use health::{Health, HealthIndicator};
+pub use identity_store::{IdentityStore, StoreError, TxHook};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};
 pub use progress_store::{ProgressError, ProgressStore};
 

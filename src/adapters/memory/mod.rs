@@ -5,6 +5,7 @@
 mod broker;
 mod event_bus;
 mod health;
+mod identity;
 #[cfg(feature = "legacy-fanout")]
 mod legacy_sink;
 mod plans;
@@ -13,6 +14,7 @@ mod progress;
 pub use broker::{BindingPattern, BrokerError, Delivery, ExchangeKind, InMemoryBroker};
 pub use event_bus::InMemoryEventBus;
 pub use health::InMemoryHealth;
+pub use identity::InMemoryIdentityStore;
 #[cfg(feature = "legacy-fanout")]
 pub use legacy_sink::InMemoryLegacySink;
 pub use plans::InMemoryPlanCatalog;

@@ -2,12 +2,16 @@
 //! server itself. Handlers parse input, call one use case, and shape its
 //! answer; they never talk to a broker or a database.
 
+pub mod accounts;
+pub mod errors;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod plans;
 pub mod progress;
 pub mod response;
 pub mod state;
+pub mod subscriptions;
 
 use std::net::TcpListener;
 
@@ -29,7 +33,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(progress::init_progress)
         .service(progress::set_project_total)
         .service(progress::mark_item_done)
-        .service(progress::get_progress);
+        .service(progress::get_progress)
+        .service(accounts::register)
+        .service(accounts::send_otp)
+        .service(accounts::verify_otp)
+        .service(accounts::login)
+        .service(accounts::logout)
+        .service(accounts::auth_me)
+        .service(accounts::users_me)
+        .service(accounts::update_me)
+        .service(accounts::change_password)
+        .service(accounts::list_users)
+        .service(accounts::get_user)
+        .service(plans::list_plans)
+        .service(plans::get_plan)
+        .service(plans::create_plan)
+        .service(plans::update_plan)
+        .service(plans::delete_plan)
+        .service(subscriptions::my_subscription)
+        .service(subscriptions::cancel)
+        .service(subscriptions::upgrade)
+        .service(subscriptions::payment_failed)
+        .service(subscriptions::expire_due);
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -51,6 +76,10 @@ pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server>
             .wrap(from_fn(metrics::track))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::invalid_field("query", e).into()),
+            )
             .configure(routes)
             .default_service(web::to(no_route))
     })

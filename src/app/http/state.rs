@@ -5,13 +5,21 @@ use std::sync::Arc;
 
 use crate::{
     app::{auth::TokenService, config::Secret},
-    domain::progress::ProgressService,
-    ports::HealthIndicator,
+    domain::{
+        account::{AccountService, BillingService},
+        progress::ProgressService,
+    },
+    ports::{Clock, HealthIndicator},
 };
 
 pub struct AppState {
     pub internal_key: Secret,
     pub tokens: TokenService,
+    /// Mark the auth cookie `Secure` (production).
+    pub secure_cookies: bool,
+    pub clock: Arc<dyn Clock>,
     pub progress: Arc<ProgressService>,
+    pub accounts: Arc<AccountService>,
+    pub billing: Arc<BillingService>,
     pub health: Vec<Arc<dyn HealthIndicator>>,
 }

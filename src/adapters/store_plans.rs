@@ -1,0 +1,34 @@
+//! `StorePlanCatalog`: the plan catalogue events are checked against, read
+//! from the identity store, so an event can only name a plan that exists.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{
+    domain::plan::PlanCode,
+    ports::{IdentityStore, PlanCatalog, PlanCatalogError, StoreError},
+};
+
+pub struct StorePlanCatalog {
+    store: Arc<dyn IdentityStore>,
+}
+
+impl StorePlanCatalog {
+    pub fn new(store: Arc<dyn IdentityStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl PlanCatalog for StorePlanCatalog {
+    async fn exists(&self, code: &PlanCode) -> Result<bool, PlanCatalogError> {
+        match self.store.plan_by_code(code).await {
+            Ok(plan) => Ok(plan.is_some()),
+            Err(StoreError::Unavailable(e) | StoreError::Unexpected(e)) => {
+                Err(PlanCatalogError::Unavailable(e))
+            }
+            Err(other) => Err(PlanCatalogError::Unavailable(other.into())),
+        }
+    }
+}

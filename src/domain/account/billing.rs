@@ -1,0 +1,199 @@
+//! `BillingService`: plans and subscriptions. Subscription events are
+//! published after the store committed; a publish that still fails after
+//! the retry policy is logged at ERROR and counted, and the change stands.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use super::{BillingCycle, Plan, Role, Subscription};
+use crate::{
+    domain::{
+        events::{EventData, EventService, SubscriptionCreatedPayload},
+        plan::PlanCode,
+        subscription::{SubscriptionStatus, TRIAL_DAYS},
+        timestamp::Timestamp,
+    },
+    ports::{Clock, IdGenerator, IdentityStore, StoreError},
+};
+
+/// Who acts on a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    #[error("no such plan")]
+    PlanNotFound,
+    #[error("this subscription belongs to another user")]
+    NotOwner,
+    #[error("the subscription is {status}, which does not allow this")]
+    WrongStatus { status: SubscriptionStatus },
+    #[error("`plan_code`: {0}")]
+    BadPlan(&'static str),
+    #[error("a plan with this code already exists")]
+    PlanCodeTaken,
+    #[error("the plan is still used by subscriptions")]
+    PlanInUse,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for BillingError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PlanCodeTaken => BillingError::PlanCodeTaken,
+            StoreError::PlanInUse => BillingError::PlanInUse,
+            other => BillingError::Store(other),
+        }
+    }
+}
+
+impl BillingError {
+    /// The store failure behind this error, for callers that only know stores.
+    pub fn into_store(self) -> StoreError {
+        match self {
+            BillingError::Store(e) => e,
+            other => StoreError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+/// What an expiry sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub trials_cancelled: u32,
+    pub subscriptions_ended: u32,
+}
+
+pub struct BillingService {
+    pub(super) store: Arc<dyn IdentityStore>,
+    pub(super) events: Arc<EventService>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) ids: Arc<dyn IdGenerator>,
+}
+
+impl BillingService {
+    pub fn new(
+        store: Arc<dyn IdentityStore>,
+        events: Arc<EventService>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            clock,
+            ids,
+        }
+    }
+
+    /// The free plan, created at first use.
+    pub async fn free_plan(&self) -> Result<Plan, BillingError> {
+        let code = PlanCode::free();
+        if let Some(plan) = self.store.plan_by_code(&code).await? {
+            return Ok(plan);
+        }
+        let now = self.clock.now();
+        let plan = Plan {
+            id: self.ids.new_uuid(),
+            code: code.clone(),
+            name: "Free".to_owned(),
+            description: Some("14-day trial plan".to_owned()),
+            price_minor: 0,
+            currency: "USD".to_owned(),
+            billing_cycle: BillingCycle::Monthly,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_plan(&plan).await {
+            Ok(()) => Ok(plan),
+            // Someone else created it first: use theirs.
+            Err(StoreError::PlanCodeTaken) => self
+                .store
+                .plan_by_code(&code)
+                .await?
+                .ok_or(BillingError::PlanNotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A new 14-day trial for `user` on the free plan (not stored yet).
+    pub async fn new_trial(&self, user: Uuid) -> Result<Subscription, BillingError> {
+        let plan = self.free_plan().await?;
+        let now = self.clock.now();
+        Ok(Subscription {
+            id: self.ids.new_uuid(),
+            user_id: user,
+            plan_code: plan.code,
+            status: SubscriptionStatus::Trialing,
+            trial_start: Some(now),
+            trial_end: Some(now + Duration::days(TRIAL_DAYS)),
+            period_start: None,
+            period_end: None,
+            cancelled_at: None,
+            cancellation_reason: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Publishes `subscription.created` for a stored subscription.
+    pub async fn announce_created(&self, s: &Subscription) {
+        let data = EventData::SubscriptionCreated(SubscriptionCreatedPayload {
+            subscription_id: s.id,
+            user_id: s.user_id,
+            plan_code: s.plan_code.clone(),
+            status: s.status,
+            created_at: Timestamp::new(s.created_at),
+            trial_start: s.trial_start.map(Timestamp::new),
+            trial_end: s.trial_end.map(Timestamp::new),
+            subscription_start: s.period_start.map(Timestamp::new),
+            subscription_end: s.period_end.map(Timestamp::new),
+        });
+        self.announce(s, data).await;
+    }
+
+    pub(super) async fn announce(
+        &self,
+        s: &Subscription,
+        data: EventData,
+    ) -> Option<crate::domain::events::EventId> {
+        match self.events.publish(data).await {
+            Ok(id) => Some(id),
+            Err(error) => {
+                tracing::error!(user_id = %s.user_id, subscription_id = %s.id, error = %error, "subscription event not published");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn owned(&self, id: Uuid, actor: Actor) -> Result<Subscription, BillingError> {
+        let s = self
+            .store
+            .subscription_by_id(id)
+            .await?
+            .ok_or(BillingError::SubscriptionNotFound)?;
+        if s.user_id != actor.user_id && actor.role != Role::Admin {
+            return Err(BillingError::NotOwner);
+        }
+        Ok(s)
+    }
+
+    /// The user's live subscription, else their latest one.
+    pub async fn my_subscription(&self, user: Uuid) -> Result<Subscription, BillingError> {
+        if let Some(s) = self.store.live_subscription(user).await? {
+            return Ok(s);
+        }
+        self.store
+            .latest_subscription(user)
+            .await?
+            .ok_or(BillingError::SubscriptionNotFound)
+    }
+}

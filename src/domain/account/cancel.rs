@@ -1,0 +1,84 @@
+//! Use case: cancel a subscription — by its owner (`user_requested` or their
+//! own words) or by an admin (`admin_action`, naming the admin).
+
+use uuid::Uuid;
+
+use super::{Actor, BillingError, BillingService, Role, Subscription};
+use crate::domain::{
+    events::{CancellationReason, EventData, SubscriptionCancelledPayload},
+    subscription::SubscriptionStatus,
+    timestamp::Timestamp,
+};
+
+impl BillingService {
+    pub async fn cancel(
+        &self,
+        id: Uuid,
+        actor: Actor,
+        reason: Option<CancellationReason>,
+    ) -> Result<Subscription, BillingError> {
+        let mut s = self.owned(id, actor).await?;
+        if !s.is_live() {
+            return Err(BillingError::WrongStatus { status: s.status });
+        }
+        let by_admin = actor.role == Role::Admin && actor.user_id != s.user_id;
+        let reason = if by_admin {
+            CancellationReason::admin_action()
+        } else {
+            reason.unwrap_or_else(CancellationReason::user_requested)
+        };
+        let now = self.clock.now();
+        let previous = s.status;
+        // Paid time and trial time already granted stay usable.
+        let effective_until = match previous {
+            SubscriptionStatus::Trialing => s.trial_end,
+            _ => s.period_end,
+        }
+        .filter(|end| *end > now)
+        .unwrap_or(now);
+        s.status = SubscriptionStatus::Cancelled;
+        s.cancelled_at = Some(now);
+        s.cancellation_reason = Some(reason.to_string());
+        s.updated_at = now;
+        self.store.update_subscription(&s).await?;
+        self.announce_cancelled(
+            &s,
+            previous,
+            reason,
+            effective_until,
+            by_admin.then_some(actor.user_id),
+        )
+        .await;
+        Ok(s)
+    }
+
+    pub(super) async fn announce_cancelled(
+        &self,
+        s: &Subscription,
+        previous: SubscriptionStatus,
+        reason: CancellationReason,
+        effective_until: chrono::DateTime<chrono::Utc>,
+        admin_user_id: Option<Uuid>,
+    ) {
+        let data = EventData::SubscriptionCancelled(SubscriptionCancelledPayload {
+            subscription_id: s.id,
+            user_id: s.user_id,
+            plan_code: s.plan_code.clone(),
+            previous_status: previous,
+            new_status: SubscriptionStatus::Cancelled,
+            cancelled_at: Timestamp::new(s.cancelled_at.unwrap_or(s.updated_at)),
+            cancellation_reason: reason.clone(),
+            effective_until: Timestamp::new(effective_until),
+            admin_user_id,
+        });
+        let event_id = self.announce(s, data).await;
+        tracing::warn!(
+            event_id = event_id.map(|id| id.to_string()).unwrap_or_default(),
+            subscription_id = %s.id,
+            user_id = %s.user_id,
+            cancellation_reason = %reason,
+            effective_until = %Timestamp::new(effective_until),
+            "subscription cancelled"
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Use case: upgrade a trial to a paid plan; the paid period follows the
+//! plan's billing cycle.
+
+use uuid::Uuid;
+
+use super::{Actor, BillingError, BillingService, Subscription};
+use crate::domain::{
+    events::{EventData, SubscriptionStatusChangedPayload, TransitionReason},
+    plan::PlanCode,
+    subscription::SubscriptionStatus,
+    timestamp::Timestamp,
+};
+
+impl BillingService {
+    pub async fn upgrade(
+        &self,
+        id: Uuid,
+        actor: Actor,
+        plan_code: &PlanCode,
+    ) -> Result<Subscription, BillingError> {
+        let mut s = self
+            .store
+            .subscription_by_id(id)
+            .await?
+            .ok_or(BillingError::SubscriptionNotFound)?;
+        if s.user_id != actor.user_id {
+            return Err(BillingError::NotOwner);
+        }
+        if s.status != SubscriptionStatus::Trialing {
+            return Err(BillingError::WrongStatus { status: s.status });
+        }
+        let plan = self
+            .store
+            .plan_by_code(plan_code)
+            .await?
+            .ok_or(BillingError::BadPlan("no such plan"))?;
+        if plan.price_minor <= 0 {
+            return Err(BillingError::BadPlan("upgrades go to a paid plan"));
+        }
+        let now = self.clock.now();
+        let previous = s.status;
+        s.status = SubscriptionStatus::Active;
+        s.plan_code = plan.code.clone();
+        s.period_start = Some(now);
+        s.period_end = Some(plan.billing_cycle.period_end(now));
+        s.updated_at = now;
+        self.store.update_subscription(&s).await?;
+        self.announce_changed(&s, previous, TransitionReason::UPGRADED, true)
+            .await;
+        Ok(s)
+    }
+
+    pub(super) async fn announce_changed(
+        &self,
+        s: &Subscription,
+        previous: SubscriptionStatus,
+        reason: &'static str,
+        with_period: bool,
+    ) {
+        let Ok(transition_reason) = TransitionReason::parse(reason) else {
+            tracing::error!(reason, "not a transition reason");
+            return;
+        };
+        let data = EventData::SubscriptionStatusChanged(SubscriptionStatusChangedPayload {
+            subscription_id: s.id,
+            user_id: s.user_id,
+            plan_code: s.plan_code.clone(),
+            previous_status: previous,
+            new_status: s.status,
+            transition_reason,
+            changed_at: Timestamp::new(s.updated_at),
+            subscription_start: s.period_start.filter(|_| with_period).map(Timestamp::new),
+            subscription_end: s.period_end.filter(|_| with_period).map(Timestamp::new),
+        });
+        self.announce(s, data).await;
+    }
+}
