@@ -8,9 +8,9 @@ use reqwest::{Client, Response};
 use serde_json::Value;
 use smap_identity::{
     adapters::{
-        clock::{RandomIds, SystemClock},
+        clock::{ManualClock, RandomIds},
         memory::{Delivery, InMemoryBroker},
-        topology::EVENTS_EXCHANGE,
+        topology::{EMAIL_QUEUE, EVENTS_EXCHANGE},
     },
     app::{
         auth::{Role, TokenService},
@@ -18,17 +18,27 @@ use smap_identity::{
         startup::Application,
         wiring::Adapters,
     },
+    domain::{
+        account::Role as DomainRole,
+        email::Email,
+        events::{EventData, EventEnvelope},
+    },
+    ports::IdentityStore,
 };
 use uuid::Uuid;
 
 /// A queue each test app binds to `job.#`, to observe `job.completed`.
 pub const JOBS_QUEUE: &str = "test.jobs";
+/// And one bound to `subscription.#`.
+pub const SUBSCRIPTIONS_QUEUE: &str = "test.subscriptions";
 
 pub struct TestApp {
     pub address: String,
     pub client: Client,
     pub internal_key: String,
     pub broker: Arc<InMemoryBroker>,
+    pub identity: Arc<dyn IdentityStore>,
+    pub clock: Arc<ManualClock>,
     tokens: TokenService,
     handle: ServerHandle,
 }
@@ -48,14 +58,20 @@ fn init_logs() {
 pub async fn spawn_app() -> TestApp {
     init_logs();
     let settings = Settings::for_tests();
-    let adapters = Adapters::in_memory(&settings, Arc::new(SystemClock), Arc::new(RandomIds));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let adapters = Adapters::in_memory(&settings, clock.clone(), Arc::new(RandomIds));
     let broker = adapters
         .memory_broker
         .clone()
         .expect("in-memory adapters have a broker");
+    let identity = adapters.identity.clone();
     broker.declare_queue(JOBS_QUEUE);
     broker
         .bind(JOBS_QUEUE, EVENTS_EXCHANGE, "job.#")
+        .expect("bind test queue");
+    broker.declare_queue(SUBSCRIPTIONS_QUEUE);
+    broker
+        .bind(SUBSCRIPTIONS_QUEUE, EVENTS_EXCHANGE, "subscription.#")
         .expect("bind test queue");
     let app = Application::build_with(&settings, adapters).expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -66,6 +82,8 @@ pub async fn spawn_app() -> TestApp {
         client: Client::new(),
         internal_key: settings.internal_key.expose().to_owned(),
         broker,
+        identity,
+        clock,
         tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
         handle,
     }
@@ -127,6 +145,82 @@ impl TestApp {
             out.push(d);
         }
         out
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Every envelope in `queue`, drained.
+    pub fn drain(&self, queue: &str) -> Vec<EventEnvelope> {
+        let mut out = Vec::new();
+        while let Some(d) = self.broker.try_take(queue).expect("queue exists") {
+            out.push(EventEnvelope::from_json(&d.body).expect("a valid envelope"));
+        }
+        out
+    }
+
+    /// The OTP of the newest verification e-mail to `email`.
+    pub fn otp_for(&self, email: &str) -> String {
+        self.drain(EMAIL_QUEUE)
+            .into_iter()
+            .filter_map(|e| match e.data {
+                EventData::EmailVerificationRequested(p) if p.recipient.as_str() == email => {
+                    Some(p.otp_code.as_str().to_owned())
+                }
+                _ => None,
+            })
+            .last()
+            .unwrap_or_else(|| panic!("no verification e-mail for {email}"))
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/authentication/register",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers, verifies and logs in; returns the bearer token.
+    pub async fn signed_up(&self, email: &str) -> String {
+        let password = "correct horse battery";
+        assert_eq!(self.register(email, password).await.status().as_u16(), 201);
+        let otp = self.otp_for(email);
+        let verified = self
+            .post_json(
+                "/authentication/verify-otp",
+                &serde_json::json!({"email": email, "otp": otp}),
+            )
+            .await;
+        assert_eq!(verified.status().as_u16(), 200);
+        let (_, body) = json(
+            self.post_json(
+                "/authentication/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await,
+        )
+        .await;
+        body["data"]["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Makes the account an admin (what `smap-identity admin grant` does).
+    pub async fn make_admin(&self, email: &str) {
+        let email = Email::parse(email).expect("email");
+        let mut user = self
+            .identity
+            .user_by_email(&email)
+            .await
+            .expect("store")
+            .expect("user");
+        user.role = DomainRole::Admin;
+        self.identity.update_user(&user).await.expect("update");
     }
 
     pub async fn stop(&self) {

@@ -2,6 +2,8 @@
 //! bound to port 0, and the adapters against the real servers that
 //! `scripts/test.sh` starts (each test with its own queues and keys).
 
+mod accounts;
+mod billing;
 mod health;
 mod helpers;
 mod layout;
