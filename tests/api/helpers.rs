@@ -169,13 +169,13 @@ impl TestApp {
     pub fn otp_for(&self, email: &str) -> String {
         self.drain(EMAIL_QUEUE)
             .into_iter()
-            .filter_map(|e| match e.data {
+            .rev()
+            .find_map(|e| match e.data {
                 EventData::EmailVerificationRequested(p) if p.recipient.as_str() == email => {
                     Some(p.otp_code.as_str().to_owned())
                 }
                 _ => None,
             })
-            .last()
             .unwrap_or_else(|| panic!("no verification e-mail for {email}"))
     }
 
