@@ -465,3 +465,59 @@ async fn user_routes_need_a_token_and_admin_routes_an_admin() {
     assert_eq!(bad_id.status().as_u16(), 400);
     assert_eq!(bad_limit.status().as_u16(), 400);
 }
+
+mod rollback {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use async_trait::async_trait;
+    use smap_identity::{
+        domain::events::{EventId, SealedEvent},
+        ports::{EventPublisher, PublishError},
+    };
+
+    use super::*;
+    use crate::helpers::spawn_app_with;
+
+    /// Wraps the real publisher; while `down`, every publish fails as a
+    /// broker outage would.
+    struct Switchable {
+        inner: Arc<dyn EventPublisher>,
+        down: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl EventPublisher for Switchable {
+        async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(PublishError::Unavailable(anyhow::anyhow!("broker down (test)")));
+            }
+            self.inner.publish(event).await
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_event_cannot_be_published_registration_is_rolled_back_with_503_and_can_be_retried() {
+        let down = Arc::new(AtomicBool::new(true));
+        let switch = down.clone();
+        let app = spawn_app_with(move |adapters| {
+            adapters.publisher = Arc::new(Switchable { inner: adapters.publisher.clone(), down: switch });
+        })
+        .await;
+
+        let (status, body) = json(app.register("rob@example.com", PASSWORD).await).await;
+        let login = app
+            .post_json("/authentication/send-otp", &json!({"email": "rob@example.com", "password": PASSWORD}))
+            .await;
+        down.store(false, Ordering::SeqCst);
+        let (retry, _) = json(app.register("rob@example.com", PASSWORD).await).await;
+
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error_code"], 50300);
+        assert_eq!(login.status().as_u16(), 401, "no user remained");
+        assert_eq!(retry, 201);
+        assert_eq!(app.otp_for("rob@example.com").len(), 6);
+    }
+}

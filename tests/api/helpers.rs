@@ -56,6 +56,11 @@ fn init_logs() {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A test app whose adapters `customize` may replace first.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Adapters)) -> TestApp {
     init_logs();
     let settings = Settings::for_tests();
     let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -73,6 +78,8 @@ pub async fn spawn_app() -> TestApp {
     broker
         .bind(SUBSCRIPTIONS_QUEUE, EVENTS_EXCHANGE, "subscription.#")
         .expect("bind test queue");
+    let mut adapters = adapters;
+    customize(&mut adapters);
     let app = Application::build_with(&settings, adapters).expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
