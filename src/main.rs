@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use smap_identity::app::{
-    cli::{Cli, Command},
+    cli::{AdminCommand, Cli, Command},
+    commands,
     config::Settings,
     startup::Application,
     telemetry,
@@ -25,10 +26,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&settings);
     match run(cli.subcommand(), settings).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "smap-identity failed");
             eprintln!("smap-identity: {error:#}");
@@ -38,8 +36,29 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
-    tracing::info!(?command, env = ?settings.app_env, "starting smap-identity");
-    let app = Application::build(settings).await?;
-    app.run_until_stopped().await?;
+    match command {
+        Command::Serve | Command::All => {
+            tracing::info!(?command, env = ?settings.app_env, "starting smap-identity");
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let applied = commands::migrate(&settings).await?;
+            println!(
+                "migrations applied: {}",
+                if applied.is_empty() {
+                    "none pending".to_owned()
+                } else {
+                    applied.join(", ")
+                }
+            );
+        }
+        Command::Admin {
+            command: AdminCommand::Grant { email },
+        } => {
+            commands::grant_admin(&settings, &email).await?;
+            println!("{email} is now an administrator");
+        }
+    }
     Ok(())
 }

@@ -6,18 +6,19 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::ports::{Clock, IdGenerator};
 
-/// Wall-clock time.
+/// Wall-clock time, in microseconds: what PostgreSQL stores, so a value
+/// read back equals the value written.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 

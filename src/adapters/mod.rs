@@ -10,6 +10,7 @@ pub mod dual_publish;
 pub mod legacy;
 pub mod memory;
 pub mod message;
+pub mod postgres;
 pub mod redis;
 pub mod store_plans;
 pub mod templates;

@@ -13,17 +13,30 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
     Serve,
     /// Everything in one process: the HTTP API and the workers (the default).
     All,
+    /// Apply the database migrations (needs DATABASE_URL).
+    Migrate,
+    /// Administration of accounts (needs DATABASE_URL).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AdminCommand {
+    /// Make the account with this e-mail an administrator.
+    Grant { email: String },
 }
 
 impl Cli {
     pub fn subcommand(&self) -> Command {
-        self.command.unwrap_or(Command::All)
+        self.command.clone().unwrap_or(Command::All)
     }
 }
 
@@ -43,7 +56,19 @@ mod tests {
             Cli::parse_from(["smap-identity", "serve"]).subcommand(),
             Command::Serve
         );
-        assert!(Cli::try_parse_from(["smap-identity", "migrate"]).is_err());
+        assert_eq!(
+            Cli::parse_from(["smap-identity", "migrate"]).subcommand(),
+            Command::Migrate
+        );
+        assert_eq!(
+            Cli::parse_from(["smap-identity", "admin", "grant", "a@b.co"]).subcommand(),
+            Command::Admin {
+                command: AdminCommand::Grant {
+                    email: "a@b.co".into()
+                }
+            }
+        );
+        assert!(Cli::try_parse_from(["smap-identity", "events"]).is_err());
     }
 
     #[test]
@@ -52,6 +77,6 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_owned())
             .collect();
-        assert_eq!(names, ["serve", "all"]);
+        assert_eq!(names, ["serve", "all", "migrate", "admin"]);
     }
 }

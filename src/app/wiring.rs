@@ -13,6 +13,7 @@ use crate::{
             InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryIdentityStore,
             InMemoryProgressStore,
         },
+        postgres::{self, PgHealth, PgIdentityStore},
         redis::{RedisClients, RedisHealth, RedisProgressStore},
         store_plans::StorePlanCatalog,
     },
@@ -101,18 +102,19 @@ impl Adapters {
             }
             None => memory_progress(clock.clone()),
         };
-        for (var, set) in [
-            ("DATABASE_URL", settings.database_url.is_some()),
-            ("SMTP_HOST", settings.smtp.is_some()),
-        ] {
-            if set {
-                tracing::warn!(
-                    variable = var,
-                    "this build has no adapter for {var} yet; using the in-memory adapter"
-                );
-            }
+        if settings.smtp.is_some() {
+            tracing::warn!("this build has no SMTP adapter yet: SMTP_HOST is not used");
         }
-        Ok(Self::assemble(clock, Arc::new(RandomIds), bus, progress))
+        let mut adapters = Self::assemble(clock, Arc::new(RandomIds), bus, progress);
+        if let Some(url) = &settings.database_url {
+            let pool = postgres::pool(url.expose(), 16)?;
+            let applied = migrate_with_retries(&pool).await?;
+            tracing::info!(applied = ?applied, "database migrations up to date");
+            adapters.use_identity_store(Arc::new(PgIdentityStore::new(pool.clone())), "postgres");
+            adapters.health.retain(|h| h.component() != "database");
+            adapters.health.push(Arc::new(PgHealth::new(pool)));
+        }
+        Ok(adapters)
     }
 
     /// Every port on its in-memory adapter.
@@ -162,6 +164,18 @@ impl Adapters {
         }
     }
 
+    /// Serves accounts, plans and subscriptions (and the plan catalogue
+    /// events are checked against) from `store`.
+    pub fn use_identity_store(&mut self, store: Arc<dyn IdentityStore>, described: &str) {
+        self.plans = Arc::new(StorePlanCatalog::new(store.clone()));
+        self.identity = store;
+        for (port, adapter) in &mut self.described {
+            if *port == "identity_store" {
+                *adapter = described.to_owned();
+            }
+        }
+    }
+
     /// One line naming every adapter wired: `event_publisher=memory, ...`.
     pub fn summary(&self) -> String {
         self.described
@@ -169,6 +183,22 @@ impl Adapters {
             .map(|(port, adapter)| format!("{port}={adapter}"))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// Start-up may race the database's own start: retry for about 20 s.
+async fn migrate_with_retries(pool: &postgres::PgPool) -> anyhow::Result<Vec<String>> {
+    let mut attempt = 1;
+    loop {
+        match postgres::migrate(pool).await {
+            Ok(applied) => return Ok(applied),
+            Err(error) if attempt < 10 => {
+                tracing::warn!(attempt, error = %format!("{error:#}"), "database not ready; retrying migrations");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(error) => return Err(error.context("DATABASE_URL: migrations could not run")),
+        }
     }
 }
 

@@ -492,24 +492,33 @@ mod rollback {
     impl EventPublisher for Switchable {
         async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
             if self.down.load(Ordering::SeqCst) {
-                return Err(PublishError::Unavailable(anyhow::anyhow!("broker down (test)")));
+                return Err(PublishError::Unavailable(anyhow::anyhow!(
+                    "broker down (test)"
+                )));
             }
             self.inner.publish(event).await
         }
     }
 
     #[tokio::test]
-    async fn when_the_event_cannot_be_published_registration_is_rolled_back_with_503_and_can_be_retried() {
+    async fn when_the_event_cannot_be_published_registration_is_rolled_back_with_503_and_can_be_retried()
+     {
         let down = Arc::new(AtomicBool::new(true));
         let switch = down.clone();
         let app = spawn_app_with(move |adapters| {
-            adapters.publisher = Arc::new(Switchable { inner: adapters.publisher.clone(), down: switch });
+            adapters.publisher = Arc::new(Switchable {
+                inner: adapters.publisher.clone(),
+                down: switch,
+            });
         })
         .await;
 
         let (status, body) = json(app.register("rob@example.com", PASSWORD).await).await;
         let login = app
-            .post_json("/authentication/send-otp", &json!({"email": "rob@example.com", "password": PASSWORD}))
+            .post_json(
+                "/authentication/send-otp",
+                &json!({"email": "rob@example.com", "password": PASSWORD}),
+            )
             .await;
         down.store(false, Ordering::SeqCst);
         let (retry, _) = json(app.register("rob@example.com", PASSWORD).await).await;

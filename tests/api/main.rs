@@ -13,6 +13,7 @@ mod real_amqp;
 #[cfg(feature = "legacy-fanout")]
 mod real_dual_publish;
 mod real_faults;
+mod real_postgres;
 mod real_progress;
 mod real_redis;
 mod servers;

@@ -172,3 +172,19 @@ pub fn message_id(delivery: &Delivery) -> String {
 pub fn body(delivery: &Delivery) -> serde_json::Value {
     serde_json::from_slice(&delivery.data).expect("a JSON body")
 }
+
+/// A new, empty database of its own on the test PostgreSQL; its URL.
+pub async fn fresh_database() -> Option<String> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let url = required("DATABASE_URL")?;
+    let mut conn = AsyncPgConnection::establish(&url)
+        .await
+        .expect("the test PostgreSQL is reachable");
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("DATABASE_URL names a database");
+    Some(format!("{base}/{name}"))
+}

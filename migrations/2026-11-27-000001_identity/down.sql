@@ -1,0 +1,3 @@
+DROP TABLE subscriptions;
+DROP TABLE plans;
+DROP TABLE users;

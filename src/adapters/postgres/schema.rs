@@ -1,0 +1,55 @@
+//! Diesel's view of the tables in `migrations/`.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        full_name -> Nullable<Text>,
+        locale -> Text,
+        role -> Text,
+        status -> Text,
+        otp_code -> Nullable<Text>,
+        otp_expires_at -> Nullable<Timestamptz>,
+        otp_sent_at -> Nullable<Timestamptz>,
+        otp_attempts -> Int4,
+        failed_logins -> Int4,
+        login_blocked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    plans (id) {
+        id -> Uuid,
+        code -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        price_minor -> Int8,
+        currency -> Text,
+        billing_cycle -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        plan_code -> Text,
+        status -> Text,
+        trial_start -> Nullable<Timestamptz>,
+        trial_end -> Nullable<Timestamptz>,
+        period_start -> Nullable<Timestamptz>,
+        period_end -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+        cancellation_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(subscriptions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, plans, subscriptions);

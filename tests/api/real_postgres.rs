@@ -1,0 +1,407 @@
+//! The PostgreSQL identity store and the whole account flow on real
+//! PostgreSQL, RabbitMQ and Redis; each test on a database of its own.
+
+use std::{process::Command, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use serde_json::json;
+use smap_identity::{
+    adapters::{
+        clock::ManualClock,
+        postgres::{self, PgIdentityStore},
+        topology::EVENTS_EXCHANGE,
+    },
+    app::{config::Secret, startup::Application, wiring::Adapters},
+    domain::{
+        account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
+        email::Email,
+        events::{EventData, EventEnvelope},
+        locale::Locale,
+        otp::OtpCode,
+    },
+    ports::{IdentityStore, PublishError, StoreError},
+};
+use uuid::Uuid;
+
+use crate::{
+    helpers::json,
+    servers::{Probe, body, fresh_database, real_settings},
+};
+
+fn user(email: &str) -> User {
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    User {
+        id: Uuid::new_v4(),
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        full_name: None,
+        locale: Locale::Vi,
+        role: Role::User,
+        status: AccountStatus::Unverified,
+        otp: Some(OtpChallenge::new(OtpCode::parse("123456").unwrap(), now)),
+        failed_logins: 0,
+        login_blocked_until: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn store() -> Option<PgIdentityStore> {
+    let url = fresh_database().await?;
+    let pool = postgres::pool(&url, 8).unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    Some(PgIdentityStore::new(pool))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_keeps_the_identity_rules() {
+    let Some(store) = store().await else { return };
+    let ann = user("Ann@Example.com");
+
+    store
+        .insert_user_then(&ann, Box::pin(async { Ok(()) }))
+        .await
+        .unwrap();
+    let twin = store
+        .insert_user_then(&user("ann@example.com"), Box::pin(async { Ok(()) }))
+        .await;
+    let rolled_back = store
+        .insert_user_then(
+            &user("bob@example.com"),
+            Box::pin(async { Err(PublishError::Nacked) }),
+        )
+        .await;
+    let found = store
+        .user_by_email(&Email::parse("ANN@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = store
+        .user_by_email(&Email::parse("bob@example.com").unwrap())
+        .await
+        .unwrap();
+
+    assert!(matches!(twin, Err(StoreError::EmailTaken)), "{twin:?}");
+    assert!(matches!(
+        rolled_back,
+        Err(StoreError::RolledBack(PublishError::Nacked))
+    ));
+    assert_eq!(found, ann, "stored and read back field for field");
+    assert!(bob.is_none(), "the failed hook left no row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_otps_are_counted_atomically() {
+    let Some(store) = store().await else { return };
+    let store = Arc::new(store);
+    let u = user("count@example.com");
+    store
+        .insert_user_then(&u, Box::pin(async { Ok(()) }))
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.count_otp_failure(u.id).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+
+    assert_eq!(
+        seen,
+        (1..=50).collect::<Vec<u32>>(),
+        "every increment counted once"
+    );
+}
+
+/// A real-server app on a fresh database; `customize` may swap adapters.
+async fn app(customize: impl FnOnce(&mut Adapters)) -> Option<(String, String)> {
+    let mut settings = real_settings()?;
+    settings.database_url = Some(Secret::new(fresh_database().await?));
+    let mut adapters = Adapters::from_settings(&settings).await.unwrap();
+    assert!(
+        adapters.summary().contains("identity_store=postgres"),
+        "{}",
+        adapters.summary()
+    );
+    customize(&mut adapters);
+    let app = Application::build_with(&settings, adapters).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Some((base, settings.database_url.unwrap().expose().to_owned()))
+}
+
+fn envelope(d: &lapin::message::Delivery) -> Option<EventEnvelope> {
+    EventEnvelope::from_json(&d.data).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() {
+    let Some(url) = crate::servers::amqp_url() else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let c = clock.clone();
+    let Some((base, _)) = app(move |a| a.clock = c).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
+    #[cfg(feature = "legacy-fanout")]
+    let mut legacy =
+        Probe::bind(&url, smap_identity::adapters::topology::LEGACY_EXCHANGE, "").await;
+    let mut subs = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.#").await;
+    let address = format!("flow-{}@example.com", Uuid::new_v4().simple());
+    let password = "correct horse battery";
+
+    // Register: the verification e-mail reaches the topic exchange and, while
+    // dual-publishing, the legacy fanout under the same message id.
+    let (status, registered) = json(
+        client
+            .post(format!("{base}/authentication/register"))
+            .json(&json!({"email": address, "password": password, "locale": "vi"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    let user_id = registered["data"]["id"].as_str().unwrap().to_owned();
+    let mine = |d: &lapin::message::Delivery| {
+        envelope(d).is_some_and(|e| matches!(&e.data, EventData::EmailVerificationRequested(p) if p.user_id.to_string() == user_id))
+    };
+    let email = emails.collect(Duration::from_secs(5), 1, mine).await;
+    let envelope_in = envelope(&email[0]).unwrap();
+    let EventData::EmailVerificationRequested(p) = envelope_in.data else {
+        unreachable!()
+    };
+    #[cfg(feature = "legacy-fanout")]
+    {
+        use crate::servers::message_id;
+        let id = message_id(&email[0]);
+        let old = legacy
+            .collect(Duration::from_secs(5), 1, |d| message_id(d) == id)
+            .await;
+        assert_eq!(old.len(), 1, "the legacy copy");
+        assert_eq!(body(&old[0])["Recipient"], address.as_str());
+    }
+
+    // Verify with the OTP from the message: subscription.created.
+    let verified = client
+        .post(format!("{base}/authentication/verify-otp"))
+        .json(&json!({"email": address, "otp": p.otp_code.as_str()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status().as_u16(), 200);
+    let of_user =
+        |d: &lapin::message::Delivery| body(d)["payload"]["data"]["user_id"] == user_id.as_str();
+    let created = subs.collect(Duration::from_secs(5), 1, of_user).await;
+    let created = body(&created[0]);
+    assert_eq!(created["payload"]["routing_key"], "subscription.created");
+    assert_eq!(created["payload"]["data"]["status"], "trialing");
+    assert_eq!(
+        created["payload"]["idempotency_key"],
+        created["payload"]["data"]["subscription_id"]
+    );
+
+    // Log in, cancel: subscription.cancelled.
+    let (_, login) = json(
+        client
+            .post(format!("{base}/authentication/login"))
+            .json(&json!({"email": address, "password": password}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = login["data"]["token"].as_str().unwrap().to_owned();
+    let sub_id = created["payload"]["data"]["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancel = client
+        .post(format!("{base}/subscriptions/{sub_id}/cancel"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status().as_u16(), 200);
+    let cancelled = subs.collect(Duration::from_secs(5), 1, of_user).await;
+    let cancelled = body(&cancelled[0]);
+    assert_eq!(
+        cancelled["payload"]["routing_key"],
+        "subscription.cancelled"
+    );
+    assert_eq!(
+        cancelled["payload"]["data"]["cancellation_reason"],
+        "user_requested"
+    );
+    assert_eq!(cancelled["payload"]["data"]["previous_status"], "trialing");
+    assert!(cancelled["payload"]["data"]["effective_until"].is_string());
+    let me = client
+        .get(format!("{base}/subscriptions/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (_, me) = json(me).await;
+    assert_eq!(me["data"]["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_whose_event_cannot_be_published_leaves_no_row_and_a_retry_succeeds() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use smap_identity::{
+        domain::events::{EventId, SealedEvent},
+        ports::EventPublisher,
+    };
+
+    struct Switchable {
+        inner: Arc<dyn EventPublisher>,
+        down: Arc<AtomicBool>,
+    }
+
+    #[async_trait]
+    impl EventPublisher for Switchable {
+        async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(PublishError::Unavailable(anyhow::anyhow!(
+                    "broker down (test)"
+                )));
+            }
+            self.inner.publish(event).await
+        }
+    }
+
+    let down = Arc::new(AtomicBool::new(true));
+    let switch = down.clone();
+    let Some((base, db)) = app(move |a| {
+        a.publisher = Arc::new(Switchable {
+            inner: a.publisher.clone(),
+            down: switch,
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let register = || {
+        client
+            .post(format!("{base}/authentication/register"))
+            .json(&json!({"email": "retry@example.com", "password": "correct horse battery"}))
+            .send()
+    };
+
+    let (status, answer) = json(register().await.unwrap()).await;
+    let pool = postgres::pool(&db, 1).unwrap();
+    let rows = PgIdentityStore::new(pool.clone())
+        .list_users(0, 10)
+        .await
+        .unwrap()
+        .1;
+    down.store(false, Ordering::SeqCst);
+    let retry = register().await.unwrap().status().as_u16();
+    let after = PgIdentityStore::new(pool)
+        .list_users(0, 10)
+        .await
+        .unwrap()
+        .1;
+
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(rows, 0, "the transaction rolled back");
+    assert_eq!(retry, 201);
+    assert_eq!(after, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registrations_of_one_email_at_once_leave_one_row() {
+    let Some((base, db)) = app(|_| {}).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let register = || {
+        client
+            .post(format!("{base}/authentication/register"))
+            .json(&json!({"email": "race@example.com", "password": "correct horse battery"}))
+            .send()
+    };
+
+    let (a, b) = tokio::join!(register(), register());
+
+    let mut statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    let pool = postgres::pool(&db, 1).unwrap();
+    assert_eq!(
+        PgIdentityStore::new(pool)
+            .list_users(0, 10)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_migrates_and_grants_admin() {
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_smap-identity");
+    let run = |args: &[&str], url: Option<&str>| {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "error");
+        if let Some(url) = url {
+            cmd.env("DATABASE_URL", url);
+        }
+        cmd.output().unwrap()
+    };
+
+    let first = run(&["migrate"], Some(&db));
+    let second = run(&["migrate"], Some(&db));
+    let pool = postgres::pool(&db, 1).unwrap();
+    let store = PgIdentityStore::new(pool);
+    let u = user("boss@example.com");
+    store
+        .insert_user_then(&u, Box::pin(async { Ok(()) }))
+        .await
+        .unwrap();
+    let granted = run(&["admin", "grant", "boss@example.com"], Some(&db));
+    let unknown = run(&["admin", "grant", "nobody@example.com"], Some(&db));
+    let no_db = run(&["migrate"], None);
+
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("2026"),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    assert!(String::from_utf8_lossy(&second.stdout).contains("none pending"));
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    assert_eq!(
+        store.user_by_id(u.id).await.unwrap().unwrap().role,
+        Role::Admin
+    );
+    assert!(!unknown.status.success());
+    assert!(!no_db.status.success());
+    assert!(String::from_utf8_lossy(&no_db.stderr).contains("DATABASE_URL"));
+}
