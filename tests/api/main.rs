@@ -7,6 +7,7 @@ mod billing;
 mod health;
 mod helpers;
 mod layout;
+mod openapi;
 mod progress;
 mod progress_errors;
 mod real_amqp;

@@ -1,6 +1,7 @@
 //! Authentication and user routes (DESIGN §6): register, OTP, login,
 //! logout, the current user, profile and password, and the admin views.
 
+use super::response::{Envelope, ErrorBody};
 use actix_web::{
     HttpRequest, HttpResponse,
     cookie::{Cookie, SameSite, time::Duration as CookieAge},
@@ -41,14 +42,17 @@ fn locale(raw: &str, field: &'static str) -> Result<Locale, ApiError> {
         .map_err(|e| ApiError::invalid_field(field, e))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserBody {
     pub id: Uuid,
     pub email: String,
     pub full_name: Option<String>,
+    #[schema(value_type = String, example = "en")]
     pub locale: Locale,
+    #[schema(value_type = String, example = "user")]
     pub role: Role,
     pub status: &'static str,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T10:30:45.123Z")]
     pub created_at: Timestamp,
 }
 
@@ -66,7 +70,7 @@ impl From<&User> for UserBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
     pub email: String,
     pub password: String,
@@ -77,6 +81,14 @@ pub struct RegisterRequest {
 }
 
 /// Publishes `email.verification.requested` in the registration's transaction.
+#[utoipa::path(
+    post,
+    path = "/authentication/register",
+    tag = "authentication",
+    request_body = RegisterRequest,
+    responses((status = 201, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "Register an account. Publishes `email.verification.requested` inside the registration transaction."
+)]
 #[post("/authentication/register")]
 pub async fn register(
     req: HttpRequest,
@@ -105,13 +117,21 @@ pub async fn register(
     Ok(respond(StatusCode::CREATED, UserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CredentialsRequest {
     pub email: String,
     pub password: String,
 }
 
 /// Publishes `email.verification.requested` again.
+#[utoipa::path(
+    post,
+    path = "/authentication/send-otp",
+    tag = "authentication",
+    request_body = CredentialsRequest,
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "Send the OTP again. Publishes `email.verification.requested`."
+)]
 #[post("/authentication/send-otp")]
 pub async fn send_otp(
     state: web::Data<AppState>,
@@ -125,13 +145,21 @@ pub async fn send_otp(
     Ok(ok(serde_json::json!({ "sent": true })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
     pub email: String,
     pub otp: String,
 }
 
 /// Publishes `subscription.created` (the 14-day trial).
+#[utoipa::path(
+    post,
+    path = "/authentication/verify-otp",
+    tag = "authentication",
+    request_body = VerifyRequest,
+    responses((status = 200, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "Verify the OTP: the account becomes active and a 14-day trial starts. Publishes `subscription.created`."
+)]
 #[post("/authentication/verify-otp")]
 pub async fn verify_otp(
     state: web::Data<AppState>,
@@ -146,11 +174,12 @@ pub async fn verify_otp(
     Ok(ok(UserBody::from(&user)))
 }
 
-#[derive(Debug, Serialize)]
-struct LoginBody {
-    token: String,
-    expires_at: Timestamp,
-    user: UserBody,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginBody {
+    pub token: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    pub user: UserBody,
 }
 
 fn auth_cookie(state: &AppState, token: String, age: CookieAge) -> Cookie<'static> {
@@ -163,6 +192,14 @@ fn auth_cookie(state: &AppState, token: String, age: CookieAge) -> Cookie<'stati
         .finish()
 }
 
+#[utoipa::path(
+    post,
+    path = "/authentication/login",
+    tag = "authentication",
+    request_body = CredentialsRequest,
+    responses((status = 200, description = "Success", body = Envelope<LoginBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "Log in: sets the HttpOnly cookie `smap_auth_token` and returns the token."
+)]
 #[post("/authentication/login")]
 pub async fn login(
     state: web::Data<AppState>,
@@ -188,6 +225,14 @@ pub async fn login(
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/authentication/logout",
+    tag = "authentication",
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Log out: clears the auth cookie."
+)]
 #[post("/authentication/logout")]
 pub async fn logout(
     _user: CurrentUser,
@@ -200,6 +245,14 @@ pub async fn logout(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/authentication/me",
+    tag = "authentication",
+    responses((status = 200, description = "Success", body = Envelope<UserBody>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "The signed-in user."
+)]
 #[get("/authentication/me")]
 pub async fn auth_me(
     user: CurrentUser,
@@ -209,6 +262,14 @@ pub async fn auth_me(
     Ok(ok(UserBody::from(&user)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    responses((status = 200, description = "Success", body = Envelope<UserBody>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "The signed-in user."
+)]
 #[get("/users/me")]
 pub async fn users_me(
     user: CurrentUser,
@@ -218,7 +279,7 @@ pub async fn users_me(
     Ok(ok(UserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ProfileRequest {
     #[serde(default)]
     pub full_name: Option<String>,
@@ -226,6 +287,15 @@ pub struct ProfileRequest {
     pub locale: Option<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/users/me",
+    tag = "users",
+    request_body = ProfileRequest,
+    responses((status = 200, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Update one's profile."
+)]
 #[put("/users/me")]
 pub async fn update_me(
     user: CurrentUser,
@@ -251,12 +321,21 @@ pub async fn update_me(
     Ok(ok(UserBody::from(&user)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/users/me/change-password",
+    tag = "users",
+    request_body = ChangePasswordRequest,
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Change one's password."
+)]
 #[post("/users/me/change-password")]
 pub async fn change_password(
     user: CurrentUser,
@@ -288,7 +367,8 @@ pub async fn require_admin(user: &CurrentUser, state: &AppState) -> Result<User,
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     #[serde(default)]
     pub offset: Option<u64>,
@@ -296,6 +376,15 @@ pub struct Page {
     pub limit: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(Page),
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "List users, newest first (admins)."
+)]
 #[get("/users")]
 pub async fn list_users(
     user: CurrentUser,
@@ -319,6 +408,15 @@ pub fn uuid_param(raw: &str, field: &'static str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::invalid_field(field, "must be a UUID"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Read a user (admins)."
+)]
 #[get("/users/{id}")]
 pub async fn get_user(
     user: CurrentUser,

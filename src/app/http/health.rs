@@ -1,6 +1,7 @@
 //! System routes: `/health` (every dependency), `/health/{component}`,
 //! `/live` (the process answers) and `/ready` (what requests need is up).
 
+use super::response::ErrorBody;
 use actix_web::{HttpResponse, Responder, get, http::StatusCode, web};
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -65,11 +66,26 @@ async fn run_checks(state: &AppState, only_ready: bool) -> Vec<(&'static str, He
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "Every dependency: 200 healthy or 503 unhealthy."
+)]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> impl Responder {
     report(run_checks(&state, false).await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/{component}",
+    tag = "system",
+    params(("component" = String, Path, description = "rabbitmq, redis or database")),
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "One dependency (`rabbitmq`, `redis`, `database`)."
+)]
 #[get("/health/{component}")]
 pub async fn component_health(
     state: web::Data<AppState>,
@@ -86,11 +102,25 @@ pub async fn component_health(
     )]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/live",
+    tag = "system",
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>)),
+    description = "The process answers."
+)]
 #[get("/live")]
 pub async fn live() -> impl Responder {
     report(Vec::new())
 }
 
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "system",
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    description = "What requests need is up."
+)]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> impl Responder {
     report(run_checks(&state, true).await)

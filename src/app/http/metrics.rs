@@ -63,6 +63,13 @@ fn describe() {
     );
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    responses((status = 200, description = "Success", body = String, content_type = "text/plain")),
+    description = "Prometheus metrics (text format)."
+)]
 #[get("/metrics")]
 pub async fn metrics_route() -> impl Responder {
     match prometheus() {

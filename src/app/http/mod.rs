@@ -7,6 +7,7 @@ pub mod errors;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod plans;
 pub mod progress;
 pub mod response;
@@ -54,7 +55,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(subscriptions::cancel)
         .service(subscriptions::upgrade)
         .service(subscriptions::payment_failed)
-        .service(subscriptions::expire_due);
+        .service(subscriptions::expire_due)
+        .service(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui/{_:.*}").url(
+            "/api-docs/openapi.json",
+            <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+        ));
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {

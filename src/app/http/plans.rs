@@ -1,5 +1,6 @@
 //! Plan routes: anyone reads, admins manage.
 
+use super::response::{Envelope, ErrorBody};
 use actix_web::{HttpResponse, delete, get, http::StatusCode, post, put, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,7 +17,7 @@ use crate::domain::{
     timestamp::Timestamp,
 };
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlanBody {
     pub id: Uuid,
     pub code: String,
@@ -25,8 +26,11 @@ pub struct PlanBody {
     /// In the currency's minor unit.
     pub price: i64,
     pub currency: String,
+    #[schema(value_type = String, example = "monthly")]
     pub billing_cycle: BillingCycle,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T10:30:45.123Z")]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T10:30:45.123Z")]
     pub updated_at: Timestamp,
 }
 
@@ -46,13 +50,14 @@ impl From<&Plan> for PlanBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PlanRequest {
     pub code: Option<String>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub price: Option<i64>,
     pub currency: Option<String>,
+    #[schema(value_type = Option<String>, example = "monthly")]
     pub billing_cycle: Option<BillingCycle>,
 }
 
@@ -96,12 +101,27 @@ fn missing(field: &str) -> ApiError {
     ApiError::invalid_field(field, "is required")
 }
 
+#[utoipa::path(
+    get,
+    path = "/plans",
+    tag = "plans",
+    responses((status = 200, description = "Success", body = Envelope<Vec<PlanBody>>)),
+    description = "All plans."
+)]
 #[get("/plans")]
 pub async fn list_plans(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let plans = state.billing.plans().await?;
     Ok(ok(plans.iter().map(PlanBody::from).collect::<Vec<_>>()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/plans/{id}",
+    tag = "plans",
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<PlanBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    description = "One plan."
+)]
 #[get("/plans/{id}")]
 pub async fn get_plan(
     state: web::Data<AppState>,
@@ -111,6 +131,15 @@ pub async fn get_plan(
     Ok(ok(PlanBody::from(&plan)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/plans",
+    tag = "plans",
+    request_body = PlanRequest,
+    responses((status = 201, description = "Success", body = Envelope<PlanBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Create a plan (admins)."
+)]
 #[post("/plans")]
 pub async fn create_plan(
     user: CurrentUser,
@@ -132,6 +161,16 @@ pub async fn create_plan(
     Ok(respond(StatusCode::CREATED, PlanBody::from(&plan)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/plans/{id}",
+    tag = "plans",
+    request_body = PlanRequest,
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<PlanBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Update a plan (admins); its code never changes."
+)]
 #[put("/plans/{id}")]
 pub async fn update_plan(
     user: CurrentUser,
@@ -161,6 +200,15 @@ pub async fn update_plan(
     Ok(ok(PlanBody::from(&plan)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/plans/{id}",
+    tag = "plans",
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Delete a plan no subscription uses (admins)."
+)]
 #[delete("/plans/{id}")]
 pub async fn delete_plan(
     user: CurrentUser,

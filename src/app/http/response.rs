@@ -26,7 +26,7 @@ pub mod codes {
     pub const UNAVAILABLE: u32 = 50_300;
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<T: Serialize> {
     pub error_code: u32,
     pub message: String,
@@ -35,10 +35,20 @@ pub struct Envelope<T: Serialize> {
     pub data: T,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldIssue {
     pub field: String,
     pub message: String,
+}
+
+/// The failure envelope, for the API description.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Non-zero: the HTTP status × 100 plus a detail.
+    pub error_code: u32,
+    pub message: String,
+    pub errors: Option<Vec<FieldIssue>>,
+    pub data: Option<serde_json::Value>,
 }
 
 /// 200 with the success envelope.

@@ -1,6 +1,7 @@
 //! Subscription routes: the user's own, cancel and upgrade, and the internal
 //! payment-failure and expiry routes.
 
+use super::response::{Envelope, ErrorBody};
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,18 +20,25 @@ use crate::domain::{
     timestamp::Timestamp,
 };
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionBody {
     pub id: Uuid,
     pub user_id: Uuid,
     pub plan_code: String,
+    #[schema(value_type = String, example = "trialing")]
     pub status: SubscriptionStatus,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub trial_start: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub trial_end: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub subscription_start: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub subscription_end: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub cancelled_at: Option<Timestamp>,
     pub cancellation_reason: Option<String>,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T10:30:45.123Z")]
     pub created_at: Timestamp,
 }
 
@@ -59,6 +67,14 @@ fn actor(user: &CurrentUser) -> Actor {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/subscriptions/me",
+    tag = "subscriptions",
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "The live subscription, else the latest one."
+)]
 #[get("/subscriptions/me")]
 pub async fn my_subscription(
     user: CurrentUser,
@@ -68,13 +84,23 @@ pub async fn my_subscription(
     Ok(ok(SubscriptionBody::from(&s)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CancelRequest {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
 /// Publishes `subscription.cancelled`. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/cancel",
+    tag = "subscriptions",
+    request_body(content = Option<CancelRequest>, description = "Optional JSON body", content_type = "application/json"),
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Cancel (owner or admin). Publishes `subscription.cancelled`."
+)]
 #[post("/subscriptions/{id}/cancel")]
 pub async fn cancel(
     user: CurrentUser,
@@ -101,12 +127,22 @@ pub async fn cancel(
     Ok(ok(SubscriptionBody::from(&s)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpgradeRequest {
     pub plan_code: String,
 }
 
 /// Publishes `subscription.status_changed` (`upgraded`).
+#[utoipa::path(
+    post,
+    path = "/subscriptions/{id}/upgrade",
+    tag = "subscriptions",
+    request_body = UpgradeRequest,
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])),
+    description = "Upgrade a trial to a paid plan (owner). Publishes `subscription.status_changed` (`upgraded`)."
+)]
 #[post("/subscriptions/{id}/upgrade")]
 pub async fn upgrade(
     user: CurrentUser,
@@ -123,6 +159,15 @@ pub async fn upgrade(
 }
 
 /// Publishes `subscription.status_changed` (`payment_failed`).
+#[utoipa::path(
+    post,
+    path = "/internal/subscriptions/{id}/payment-failed",
+    tag = "internal",
+    params(("id" = Uuid, Path, description = "The id (a UUID)")),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    security(("internal_key" = [])),
+    description = "A payment failed: `active` to `past_due`. Publishes `subscription.status_changed` (`payment_failed`)."
+)]
 #[post("/internal/subscriptions/{id}/payment-failed")]
 pub async fn payment_failed(
     _caller: InternalCaller,
@@ -133,13 +178,31 @@ pub async fn payment_failed(
     Ok(ok(SubscriptionBody::from(&s)))
 }
 
+/// What an expiry sweep did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SweepBody {
+    pub trials_cancelled: u32,
+    pub subscriptions_ended: u32,
+}
+
 /// Publishes `subscription.cancelled` (`trial_expired`) and
 /// `subscription.status_changed` (`subscription_ended`) for what is due.
+#[utoipa::path(
+    post,
+    path = "/internal/subscriptions/expire-due",
+    tag = "internal",
+    responses((status = 200, description = "Success", body = Envelope<SweepBody>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)),
+    security(("internal_key" = [])),
+    description = "Run the expiry sweep now. Publishes `subscription.cancelled` (`trial_expired`) and `subscription.status_changed` (`subscription_ended`)."
+)]
 #[post("/internal/subscriptions/expire-due")]
 pub async fn expire_due(
     _caller: InternalCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let report = state.billing.expire_due().await?;
-    Ok(ok(report))
+    Ok(ok(SweepBody {
+        trials_cancelled: report.trials_cancelled,
+        subscriptions_ended: report.subscriptions_ended,
+    }))
 }

@@ -1,6 +1,7 @@
 //! `GET /projects/{id}/progress`: `{status, total, done, errors, percent}`;
 //! an unknown project is a 404 whose data says `NOT_FOUND`, and is not created.
 
+use crate::app::http::response::{Envelope, ErrorBody};
 use actix_web::{HttpResponse, get, web};
 
 use super::{ProgressBody, project_id};
@@ -13,6 +14,15 @@ use crate::{
     domain::progress::ProgressView,
 };
 
+#[utoipa::path(
+    get,
+    path = "/projects/{id}/progress",
+    tag = "progress",
+    params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]")),
+    responses((status = 200, description = "Success", body = Envelope<ProgressBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = []), ("internal_key" = [])),
+    description = "A project's progress; 404 with status NOT_FOUND for an unknown project."
+)]
 #[get("/projects/{id}/progress")]
 pub async fn get_progress(
     _reader: ProgressReader,

@@ -1,5 +1,6 @@
 //! `POST /internal/projects/{id}/progress`: start tracking a project.
 
+use crate::app::http::response::{Envelope, ErrorBody};
 use actix_web::{HttpResponse, http::StatusCode, post, web};
 
 use super::{ProgressBody, project_id};
@@ -9,6 +10,15 @@ use crate::app::http::{
     state::AppState,
 };
 
+#[utoipa::path(
+    post,
+    path = "/internal/projects/{id}/progress",
+    tag = "internal",
+    params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]")),
+    responses((status = 201, description = "Success", body = Envelope<ProgressBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    security(("internal_key" = [])),
+    description = "Start tracking a project (replaces an earlier record)."
+)]
 #[post("/internal/projects/{id}/progress")]
 pub async fn init_progress(
     _caller: InternalCaller,

@@ -11,6 +11,12 @@ pub use init::init_progress;
 pub use mark_item::mark_item_done;
 pub use set_total::set_project_total;
 
+// utoipa's path descriptions, re-exported for the OpenAPI document.
+pub use get::__path_get_progress;
+pub use init::__path_init_progress;
+pub use mark_item::__path_mark_item_done;
+pub use set_total::__path_set_project_total;
+
 use serde::{Deserialize, Serialize};
 
 use super::response::ApiError;
@@ -26,7 +32,7 @@ fn project_id(raw: &str) -> Result<ProjectId, ApiError> {
     ProjectId::parse(raw).map_err(|e| ApiError::invalid_field("project_id", e))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProgressBody {
     pub status: &'static str,
     pub total: u64,
@@ -59,13 +65,14 @@ impl ProgressBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SetTotalRequest {
     pub total: u64,
+    #[schema(value_type = String, example = "PROCESSING_WAIT")]
     pub status: ProjectStatus,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SetTotalBody {
     #[serde(flatten)]
     pub progress: ProgressBody,
@@ -73,15 +80,17 @@ pub struct SetTotalBody {
     pub completed: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct MarkItemRequest {
     pub is_error: bool,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "post-123")]
     pub item_id: Option<ItemId>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MarkItemBody {
+    #[schema(value_type = String, example = "PROCESSING")]
     pub status: ItemOutcome,
     pub done: u64,
     pub total: u64,
