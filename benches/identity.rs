@@ -16,7 +16,9 @@ use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
         clock::{RandomIds, SystemClock},
-        credentials::{ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, RandomOtps},
+        credentials::{
+            ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, RandomOtps,
+        },
         postgres::{self, PgIdentityStore},
         store_plans::StorePlanCatalog,
     },
@@ -64,8 +66,16 @@ where
         .await;
     let rate = n as f64 / started.elapsed().as_secs_f64();
     samples.sort_unstable();
-    let at = |p: f64| samples[((n as f64 * p).ceil() as usize).saturating_sub(1).min(n - 1)];
-    Run { rate, p50: at(0.5), p99: at(0.99) }
+    let at = |p: f64| {
+        samples[((n as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(n - 1)]
+    };
+    Run {
+        rate,
+        p50: at(0.5),
+        p99: at(0.99),
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -77,7 +87,10 @@ async fn main() {
     let base = env("DATABASE_URL");
     let mut admin = AsyncPgConnection::establish(&base).await.unwrap();
     let name = format!("bench_{}", Uuid::new_v4().simple());
-    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     let pool = postgres::pool(&url, 16).unwrap();
     postgres::migrate(&pool).await.unwrap();
@@ -92,7 +105,12 @@ async fn main() {
         Arc::new(StorePlanCatalog::new(store.clone())),
     ));
     let hasher = Arc::new(Argon2Hasher::owasp());
-    let billing = Arc::new(BillingService::new(store.clone(), events.clone(), clock.clone(), ids.clone()));
+    let billing = Arc::new(BillingService::new(
+        store.clone(),
+        events.clone(),
+        clock.clone(),
+        ids.clone(),
+    ));
     let accounts = Arc::new(AccountService::new(
         store.clone(),
         hasher.clone(),
@@ -103,8 +121,9 @@ async fn main() {
         ids,
     ));
     let password = Password::parse("correct horse battery staple").unwrap();
-    let emails: Vec<Email> =
-        (0..USERS).map(|i| Email::parse(&format!("bench{i}@example.com")).unwrap()).collect();
+    let emails: Vec<Email> = (0..USERS)
+        .map(|i| Email::parse(&format!("bench{i}@example.com")).unwrap())
+        .collect();
 
     let hash_only = measure(USERS, |_| {
         let hasher = hasher.clone();
@@ -116,8 +135,12 @@ async fn main() {
     .await;
     let register = measure(USERS, |i| {
         let accounts = accounts.clone();
-        let registration =
-            Registration { email: emails[i].clone(), password: password.clone(), full_name: None, locale: Locale::En };
+        let registration = Registration {
+            email: emails[i].clone(),
+            password: password.clone(),
+            full_name: None,
+            locale: Locale::En,
+        };
         async move {
             accounts.register(registration).await.unwrap();
         }
@@ -136,7 +159,12 @@ async fn main() {
         }
     })
     .await;
-    let stored = store.user_by_email(&emails[0]).await.unwrap().unwrap().password_hash;
+    let stored = store
+        .user_by_email(&emails[0])
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
     let verify_only = measure(USERS, |_| {
         let hasher = hasher.clone();
         let password = password.clone();
@@ -159,7 +187,9 @@ async fn main() {
     println!(
         "Argon2id m={ARGON2_MEMORY_KIB} KiB, t={ARGON2_ITERATIONS}, p={ARGON2_LANES}; {USERS} users, {CONCURRENCY} at a time\n"
     );
-    println!("| operation | throughput | p50 | p99 | hash alone (same run) | share of the hash in p50 |");
+    println!(
+        "| operation | throughput | p50 | p99 | hash alone (same run) | share of the hash in p50 |"
+    );
     println!("|---|---|---|---|---|---|");
     let row = |name: &str, r: &Run, base: Option<&Run>| {
         let (alone, share) = match base {
@@ -169,9 +199,18 @@ async fn main() {
             ),
             None => ("— (no hash)".to_owned(), "—".to_owned()),
         };
-        println!("| {name} | {:.1}/s | {} | {} | {alone} | {share} |", r.rate, ms(r.p50), ms(r.p99));
+        println!(
+            "| {name} | {:.1}/s | {} | {} | {alone} | {share} |",
+            r.rate,
+            ms(r.p50),
+            ms(r.p99)
+        );
     };
-    row("register (hash + insert + publish in the transaction)", &register, Some(&hash_only));
+    row(
+        "register (hash + insert + publish in the transaction)",
+        &register,
+        Some(&hash_only),
+    );
     row("verify OTP (activate + trial + publish)", &verify, None);
     row("login (verify password + read)", &login, Some(&verify_only));
     broker.close().await;

@@ -405,3 +405,267 @@ async fn the_cli_migrates_and_grants_admin() {
     assert!(!no_db.status.success());
     assert!(String::from_utf8_lossy(&no_db.stderr).contains("DATABASE_URL"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_broker() {
+    let Some(url) = crate::servers::amqp_url() else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let c = clock.clone();
+    let identity = Arc::new(std::sync::Mutex::new(None::<Arc<dyn IdentityStore>>));
+    let keep = identity.clone();
+    let Some((base, _)) = app(move |a| {
+        a.clock = c;
+        *keep.lock().unwrap() = Some(a.identity.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    let store = identity.lock().unwrap().clone().unwrap();
+    let client = reqwest::Client::new();
+    let mut subs = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.#").await;
+    let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
+    let key = smap_identity::app::config::Settings::for_tests()
+        .internal_key
+        .expose()
+        .to_owned();
+    let password = "correct horse battery";
+
+    // Two verified users: one upgrades, one stays on the trial.
+    let mut tokens = Vec::new();
+    let mut user_ids = Vec::new();
+    for n in 0..2 {
+        let address = format!("life{n}-{}@example.com", Uuid::new_v4().simple());
+        let (_, r) = json(
+            client
+                .post(format!("{base}/authentication/register"))
+                .json(&json!({"email": address, "password": password}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let id = r["data"]["id"].as_str().unwrap().to_owned();
+        let got = emails
+            .collect(Duration::from_secs(5), 1, |d| {
+                body(d)["payload"]["data"]["user_id"] == id.as_str()
+            })
+            .await;
+        let otp = body(&got[0])["payload"]["data"]["otp_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        client
+            .post(format!("{base}/authentication/verify-otp"))
+            .json(&json!({"email": address, "otp": otp}))
+            .send()
+            .await
+            .unwrap();
+        let (_, login) = json(
+            client
+                .post(format!("{base}/authentication/login"))
+                .json(&json!({"email": address, "password": password}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        tokens.push(login["data"]["token"].as_str().unwrap().to_owned());
+        user_ids.push(id);
+    }
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    store
+        .insert_plan(&smap_identity::domain::account::Plan {
+            id: Uuid::new_v4(),
+            code: smap_identity::domain::plan::PlanCode::parse("pro").unwrap(),
+            name: "Pro".into(),
+            description: None,
+            price_minor: 1900,
+            currency: "USD".into(),
+            billing_cycle: smap_identity::domain::account::BillingCycle::Monthly,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let (_, me) = json(
+        client
+            .get(format!("{base}/subscriptions/me"))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let paid = me["data"]["id"].as_str().unwrap().to_owned();
+    let of = |user: &str| {
+        let user = user.to_owned();
+        move |d: &lapin::message::Delivery| body(d)["payload"]["data"]["user_id"] == user.as_str()
+    };
+    // Take the two subscription.created of these users off the queue first.
+    let created = subs
+        .collect(Duration::from_secs(5), 2, |d| {
+            let e = body(d);
+            e["payload"]["routing_key"] == "subscription.created"
+                && user_ids
+                    .iter()
+                    .any(|u| e["payload"]["data"]["user_id"] == u.as_str())
+        })
+        .await;
+    assert_eq!(created.len(), 2);
+
+    let upgraded = client
+        .post(format!("{base}/subscriptions/{paid}/upgrade"))
+        .bearer_auth(&tokens[0])
+        .json(&json!({"plan_code": "pro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgraded.status().as_u16(), 200);
+    let e = body(
+        &subs
+            .collect(Duration::from_secs(5), 1, of(&user_ids[0]))
+            .await[0],
+    );
+    assert_eq!(e["payload"]["routing_key"], "subscription.status_changed");
+    assert_eq!(e["payload"]["data"]["transition_reason"], "upgraded");
+    assert_eq!(e["payload"]["data"]["plan_code"], "pro");
+    assert!(e["payload"]["data"]["subscription_end"].is_string());
+
+    let failed = client
+        .post(format!(
+            "{base}/internal/subscriptions/{paid}/payment-failed"
+        ))
+        .header("X-Internal-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status().as_u16(), 200);
+    let e = body(
+        &subs
+            .collect(Duration::from_secs(5), 1, of(&user_ids[0]))
+            .await[0],
+    );
+    assert_eq!(
+        (
+            e["payload"]["data"]["previous_status"].as_str(),
+            e["payload"]["data"]["new_status"].as_str()
+        ),
+        (Some("active"), Some("past_due"))
+    );
+    assert_eq!(e["payload"]["data"]["transition_reason"], "payment_failed");
+
+    clock.advance(chrono::Duration::days(40));
+    let (status, sweep) = json(
+        client
+            .post(format!("{base}/internal/subscriptions/expire-due"))
+            .header("X-Internal-Key", &key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sweep["data"],
+        json!({"trials_cancelled": 1, "subscriptions_ended": 1})
+    );
+    let (a, b) = (of(&user_ids[0]), of(&user_ids[1]));
+    let both: Vec<serde_json::Value> = subs
+        .collect(Duration::from_secs(5), 2, |d| a(d) || b(d))
+        .await
+        .iter()
+        .map(body)
+        .collect();
+    let for_user = |u: &str| {
+        both.iter()
+            .find(|e| e["payload"]["data"]["user_id"] == u)
+            .cloned()
+            .unwrap_or_else(|| panic!("no event for {u}: {both:?}"))
+    };
+    let ended = for_user(&user_ids[0]);
+    assert_eq!(
+        ended["payload"]["data"]["transition_reason"],
+        "subscription_ended"
+    );
+    assert_eq!(ended["payload"]["data"]["new_status"], "expired");
+    let expired = for_user(&user_ids[1]);
+    assert_eq!(expired["payload"]["routing_key"], "subscription.cancelled");
+    assert_eq!(
+        expired["payload"]["data"]["cancellation_reason"],
+        "trial_expired"
+    );
+    assert!(expired["payload"]["data"].get("admin_user_id").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rabbitmq_stopped_registration_answers_503_leaves_no_row_and_works_once_it_is_back() {
+    use crate::servers::{free_port, services};
+    let Some(mut settings) = real_settings() else {
+        return;
+    };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let dir = std::env::temp_dir()
+        .join(format!("smap-reg-rabbit-{}", Uuid::new_v4().simple()))
+        .to_string_lossy()
+        .into_owned();
+    let (port, dist) = (free_port(), free_port());
+    let start: Vec<String> = ["rabbitmq-start", &dir, &port.to_string(), &dist.to_string()]
+        .map(String::from)
+        .to_vec();
+    let start: Vec<&str> = start.iter().map(String::as_str).collect();
+    services(&start);
+    settings.amqp_url = Some(Secret::new(format!(
+        "amqp://guest:guest@127.0.0.1:{port}/%2f"
+    )));
+    settings.database_url = Some(Secret::new(db.clone()));
+    let app = Application::build_with(&settings, Adapters::from_settings(&settings).await.unwrap())
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let register = || {
+        client
+            .post(format!("{base}/authentication/register"))
+            .json(&json!({"email": "outage@example.com", "password": "correct horse battery"}))
+            .send()
+    };
+    let rows = || {
+        let db = db.clone();
+        async move {
+            PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
+                .list_users(0, 10)
+                .await
+                .unwrap()
+                .1
+        }
+    };
+
+    services(&["rabbitmq-stop", &dir, &port.to_string()]);
+    let (status, answer) = json(register().await.unwrap()).await;
+    let after_outage = rows().await;
+    services(&start);
+    let back = std::time::Instant::now();
+    let mut retried = 0;
+    while back.elapsed() < Duration::from_secs(15) {
+        retried = register().await.unwrap().status().as_u16();
+        if retried == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    services(&["rabbitmq-stop", &dir, &port.to_string()]);
+
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error_code"], 50300);
+    assert_eq!(after_outage, 0, "no user remained");
+    assert_eq!(
+        retried, 201,
+        "registration works again once the broker is back"
+    );
+    assert_eq!(rows().await, 1);
+}
