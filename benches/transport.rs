@@ -20,11 +20,11 @@ use lapin::{
         BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
         QueueDeleteOptions,
     },
-    types::{AMQPValue, FieldTable},
+    types::FieldTable,
 };
 use smap_identity::{
     adapters::{
-        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, to_lapin},
         clock::{RandomIds, SystemClock},
         memory::InMemoryPlanCatalog,
         message::MessageProperties,
@@ -120,21 +120,6 @@ fn event_service(publisher: Arc<dyn EventPublisher>) -> EventService {
     )
 }
 
-fn lapin_properties(p: &MessageProperties) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    for (k, v) in &p.headers {
-        headers.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
-    }
-    BasicProperties::default()
-        .with_content_type(p.content_type.as_str().into())
-        .with_delivery_mode(p.delivery_mode)
-        .with_message_id(p.message_id.as_str().into())
-        .with_type(p.kind.as_str().into())
-        .with_app_id(p.app_id.as_str().into())
-        .with_timestamp(p.timestamp)
-        .with_headers(headers)
-}
-
 /// Bare lapin: one channel in confirm mode, the same bytes and properties.
 struct Bare {
     _connection: Connection,
@@ -201,7 +186,7 @@ async fn latency(ours: &AmqpEventPublisher, bare: &Bare, label: &str, report: &m
     let events = sealed_events(N + 200, trial).await;
     let props: Vec<BasicProperties> = events
         .iter()
-        .map(|e| lapin_properties(&MessageProperties::for_event(e)))
+        .map(|e| to_lapin(&MessageProperties::for_event(e)))
         .collect();
 
     // Warm both paths up.
@@ -272,7 +257,7 @@ async fn publish_benches(url: &str, report: &mut Vec<String>) {
     let props: Arc<Vec<BasicProperties>> = Arc::new(
         events
             .iter()
-            .map(|e| lapin_properties(&MessageProperties::for_event(e)))
+            .map(|e| to_lapin(&MessageProperties::for_event(e)))
             .collect(),
     );
     let t = Instant::now();

@@ -472,33 +472,8 @@ mod rollback {
         atomic::{AtomicBool, Ordering},
     };
 
-    use async_trait::async_trait;
-    use smap_identity::{
-        domain::events::{EventId, SealedEvent},
-        ports::{EventPublisher, PublishError},
-    };
-
     use super::*;
-    use crate::helpers::spawn_app_with;
-
-    /// Wraps the real publisher; while `down`, every publish fails as a
-    /// broker outage would.
-    struct Switchable {
-        inner: Arc<dyn EventPublisher>,
-        down: Arc<AtomicBool>,
-    }
-
-    #[async_trait]
-    impl EventPublisher for Switchable {
-        async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(PublishError::Unavailable(anyhow::anyhow!(
-                    "broker down (test)"
-                )));
-            }
-            self.inner.publish(event).await
-        }
-    }
+    use crate::helpers::{Switchable, spawn_app_with};
 
     #[tokio::test]
     async fn when_the_event_cannot_be_published_registration_is_rolled_back_with_503_and_can_be_retried()

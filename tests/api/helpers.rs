@@ -241,3 +241,25 @@ pub async fn json(response: Response) -> (u16, Value) {
     let body = response.json().await.expect("a JSON body");
     (status, body)
 }
+
+/// Wraps a real publisher; while `down` is set, every publish fails as a
+/// broker outage would.
+pub struct Switchable {
+    pub inner: Arc<dyn smap_identity::ports::EventPublisher>,
+    pub down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl smap_identity::ports::EventPublisher for Switchable {
+    async fn publish(
+        &self,
+        event: &smap_identity::domain::events::SealedEvent,
+    ) -> Result<smap_identity::domain::events::EventId, smap_identity::ports::PublishError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(smap_identity::ports::PublishError::Unavailable(
+                anyhow::anyhow!("broker down (test)"),
+            ));
+        }
+        self.inner.publish(event).await
+    }
+}

@@ -258,28 +258,7 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
 async fn a_registration_whose_event_cannot_be_published_leaves_no_row_and_a_retry_succeeds() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use async_trait::async_trait;
-    use smap_identity::{
-        domain::events::{EventId, SealedEvent},
-        ports::EventPublisher,
-    };
-
-    struct Switchable {
-        inner: Arc<dyn EventPublisher>,
-        down: Arc<AtomicBool>,
-    }
-
-    #[async_trait]
-    impl EventPublisher for Switchable {
-        async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(PublishError::Unavailable(anyhow::anyhow!(
-                    "broker down (test)"
-                )));
-            }
-            self.inner.publish(event).await
-        }
-    }
+    use crate::helpers::Switchable;
 
     let down = Arc::new(AtomicBool::new(true));
     let switch = down.clone();

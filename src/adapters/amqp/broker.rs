@@ -310,7 +310,8 @@ impl AmqpBroker {
     }
 }
 
-fn to_lapin(p: &MessageProperties) -> BasicProperties {
+/// The AMQP properties of a message (DESIGN §2) in lapin's form.
+pub fn to_lapin(p: &MessageProperties) -> BasicProperties {
     let mut headers = FieldTable::default();
     for (key, value) in &p.headers {
         headers.insert(

@@ -8,7 +8,7 @@ mod health;
 mod publisher;
 mod topology;
 
-pub use broker::{AmqpBroker, AmqpConfig};
+pub use broker::{AmqpBroker, AmqpConfig, to_lapin};
 pub use health::AmqpHealth;
 pub use publisher::AmqpEventPublisher;
 #[cfg(feature = "legacy-fanout")]
