@@ -39,6 +39,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve | Command::All => {
             tracing::info!(?command, env = ?settings.app_env, "starting smap-identity");
+            let mut settings = settings;
+            settings.start_consumers = command == Command::All;
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
         }

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod dual_publish;
 #[cfg(feature = "legacy-fanout")]
 pub mod legacy;
+pub mod mail;
 pub mod memory;
 pub mod message;
 pub mod postgres;

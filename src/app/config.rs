@@ -90,6 +90,11 @@ pub struct Settings {
     pub rust_log: String,
     /// How often ended trials and paid periods are swept.
     pub expiry_sweep_interval: std::time::Duration,
+    /// E-mails handled at once by the consumers.
+    pub email_concurrency: usize,
+    /// Run the e-mail consumers in this process (`all`, `consume`); the
+    /// command line decides, not the environment.
+    pub start_consumers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -337,6 +342,13 @@ impl Settings {
                 |s| s.parse().ok().filter(|n| *n > 0),
                 "a number of seconds above 0",
             )?),
+            email_concurrency: env.parse(
+                "EMAIL_CONCURRENCY",
+                16,
+                |s| s.parse().ok().filter(|n| (1..=1024).contains(n)),
+                "a number from 1 to 1024",
+            )?,
+            start_consumers: true,
         })
     }
 

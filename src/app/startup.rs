@@ -11,9 +11,16 @@ use super::{
     http::{self, state::AppState},
     wiring::{Adapters, Resources},
 };
+use crate::adapters::{
+    mail::{EmailHandler, MessageFormat},
+    memory::spawn_email_consumers,
+    templates::EmailTemplates,
+    topology::EMAIL_QUEUE,
+};
 use crate::domain::{
     account::{AccountService, BillingService},
     events::EventService,
+    mail::DeliveryService,
     progress::ProgressService,
 };
 
@@ -22,6 +29,51 @@ pub struct Application {
     server: Server,
     resources: Resources,
     sweeper: tokio::task::JoinHandle<()>,
+    consumers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The e-mail consumers: on the in-memory bus they run here; on RabbitMQ
+/// they are not in this build yet.
+fn start_consumers(settings: &Settings, adapters: &Adapters) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(broker) = adapters.memory_broker.clone() else {
+        tracing::warn!(
+            "the RabbitMQ e-mail consumer is not in this build yet: e-mail events wait in their queues"
+        );
+        return Vec::new();
+    };
+    let templates = match EmailTemplates::new() {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            tracing::error!(error = %e, "e-mail templates failed to load; e-mail consumers not started");
+            return Vec::new();
+        }
+    };
+    let delivery = Arc::new(DeliveryService::new(
+        adapters.mailer.clone(),
+        adapters.dedup.clone(),
+    ));
+    let handler = Arc::new(EmailHandler::new(
+        templates,
+        delivery,
+        adapters.clock.clone(),
+    ));
+    #[allow(unused_mut)]
+    let mut queues = vec![(EMAIL_QUEUE, MessageFormat::Envelope)];
+    #[cfg(feature = "legacy-fanout")]
+    if settings.consume_legacy_queue {
+        queues.push((
+            crate::adapters::topology::LEGACY_QUEUE,
+            MessageFormat::Legacy,
+        ));
+    }
+    tracing::info!(queues = ?queues.iter().map(|(q, _)| *q).collect::<Vec<_>>(), concurrency = settings.email_concurrency, "e-mail consumers started");
+    spawn_email_consumers(
+        broker,
+        handler,
+        queues,
+        settings.email_concurrency,
+        adapters.clock.clone(),
+    )
 }
 
 /// The account and billing use cases on the wired adapters.
@@ -101,6 +153,11 @@ impl Application {
             health: adapters.health.clone(),
         };
         let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval);
+        let consumers = if settings.start_consumers {
+            start_consumers(settings, &adapters)
+        } else {
+            Vec::new()
+        };
         let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
         let port = listener.local_addr()?.port();
         let server = http::server(listener, state)?;
@@ -110,6 +167,7 @@ impl Application {
             server,
             resources: adapters.resources,
             sweeper,
+            consumers,
         })
     }
 
@@ -127,6 +185,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.sweeper.abort();
+        for consumer in &self.consumers {
+            consumer.abort();
+        }
         self.resources.shutdown().await;
         result
     }

@@ -9,18 +9,19 @@ use crate::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
         clock::{RandomIds, SystemClock},
         credentials::{Argon2Hasher, RandomOtps},
+        mail::{LogMailer, SmtpMailer},
         memory::{
-            InMemoryBroker, InMemoryEventBus, InMemoryHealth, InMemoryIdentityStore,
+            InMemoryBroker, InMemoryDedup, InMemoryEventBus, InMemoryHealth, InMemoryIdentityStore,
             InMemoryProgressStore,
         },
         postgres::{self, PgHealth, PgIdentityStore},
-        redis::{RedisClients, RedisHealth, RedisProgressStore},
+        redis::{RedisClients, RedisDedup, RedisHealth, RedisProgressStore},
         store_plans::StorePlanCatalog,
     },
     app::config::Settings,
     ports::{
-        Clock, EventPublisher, HealthIndicator, IdGenerator, IdentityStore, OtpSource,
-        PasswordHasher, PlanCatalog, ProgressStore,
+        Clock, DedupStore, EventPublisher, HealthIndicator, IdGenerator, IdentityStore, Mailer,
+        OtpSource, PasswordHasher, PlanCatalog, ProgressStore,
     },
 };
 
@@ -53,6 +54,8 @@ pub struct Adapters {
     pub identity: Arc<dyn IdentityStore>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub otps: Arc<dyn OtpSource>,
+    pub mailer: Arc<dyn Mailer>,
+    pub dedup: Arc<dyn DedupStore>,
     pub health: Vec<Arc<dyn HealthIndicator>>,
     /// `(port, adapter)` pairs, in wiring order.
     pub described: Vec<(&'static str, String)>,
@@ -102,10 +105,19 @@ impl Adapters {
             }
             None => memory_progress(clock.clone()),
         };
-        if settings.smtp.is_some() {
-            tracing::warn!("this build has no SMTP adapter yet: SMTP_HOST is not used");
-        }
+        let cache = progress.redis.as_ref().map(|r| r.cache.clone());
         let mut adapters = Self::assemble(clock, Arc::new(RandomIds), bus, progress);
+        if let Some(smtp) = &settings.smtp {
+            adapters.mailer = Arc::new(SmtpMailer::new(smtp)?);
+            adapters.describe(
+                "mailer",
+                format!("smtp ({}:{}, {:?})", smtp.host, smtp.port, smtp.tls),
+            );
+        }
+        if let Some(cache) = cache {
+            adapters.dedup = Arc::new(RedisDedup::new(cache));
+            adapters.describe("dedup", "redis (db 0)".to_owned());
+        }
         if let Some(url) = &settings.database_url {
             let pool = postgres::pool(url.expose(), 16)?;
             let applied = migrate_with_retries(&pool).await?;
@@ -144,6 +156,8 @@ impl Adapters {
             identity,
             hasher: Arc::new(Argon2Hasher::owasp()),
             otps: Arc::new(RandomOtps),
+            mailer: Arc::new(LogMailer),
+            dedup: Arc::new(InMemoryDedup::new()),
             health: vec![
                 bus.health,
                 progress.health,
@@ -154,7 +168,8 @@ impl Adapters {
                 ("progress_store", progress.described),
                 ("identity_store", "memory".into()),
                 ("password_hasher", "argon2id (m=19456 KiB, t=2, p=1)".into()),
-                ("mailer", "none (e-mail consumers not in this build)".into()),
+                ("mailer", "log".into()),
+                ("dedup", "memory".into()),
             ],
             memory_broker: bus.memory,
             resources: Resources {
@@ -164,16 +179,20 @@ impl Adapters {
         }
     }
 
+    fn describe(&mut self, port: &str, adapter: String) {
+        for (p, a) in &mut self.described {
+            if *p == port {
+                *a = adapter.clone();
+            }
+        }
+    }
+
     /// Serves accounts, plans and subscriptions (and the plan catalogue
     /// events are checked against) from `store`.
     pub fn use_identity_store(&mut self, store: Arc<dyn IdentityStore>, described: &str) {
         self.plans = Arc::new(StorePlanCatalog::new(store.clone()));
         self.identity = store;
-        for (port, adapter) in &mut self.described {
-            if *port == "identity_store" {
-                *adapter = described.to_owned();
-            }
-        }
+        self.describe("identity_store", described.to_owned());
     }
 
     /// One line naming every adapter wired: `event_publisher=memory, ...`.

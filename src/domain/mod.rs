@@ -7,6 +7,7 @@ pub mod account;
 pub mod email;
 pub mod events;
 pub mod locale;
+pub mod mail;
 pub mod otp;
 pub mod plan;
 pub mod progress;

@@ -3,17 +3,21 @@
 
 mod clock;
 mod credentials;
+mod dedup;
 mod event_publisher;
 mod health;
 mod identity_store;
+mod mailer;
 mod plan_catalog;
 mod progress_store;
 
 pub use clock::{Clock, IdGenerator};
 pub use credentials::{HashError, OtpSource, PasswordHasher};
+pub use dedup::{DedupError, DedupStore};
 pub use event_publisher::{EventPublisher, PublishError};
 pub use health::{Health, HealthIndicator};
 pub use identity_store::{IdentityStore, StoreError, TxHook};
+pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};
 pub use progress_store::{ProgressError, ProgressStore};
 

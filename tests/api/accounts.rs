@@ -3,12 +3,9 @@
 
 use chrono::Duration;
 use serde_json::json;
-use smap_identity::{
-    adapters::topology::EMAIL_QUEUE,
-    domain::{events::EventData, subscription::SubscriptionStatus},
-};
+use smap_identity::domain::{events::EventData, subscription::SubscriptionStatus};
 
-use crate::helpers::{SUBSCRIPTIONS_QUEUE, json, spawn_app};
+use crate::helpers::{EMAILS_QUEUE, SUBSCRIPTIONS_QUEUE, json, spawn_app};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -28,7 +25,7 @@ async fn registering_stores_an_unverified_user_and_queues_a_verification_email()
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["status"], "unverified");
     assert_eq!(body["data"]["locale"], "vi");
-    let events = app.drain(EMAIL_QUEUE);
+    let events = app.drain(EMAILS_QUEUE);
     assert_eq!(events.len(), 1);
     let EventData::EmailVerificationRequested(p) = &events[0].data else {
         panic!("wrong event")

@@ -10,7 +10,7 @@ use smap_identity::{
     adapters::{
         clock::{ManualClock, RandomIds},
         memory::{Delivery, InMemoryBroker},
-        topology::{EMAIL_QUEUE, EVENTS_EXCHANGE},
+        topology::EVENTS_EXCHANGE,
     },
     app::{
         auth::{Role, TokenService},
@@ -31,6 +31,8 @@ use uuid::Uuid;
 pub const JOBS_QUEUE: &str = "test.jobs";
 /// And one bound to `subscription.#`.
 pub const SUBSCRIPTIONS_QUEUE: &str = "test.subscriptions";
+/// And one bound to `email.#` (the consumers read `smtp_send_email_v2`).
+pub const EMAILS_QUEUE: &str = "test.emails";
 
 pub struct TestApp {
     pub address: String,
@@ -73,6 +75,10 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Adapters)) -> TestApp {
     broker.declare_queue(JOBS_QUEUE);
     broker
         .bind(JOBS_QUEUE, EVENTS_EXCHANGE, "job.#")
+        .expect("bind test queue");
+    broker.declare_queue(EMAILS_QUEUE);
+    broker
+        .bind(EMAILS_QUEUE, EVENTS_EXCHANGE, "email.#")
         .expect("bind test queue");
     broker.declare_queue(SUBSCRIPTIONS_QUEUE);
     broker
@@ -174,7 +180,7 @@ impl TestApp {
 
     /// The OTP of the newest verification e-mail to `email`.
     pub fn otp_for(&self, email: &str) -> String {
-        self.drain(EMAIL_QUEUE)
+        self.drain(EMAILS_QUEUE)
             .into_iter()
             .rev()
             .find_map(|e| match e.data {

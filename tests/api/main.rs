@@ -4,6 +4,7 @@
 
 mod accounts;
 mod billing;
+mod email;
 mod health;
 mod helpers;
 mod layout;

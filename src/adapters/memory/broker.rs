@@ -226,6 +226,18 @@ impl InMemoryBroker {
         Ok(targets.len())
     }
 
+    /// Puts a message straight into `queue` (the default exchange's way).
+    pub fn enqueue(&self, queue: &str, delivery: Delivery) -> Result<(), BrokerError> {
+        let mut state = self.lock();
+        let q = state
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| BrokerError::NoQueue(queue.to_owned()))?;
+        q.messages.push_back(delivery);
+        q.ready.notify_one();
+        Ok(())
+    }
+
     /// Takes the next message of `queue`, if any.
     pub fn try_take(&self, queue: &str) -> Result<Option<Delivery>, BrokerError> {
         let mut state = self.lock();

@@ -2,6 +2,7 @@
 //! separate cache client on DB 0, with reconnection, command timeouts and a
 //! bounded shutdown.
 
+mod dedup;
 mod health;
 mod progress;
 
@@ -12,6 +13,7 @@ use fred::prelude::{
     ServerConfig,
 };
 
+pub use dedup::RedisDedup;
 pub use health::RedisHealth;
 pub use progress::RedisProgressStore;
 
