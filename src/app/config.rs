@@ -92,6 +92,8 @@ pub struct Settings {
     pub expiry_sweep_interval: std::time::Duration,
     /// E-mails handled at once by the consumers.
     pub email_concurrency: usize,
+    /// Unacknowledged messages RabbitMQ hands each consumer channel.
+    pub email_prefetch: u16,
     /// Run the e-mail consumers in this process (`all`, `consume`); the
     /// command line decides, not the environment.
     pub start_consumers: bool,
@@ -347,6 +349,12 @@ impl Settings {
                 16,
                 |s| s.parse().ok().filter(|n| (1..=1024).contains(n)),
                 "a number from 1 to 1024",
+            )?,
+            email_prefetch: env.parse(
+                "EMAIL_PREFETCH",
+                32,
+                |s| s.parse().ok().filter(|n| *n > 0),
+                "a number from 1 to 65535",
             )?,
             start_consumers: true,
         })

@@ -12,6 +12,7 @@ use super::{
     wiring::{Adapters, Resources},
 };
 use crate::adapters::{
+    amqp::{ConsumerConfig, EmailConsumers},
     mail::{EmailHandler, MessageFormat},
     memory::spawn_email_consumers,
     templates::EmailTemplates,
@@ -29,51 +30,79 @@ pub struct Application {
     server: Server,
     resources: Resources,
     sweeper: tokio::task::JoinHandle<()>,
-    consumers: Vec<tokio::task::JoinHandle<()>>,
+    consumers: Consumers,
 }
 
-/// The e-mail consumers: on the in-memory bus they run here; on RabbitMQ
-/// they are not in this build yet.
-fn start_consumers(settings: &Settings, adapters: &Adapters) -> Vec<tokio::task::JoinHandle<()>> {
-    let Some(broker) = adapters.memory_broker.clone() else {
-        tracing::warn!(
-            "the RabbitMQ e-mail consumer is not in this build yet: e-mail events wait in their queues"
-        );
-        return Vec::new();
-    };
-    let templates = match EmailTemplates::new() {
-        Ok(t) => Arc::new(t),
-        Err(e) => {
-            tracing::error!(error = %e, "e-mail templates failed to load; e-mail consumers not started");
-            return Vec::new();
-        }
-    };
-    let delivery = Arc::new(DeliveryService::new(
-        adapters.mailer.clone(),
-        adapters.dedup.clone(),
-    ));
-    let handler = Arc::new(EmailHandler::new(
-        templates,
-        delivery,
-        adapters.clock.clone(),
-    ));
-    #[allow(unused_mut)]
-    let mut queues = vec![(EMAIL_QUEUE, MessageFormat::Envelope)];
-    #[cfg(feature = "legacy-fanout")]
-    if settings.consume_legacy_queue {
-        queues.push((
-            crate::adapters::topology::LEGACY_QUEUE,
-            MessageFormat::Legacy,
+/// The e-mail consumers running in this process.
+pub enum Consumers {
+    None,
+    Memory(Vec<tokio::task::JoinHandle<()>>),
+    Amqp(EmailConsumers),
+}
+
+impl Consumers {
+    /// Starts the consumers on whichever bus is wired.
+    pub fn start(settings: &Settings, adapters: &Adapters) -> Self {
+        let templates = match EmailTemplates::new() {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::error!(error = %e, "e-mail templates failed to load; e-mail consumers not started");
+                return Consumers::None;
+            }
+        };
+        let delivery = Arc::new(DeliveryService::new(
+            adapters.mailer.clone(),
+            adapters.dedup.clone(),
         ));
+        let handler = Arc::new(EmailHandler::new(
+            templates,
+            delivery,
+            adapters.clock.clone(),
+        ));
+        #[allow(unused_mut)]
+        let mut queues = vec![(EMAIL_QUEUE, MessageFormat::Envelope)];
+        #[cfg(feature = "legacy-fanout")]
+        if settings.consume_legacy_queue {
+            queues.push((
+                crate::adapters::topology::LEGACY_QUEUE,
+                MessageFormat::Legacy,
+            ));
+        }
+        let names: Vec<&str> = queues.iter().map(|(q, _)| *q).collect();
+        tracing::info!(queues = ?names, concurrency = settings.email_concurrency, "e-mail consumers started");
+        if let Some(broker) = adapters.memory_broker.clone() {
+            return Consumers::Memory(spawn_email_consumers(
+                broker,
+                handler,
+                queues,
+                settings.email_concurrency,
+                adapters.clock.clone(),
+            ));
+        }
+        match &adapters.resources.amqp {
+            Some(broker) => Consumers::Amqp(EmailConsumers::start(
+                broker.clone(),
+                handler,
+                queues,
+                ConsumerConfig {
+                    prefetch: settings.email_prefetch,
+                    concurrency: settings.email_concurrency,
+                    drain_timeout: std::time::Duration::from_secs(10),
+                },
+                adapters.clock.clone(),
+            )),
+            None => Consumers::None,
+        }
     }
-    tracing::info!(queues = ?queues.iter().map(|(q, _)| *q).collect::<Vec<_>>(), concurrency = settings.email_concurrency, "e-mail consumers started");
-    spawn_email_consumers(
-        broker,
-        handler,
-        queues,
-        settings.email_concurrency,
-        adapters.clock.clone(),
-    )
+
+    /// Stops taking messages and finishes those in flight (bounded).
+    pub async fn stop(self) {
+        match self {
+            Consumers::None => {}
+            Consumers::Memory(tasks) => tasks.iter().for_each(tokio::task::JoinHandle::abort),
+            Consumers::Amqp(consumers) => consumers.stop().await,
+        }
+    }
 }
 
 /// The account and billing use cases on the wired adapters.
@@ -154,9 +183,9 @@ impl Application {
         };
         let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval);
         let consumers = if settings.start_consumers {
-            start_consumers(settings, &adapters)
+            Consumers::start(settings, &adapters)
         } else {
-            Vec::new()
+            Consumers::None
         };
         let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
         let port = listener.local_addr()?.port();
@@ -185,9 +214,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.sweeper.abort();
-        for consumer in &self.consumers {
-            consumer.abort();
-        }
+        self.consumers.stop().await;
         self.resources.shutdown().await;
         result
     }

@@ -14,6 +14,7 @@ mod progress_errors;
 mod real_amqp;
 #[cfg(feature = "legacy-fanout")]
 mod real_dual_publish;
+mod real_email;
 mod real_faults;
 mod real_postgres;
 mod real_progress;

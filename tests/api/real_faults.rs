@@ -91,6 +91,7 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
     let port = free_port();
     services(&["redis-start", &dir, &port.to_string()]);
     let mut settings = smap_identity::app::config::Settings::for_tests();
+    settings.start_consumers = false;
     settings.redis = Some(RedisSettings {
         host: "127.0.0.1".into(),
         port,

@@ -53,6 +53,9 @@ pub fn redis() -> Option<RedisSettings> {
 /// Test settings pointing at the real servers (`None` when they are absent).
 pub fn real_settings() -> Option<Settings> {
     let mut settings = Settings::for_tests();
+    // The e-mail queues are shared by every test on this broker: only the
+    // consumer test consumes them.
+    settings.start_consumers = false;
     settings.amqp_url = Some(smap_identity::app::config::Secret::new(amqp_url()?));
     settings.redis = Some(redis()?);
     Some(settings)

@@ -4,11 +4,13 @@
 //! without restarting the process.
 
 mod broker;
+mod consumer;
 mod health;
 mod publisher;
 mod topology;
 
 pub use broker::{AmqpBroker, AmqpConfig, to_lapin};
+pub use consumer::{ConsumerConfig, EmailConsumers};
 pub use health::AmqpHealth;
 pub use publisher::AmqpEventPublisher;
 #[cfg(feature = "legacy-fanout")]

@@ -1,0 +1,273 @@
+//! The e-mail consumers on RabbitMQ: one channel per queue with manual acks
+//! and a prefetch, at most `concurrency` messages in flight overall, dead
+//! letters published to `email.errors` (confirmed) before the original is
+//! acked, and a graceful stop that finishes what is in flight.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
+use lapin::{
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use tokio::{
+    sync::{Semaphore, watch},
+    task::JoinHandle,
+};
+
+use super::AmqpBroker;
+use crate::{
+    adapters::{
+        mail::{EmailHandler, Handled, MessageFormat, dead_letter_headers},
+        message::MessageProperties,
+        topology::EMAIL_ERRORS_QUEUE,
+    },
+    ports::Clock,
+};
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub prefetch: u16,
+    pub concurrency: usize,
+    /// How long a stop waits for the messages in flight.
+    pub drain_timeout: Duration,
+}
+
+/// Running consumers; `stop` ends them gracefully.
+pub struct EmailConsumers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    drain_timeout: Duration,
+}
+
+impl EmailConsumers {
+    pub fn start(
+        broker: AmqpBroker,
+        handler: Arc<EmailHandler>,
+        queues: Vec<(&'static str, MessageFormat)>,
+        config: ConsumerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let concurrency = config.concurrency.max(1);
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let tasks = queues
+            .into_iter()
+            .map(|(queue, format)| {
+                let worker = Worker {
+                    broker: broker.clone(),
+                    handler: handler.clone(),
+                    queue,
+                    format,
+                    prefetch: config.prefetch,
+                    permits: permits.clone(),
+                    clock: clock.clone(),
+                };
+                tokio::spawn(worker.run(stopped.clone()))
+            })
+            .collect();
+        Self {
+            stop,
+            tasks,
+            permits,
+            concurrency,
+            drain_timeout: config.drain_timeout,
+        }
+    }
+
+    /// Stops taking deliveries, then waits (bounded) for those in flight.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        match tokio::time::timeout(self.drain_timeout, self.permits.acquire_many(all)).await {
+            Ok(_) => tracing::info!("e-mail consumers stopped; nothing in flight"),
+            Err(_) => tracing::warn!(
+                "e-mail consumers stopped with messages still in flight; they will be redelivered"
+            ),
+        }
+    }
+}
+
+struct Worker {
+    broker: AmqpBroker,
+    handler: Arc<EmailHandler>,
+    queue: &'static str,
+    format: MessageFormat,
+    prefetch: u16,
+    permits: Arc<Semaphore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Worker {
+    /// Consumes until stopped, re-subscribing after a lost connection.
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let worker = Arc::new(self);
+        while !*stopped.borrow() {
+            if let Err(e) = worker.clone().consume(&mut stopped).await {
+                tracing::warn!(queue = worker.queue, error = %e, "e-mail consumer interrupted; resubscribing");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }
+    }
+
+    async fn consume(self: Arc<Self>, stopped: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let channel = self.broker.admin_channel().await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let tag = format!(
+            "smap-identity-{}-{}",
+            self.queue,
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut deliveries = channel
+            .basic_consume(
+                self.queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(
+            queue = self.queue,
+            prefetch = self.prefetch,
+            "consuming e-mail messages"
+        );
+        loop {
+            let permit = tokio::select! {
+                permit = self.permits.clone().acquire_owned() => permit?,
+                _ = stopped.changed() => break,
+            };
+            let next = tokio::select! {
+                next = deliveries.next() => next,
+                _ = stopped.changed() => break,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let worker = self.clone();
+                    tokio::spawn(async move {
+                        worker.handle(delivery).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(anyhow::anyhow!("the broker ended the subscription")),
+            }
+        }
+        // Stop taking deliveries; those in flight still ack on this channel.
+        let _ = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+        Ok(())
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.to_string());
+        let outcome = self
+            .handler
+            .handle(self.format, &delivery.data, message_id.as_deref())
+            .await;
+        if let Handled::DeadLetter {
+            reason, attempts, ..
+        } = outcome
+            && let Err(e) = self
+                .dead_letter(&delivery, message_id.as_deref(), &reason, attempts)
+                .await
+        {
+            // Not acked: the broker redelivers it rather than lose it.
+            tracing::error!(event_id = message_id.as_deref().unwrap_or("-"), error = %e, "dead letter not published; requeueing");
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await;
+            return;
+        }
+        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+            tracing::warn!(event_id = message_id.as_deref().unwrap_or("-"), error = %e, "ack failed; the message will be redelivered (and de-duplicated)");
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        message_id: Option<&str>,
+        reason: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
+        let mut properties = properties_of(delivery);
+        properties.headers.extend(dead_letter_headers(
+            delivery.exchange.as_str(),
+            delivery.routing_key.as_str(),
+            message_id,
+            reason,
+            attempts,
+            self.clock.now(),
+        ));
+        // The default exchange routes by queue name.
+        self.broker
+            .publish("", EMAIL_ERRORS_QUEUE, &properties, &delivery.data)
+            .await?;
+        Ok(())
+    }
+}
+
+fn text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// The properties of a received message, in the transport-neutral form.
+fn properties_of(delivery: &Delivery) -> MessageProperties {
+    let p = &delivery.properties;
+    let headers = p
+        .headers()
+        .as_ref()
+        .map(|t| {
+            t.inner()
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_string(), text(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    MessageProperties {
+        content_type: p
+            .content_type()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        delivery_mode: p.delivery_mode().unwrap_or(2),
+        message_id: p
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        kind: p.kind().as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        app_id: p
+            .app_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        timestamp: p.timestamp().unwrap_or(0),
+        headers,
+    }
+}

@@ -1,0 +1,153 @@
+//! The e-mail consumers on real RabbitMQ and Redis. The consumer queues are
+//! the shared ones of DESIGN §3, so the whole story is one test: nothing else
+//! consumes them.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use smap_identity::{
+    adapters::{memory::InMemoryMailer, topology::EMAIL_ERRORS_QUEUE},
+    app::{startup::Application, wiring::Adapters},
+    ports::OutgoingEmail,
+};
+
+use crate::{
+    helpers::json as json_of,
+    servers::{amqp_url, body, real_settings},
+};
+
+async fn sent_to(mailer: &InMemoryMailer, to: &str, wait: Duration) -> Vec<OutgoingEmail> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mine: Vec<OutgoingEmail> = mailer.sent().into_iter().filter(|e| e.to == to).collect();
+        if !mine.is_empty() || Instant::now() >= deadline {
+            return mine;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot_send() {
+    let Some(url) = amqp_url() else { return };
+    let Some(mut settings) = real_settings() else {
+        return;
+    };
+    settings.start_consumers = true;
+    let mailer = Arc::new(InMemoryMailer::new());
+    let mut adapters = Adapters::from_settings(&settings).await.unwrap();
+    adapters.mailer = mailer.clone();
+    let app = Application::build_with(&settings, adapters).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let running = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+
+    // Dual-publishing is on: the envelope and the legacy copy give one e-mail,
+    // in the registration's language.
+    let address = format!("real-{suffix}@example.com");
+    let (status, _) = json_of(
+        client
+            .post(format!("{base}/authentication/register"))
+            .json(&json!({"email": address, "password": "correct horse battery", "locale": "vi"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let first = sent_to(&mailer, &address, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = sent_to(&mailer, &address, Duration::ZERO).await;
+    assert_eq!(first.len(), 1, "an e-mail was sent");
+    assert_eq!(
+        all.len(),
+        1,
+        "and only one, though two copies were published"
+    );
+    assert_eq!(all[0].subject, "Mã xác thực SMAP của bạn");
+    // Whichever copy came first sent it: the legacy copy carries HTML only.
+    let digits = all[0]
+        .html
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|run| run.len() == 6);
+    assert!(digits, "the OTP is in the e-mail");
+
+    // A send that keeps failing ends in email.errors with its headers; the
+    // next e-mail flows again.
+    mailer.fail_next(4);
+    let doomed = format!("doomed-{suffix}@example.com");
+    client
+        .post(format!("{base}/authentication/register"))
+        .json(&json!({"email": doomed, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut dead = None;
+    while dead.is_none() && Instant::now() < deadline {
+        if let Some(m) = channel
+            .basic_get(
+                EMAIL_ERRORS_QUEUE.into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap()
+        {
+            let b = String::from_utf8_lossy(&m.delivery.data).to_string();
+            if b.contains(&doomed) {
+                dead = Some(m.delivery);
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let dead = dead.expect("the failed e-mail reached email.errors");
+    let headers = dead.properties.headers().clone().unwrap();
+    let h = |k: &str| {
+        headers
+            .inner()
+            .get(k)
+            .map(|v| match v {
+                lapin::types::AMQPValue::LongString(s) => {
+                    String::from_utf8_lossy(s.as_bytes()).into_owned()
+                }
+                other => format!("{other:?}"),
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(h("x-retry-count"), "3", "{headers:?}");
+    assert!(h("x-error").contains("mail server down"), "{headers:?}");
+    assert!(
+        h("x-original-exchange").contains("smap.events")
+            || h("x-original-exchange").contains("smtp_send_email_exc"),
+        "{headers:?}"
+    );
+    assert!(!h("x-failed-at").is_empty() && !h("message_id").is_empty());
+    let _ = body(&dead);
+
+    let after = format!("after-{suffix}@example.com");
+    client
+        .post(format!("{base}/authentication/register"))
+        .json(&json!({"email": after, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        sent_to(&mailer, &after, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+
+    handle.stop(true).await;
+    running.await.unwrap().unwrap();
+}
