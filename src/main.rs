@@ -5,12 +5,35 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use smap_identity::app::{
-    cli::{AdminCommand, Cli, Command},
+    cli::{AdminCommand, Cli, Command, EventsCommand},
     commands,
     config::Settings,
-    startup::Application,
+    events_tool,
+    startup::{Application, Consumers},
     telemetry,
+    wiring::Adapters,
 };
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
 
 // Multi-threaded tokio, not actix's single-threaded runtime: the server
 // spawns its own workers, and database migrations need a multi-thread runtime.
@@ -43,6 +66,27 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             settings.start_consumers = command == Command::All;
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
+        }
+        Command::Consume => {
+            anyhow::ensure!(
+                settings.amqp_url.is_some(),
+                "AMQP_URL is not set: `consume` reads RabbitMQ queues"
+            );
+            tracing::info!(env = ?settings.app_env, "starting the e-mail consumers");
+            let adapters = Adapters::from_settings(&settings).await?;
+            let consumers = Consumers::start(&settings, &adapters);
+            shutdown_signal().await;
+            tracing::info!("stopping: finishing the e-mails in flight");
+            consumers.stop().await;
+            adapters.resources.shutdown().await;
+        }
+        Command::Events { command } => {
+            let report = match command {
+                EventsCommand::Declare => events_tool::declare(&settings).await?,
+                EventsCommand::Status => events_tool::status(&settings).await?,
+                EventsCommand::CleanupLegacy => events_tool::cleanup_legacy(&settings).await?,
+            };
+            println!("{report}");
         }
         Command::Migrate => {
             let applied = commands::migrate(&settings).await?;

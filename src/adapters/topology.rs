@@ -8,9 +8,8 @@ pub const EMAIL_BINDING: &str = "email.#";
 /// Dead letters of the e-mail consumers.
 pub const EMAIL_ERRORS_QUEUE: &str = "email.errors";
 /// Legacy fanout exchange and queue, kept while migrating (phases 1-3).
-#[cfg(feature = "legacy-fanout")]
+/// Named in every build: `events cleanup-legacy` deletes them in phase 4.
 pub const LEGACY_EXCHANGE: &str = "smtp_send_email_exc";
-#[cfg(feature = "legacy-fanout")]
 pub const LEGACY_QUEUE: &str = "smtp_send_email";
 /// `app_id` of every message this service publishes.
 pub const APP_ID: &str = "identity";

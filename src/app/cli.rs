@@ -19,13 +19,31 @@ pub enum Command {
     Serve,
     /// Everything in one process: the HTTP API and the workers (the default).
     All,
+    /// Only the e-mail consumers, no HTTP API (needs AMQP_URL).
+    Consume,
     /// Apply the database migrations (needs DATABASE_URL).
     Migrate,
+    /// RabbitMQ topology tooling for the migration (needs AMQP_URL).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Administration of accounts (needs DATABASE_URL).
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum EventsCommand {
+    /// Declare the exchanges, queues and bindings (idempotent).
+    Declare,
+    /// Print exchanges, queues with message counts, and bindings.
+    Status,
+    /// Delete the legacy exchange and queue; refuses while dual-publishing or
+    /// while the legacy queue holds messages.
+    CleanupLegacy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -77,6 +95,9 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_owned())
             .collect();
-        assert_eq!(names, ["serve", "all", "migrate", "admin"]);
+        assert_eq!(
+            names,
+            ["serve", "all", "consume", "migrate", "events", "admin"]
+        );
     }
 }

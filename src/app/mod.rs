@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod events_tool;
 pub mod http;
 pub mod startup;
 pub mod telemetry;

@@ -15,6 +15,8 @@ mod real_amqp;
 #[cfg(feature = "legacy-fanout")]
 mod real_dual_publish;
 mod real_email;
+#[cfg(feature = "legacy-fanout")]
+mod real_events_tool;
 mod real_faults;
 mod real_postgres;
 mod real_progress;

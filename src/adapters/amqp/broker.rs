@@ -33,6 +33,9 @@ pub struct AmqpConfig {
     /// Backoff between reconnection attempts: doubles up to the max.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Declare the topology on every (re)connect; tools that only look
+    /// (`events status`, `cleanup-legacy`) turn it off.
+    pub declare_topology: bool,
 }
 
 impl Default for AmqpConfig {
@@ -43,6 +46,7 @@ impl Default for AmqpConfig {
             connect_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(2),
+            declare_topology: true,
         }
     }
 }
@@ -131,7 +135,9 @@ impl AmqpBroker {
                     .await?;
                 channels.push(channel);
             }
-            declare_topology(&channels[0]).await?;
+            if config.declare_topology {
+                declare_topology(&channels[0]).await?;
+            }
             Ok::<_, lapin::Error>((connection, channels))
         };
         let (connection, channels) = tokio::time::timeout(config.connect_timeout, open)

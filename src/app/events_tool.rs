@@ -1,0 +1,161 @@
+//! `smap-identity events declare | status | cleanup-legacy`: the topology
+//! tooling of the migration (DESIGN §3), on RabbitMQ only.
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    },
+    types::FieldTable,
+};
+
+use crate::{
+    adapters::{
+        amqp::{AmqpBroker, AmqpConfig},
+        topology::{
+            EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE, LEGACY_EXCHANGE,
+            LEGACY_QUEUE,
+        },
+    },
+    app::config::Settings,
+};
+
+async fn broker(settings: &Settings, declare_topology: bool) -> anyhow::Result<AmqpBroker> {
+    let url = settings.amqp_url.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("AMQP_URL is not set: the events commands work on RabbitMQ only")
+    })?;
+    let config = AmqpConfig {
+        declare_topology,
+        ..AmqpConfig::default()
+    };
+    let broker = AmqpBroker::connect(url.expose(), config).await;
+    if !broker.is_connected() {
+        broker.close().await;
+        anyhow::bail!("AMQP_URL: RabbitMQ is not reachable");
+    }
+    Ok(broker)
+}
+
+/// Declares the topology (connecting does it) and says what it is.
+pub async fn declare(settings: &Settings) -> anyhow::Result<String> {
+    let broker = broker(settings, true).await?;
+    broker.close().await;
+    let mut out = format!(
+        "declared: exchange {EVENTS_EXCHANGE} (topic, durable); queues {EMAIL_QUEUE}, {EMAIL_ERRORS_QUEUE} (durable); \
+         binding {EMAIL_QUEUE} <- {EVENTS_EXCHANGE} [{EMAIL_BINDING}]"
+    );
+    if cfg!(feature = "legacy-fanout") {
+        out.push_str(&format!(
+            "; legacy exchange {LEGACY_EXCHANGE} (fanout, durable), queue {LEGACY_QUEUE}, binding {LEGACY_QUEUE} <- {LEGACY_EXCHANGE}"
+        ));
+    }
+    Ok(out)
+}
+
+async fn exchange_state(
+    broker: &AmqpBroker,
+    name: &str,
+    kind: ExchangeKind,
+    kind_name: &str,
+) -> anyhow::Result<String> {
+    let channel = broker.admin_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    if channel
+        .exchange_declare(name.into(), kind.clone(), passive, FieldTable::default())
+        .await
+        .is_err()
+    {
+        return Ok(format!("exchange {name}: absent"));
+    }
+    let channel = broker.admin_channel().await?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    Ok(
+        match channel
+            .exchange_declare(name.into(), kind, durable, FieldTable::default())
+            .await
+        {
+            Ok(()) => format!("exchange {name}: present, {kind_name}, durable"),
+            Err(_) => format!("exchange {name}: present, NOT {kind_name}/durable as expected"),
+        },
+    )
+}
+
+/// Messages and consumers of a queue, or `None` when it does not exist.
+async fn queue_counts(channel: &Channel, name: &str) -> Option<(u32, u32)> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(name.into(), passive, FieldTable::default())
+        .await
+        .ok()
+        .map(|q| (q.message_count(), q.consumer_count()))
+}
+
+/// Exchanges, queues (with message and consumer counts) and bindings.
+pub async fn status(settings: &Settings) -> anyhow::Result<String> {
+    let broker = broker(settings, false).await?;
+    let mut lines = vec![
+        exchange_state(&broker, EVENTS_EXCHANGE, ExchangeKind::Topic, "topic").await?,
+        exchange_state(&broker, LEGACY_EXCHANGE, ExchangeKind::Fanout, "fanout").await?,
+    ];
+    for queue in [EMAIL_QUEUE, EMAIL_ERRORS_QUEUE, LEGACY_QUEUE] {
+        // A failed passive declare closes the channel: one channel per queue.
+        let channel = broker.admin_channel().await?;
+        lines.push(match queue_counts(&channel, queue).await {
+            Some((messages, consumers)) => {
+                format!("queue {queue}: {messages} message(s), {consumers} consumer(s)")
+            }
+            None => format!("queue {queue}: absent"),
+        });
+    }
+    lines.push(format!(
+        "binding {EMAIL_QUEUE} <- {EVENTS_EXCHANGE} [{EMAIL_BINDING}] (declared by this service)"
+    ));
+    if cfg!(feature = "legacy-fanout") {
+        lines.push(format!(
+            "binding {LEGACY_QUEUE} <- {LEGACY_EXCHANGE} (declared by this service)"
+        ));
+    }
+    broker.close().await;
+    Ok(lines.join("\n"))
+}
+
+/// Deletes the legacy exchange and queue (migration phase 4); refuses while
+/// dual-publishing is on or the legacy queue still holds messages.
+pub async fn cleanup_legacy(settings: &Settings) -> anyhow::Result<String> {
+    #[cfg(feature = "legacy-fanout")]
+    if settings.enable_dual_publish {
+        anyhow::bail!(
+            "refusing: ENABLE_DUAL_PUBLISH=true still sends e-mails to {LEGACY_EXCHANGE}; set it to false first"
+        );
+    }
+    let broker = broker(settings, false).await?;
+    let channel = broker.admin_channel().await?;
+    if let Some((messages, _)) = queue_counts(&channel, LEGACY_QUEUE).await
+        && messages > 0
+    {
+        broker.close().await;
+        anyhow::bail!(
+            "refusing: {LEGACY_QUEUE} still holds {messages} message(s); let the legacy consumer drain it"
+        );
+    }
+    let channel = broker.admin_channel().await?;
+    channel
+        .queue_delete(LEGACY_QUEUE.into(), QueueDeleteOptions::default())
+        .await?;
+    channel
+        .exchange_delete(LEGACY_EXCHANGE.into(), ExchangeDeleteOptions::default())
+        .await?;
+    broker.close().await;
+    Ok(format!(
+        "deleted queue {LEGACY_QUEUE} and exchange {LEGACY_EXCHANGE}"
+    ))
+}
