@@ -28,6 +28,11 @@ pg_bin() {
 }
 
 install() {
+  # The SMTP sink of the e-mail tests: aiosmtpd (PyPI), a real SMTP server.
+  if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    log "installing aiosmtpd"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore aiosmtpd
+  fi
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   [[ -x "$RABBIT_BIN/rabbitmq-server" ]] || missing+=(rabbitmq-server)

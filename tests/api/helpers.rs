@@ -63,10 +63,28 @@ pub async fn spawn_app() -> TestApp {
 
 /// A test app whose adapters `customize` may replace first.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Adapters)) -> TestApp {
+    spawn(|_| {}, customize).await
+}
+
+/// A test app with adapters chosen from settings that `configure` adjusts
+/// (servers named there are really used).
+pub async fn spawn_app_with_settings(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(configure, |_| {}).await
+}
+
+async fn spawn(
+    configure: impl FnOnce(&mut Settings),
+    customize: impl FnOnce(&mut Adapters),
+) -> TestApp {
     init_logs();
-    let settings = Settings::for_tests();
+    let mut settings = Settings::for_tests();
+    configure(&mut settings);
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let adapters = Adapters::in_memory(&settings, clock.clone(), Arc::new(RandomIds));
+    let mut adapters = Adapters::in_memory(&settings, clock.clone(), Arc::new(RandomIds));
+    if let Some(smtp) = &settings.smtp {
+        adapters.mailer =
+            Arc::new(smap_identity::adapters::mail::SmtpMailer::new(smtp).expect("SMTP settings"));
+    }
     let broker = adapters
         .memory_broker
         .clone()

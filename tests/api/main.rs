@@ -21,4 +21,5 @@ mod real_faults;
 mod real_postgres;
 mod real_progress;
 mod real_redis;
+mod real_smtp;
 mod servers;
