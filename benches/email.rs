@@ -41,7 +41,9 @@ const N: usize = 2000;
 const CONCURRENCY: usize = 16;
 
 fn count(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("new")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir.join("new"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 async fn wait_for(dir: &Path, n: usize, limit: Duration) -> Duration {
@@ -55,10 +57,22 @@ async fn wait_for(dir: &Path, n: usize, limit: Duration) -> Duration {
 #[tokio::main]
 async fn main() {
     let amqp = std::env::var("AMQP_URL").expect("AMQP_URL: run scripts/bench.sh");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = std::env::temp_dir().join(format!("smap-bench-mail-{}", Uuid::new_v4().simple()));
     let mut sink = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -88,7 +102,9 @@ async fn main() {
                 locale: Locale::En,
                 expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
             };
-            let r = templates.render_verification(&payload, Timestamp::new(Utc::now())).unwrap();
+            let r = templates
+                .render_verification(&payload, Timestamp::new(Utc::now()))
+                .unwrap();
             OutgoingEmail {
                 message_id: format!("plain-{i}"),
                 to: payload.recipient.to_string(),
@@ -115,7 +131,10 @@ async fn main() {
     // Ours: a full queue, then the consumers drain it.
     let broker = AmqpBroker::connect(&amqp, AmqpConfig::default()).await;
     let admin = broker.admin_channel().await.unwrap();
-    admin.queue_purge(EMAIL_QUEUE.into(), QueuePurgeOptions::default()).await.unwrap();
+    admin
+        .queue_purge(EMAIL_QUEUE.into(), QueuePurgeOptions::default())
+        .await
+        .unwrap();
     let events = EventService::new(
         Arc::new(AmqpEventPublisher::new(broker.clone())),
         Arc::new(SystemClock),
@@ -124,34 +143,50 @@ async fn main() {
     );
     for i in 0..N {
         events
-            .publish(EventData::EmailVerificationRequested(EmailVerificationPayload {
-                user_id: Uuid::new_v4(),
-                recipient: Email::parse(&format!("queued{i}@example.com")).unwrap(),
-                otp_code: OtpCode::from_number(i as u32),
-                locale: Locale::Vi,
-                expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
-            }))
+            .publish(EventData::EmailVerificationRequested(
+                EmailVerificationPayload {
+                    user_id: Uuid::new_v4(),
+                    recipient: Email::parse(&format!("queued{i}@example.com")).unwrap(),
+                    otp_code: OtpCode::from_number(i as u32),
+                    locale: Locale::Vi,
+                    expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
+                },
+            ))
             .await
             .unwrap();
     }
     let queued = admin
         .queue_declare(
             EMAIL_QUEUE.into(),
-            lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
         .unwrap()
         .message_count();
-    let delivery = Arc::new(DeliveryService::new(Arc::new(SmtpMailer::new(&smtp).unwrap()), Arc::new(InMemoryDedup::new())));
-    let handler = Arc::new(EmailHandler::new(templates, delivery, Arc::new(SystemClock)));
+    let delivery = Arc::new(DeliveryService::new(
+        Arc::new(SmtpMailer::new(&smtp).unwrap()),
+        Arc::new(InMemoryDedup::new()),
+    ));
+    let handler = Arc::new(EmailHandler::new(
+        templates,
+        delivery,
+        Arc::new(SystemClock),
+    ));
     let before = count(&dir);
     let started = Instant::now();
     let consumers = EmailConsumers::start(
         broker.clone(),
         handler,
         vec![(EMAIL_QUEUE, MessageFormat::Envelope)],
-        ConsumerConfig { prefetch: 64, concurrency: CONCURRENCY, drain_timeout: Duration::from_secs(10) },
+        ConsumerConfig {
+            prefetch: 64,
+            concurrency: CONCURRENCY,
+            drain_timeout: Duration::from_secs(10),
+        },
         Arc::new(SystemClock),
     );
     wait_for(&dir, before + N, Duration::from_secs(120)).await;

@@ -21,5 +21,6 @@ mod real_faults;
 mod real_postgres;
 mod real_progress;
 mod real_redis;
+mod real_shutdown;
 mod real_smtp;
 mod servers;
