@@ -142,6 +142,10 @@ async fn sigterm_while_emails_are_in_flight_loses_none_and_sends_none_twice() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stop_took = term.elapsed();
+    if exited.is_none() {
+        let _ = first.kill();
+        let _ = first.wait();
+    }
     let mut second = consume(&amqp, smtp);
     let deadline = Instant::now() + Duration::from_secs(60);
     while message_ids(&maildir).len() < N && Instant::now() < deadline {
