@@ -26,7 +26,10 @@ use smap_identity::{
     },
 };
 
-use crate::servers::{amqp_url, free_port, redis, services};
+use crate::{
+    real_smtp::Sink,
+    servers::{amqp_url, free_port, redis, services},
+};
 
 const N: usize = 300;
 
@@ -85,24 +88,7 @@ async fn sigterm_while_emails_are_in_flight_loses_none_and_sends_none_twice() {
     ]);
     let amqp = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let maildir = dir.join("mail");
-    let mut sink = Command::new("python3")
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{smtp}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(&maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("aiosmtpd");
-    while std::net::TcpStream::connect(("127.0.0.1", smtp)).is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sink = Sink::start(smtp, &maildir).expect("aiosmtpd (scripts/services.sh install)");
     let broker = AmqpBroker::connect(&amqp, AmqpConfig::default()).await;
     let events = EventService::new(
         Arc::new(AmqpEventPublisher::new(broker.clone())),
@@ -155,8 +141,7 @@ async fn sigterm_while_emails_are_in_flight_loses_none_and_sends_none_twice() {
     let ids = message_ids(&maildir);
     let _ = second.kill();
     let _ = second.wait();
-    let _ = sink.kill();
-    let _ = sink.wait();
+    drop(sink);
     broker.close().await;
     services(&["rabbitmq-stop", &rabbit, &port.to_string()]);
 

@@ -20,12 +20,12 @@ use crate::{
 };
 
 /// An aiosmtpd Maildir sink; killed when dropped.
-struct Sink {
+pub struct Sink {
     child: Child,
 }
 
 impl Sink {
-    fn start(port: u16, dir: &Path) -> Option<Sink> {
+    pub fn start(port: u16, dir: &Path) -> Option<Sink> {
         let child = Command::new("python3")
             .args([
                 "-m",
