@@ -47,8 +47,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings);
-    match run(cli.subcommand(), settings).await {
+    let telemetry = telemetry::init(&settings);
+    let result = run(cli.subcommand(), settings).await;
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "smap-identity failed");

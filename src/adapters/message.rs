@@ -3,8 +3,47 @@
 
 use std::collections::BTreeMap;
 
+use opentelemetry::propagation::{Extractor, Injector};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
 use super::topology::APP_ID;
 use crate::domain::events::SealedEvent;
+
+struct HeaderInjector<'a>(&'a mut BTreeMap<String, String>);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+}
+
+struct HeaderExtractor<'a>(&'a BTreeMap<String, String>);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// The current span's trace context as W3C headers (`traceparent`,
+/// `tracestate`); empty outside a traced span.
+pub fn trace_headers() -> BTreeMap<String, String> {
+    let mut headers = BTreeMap::new();
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(&mut headers))
+    });
+    headers
+}
+
+/// The producer's trace context from received headers, to continue it.
+pub fn trace_context(headers: &BTreeMap<String, String>) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
 
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 /// AMQP `delivery_mode` 2: the broker writes the message to disk.
@@ -33,7 +72,7 @@ impl MessageProperties {
             kind: envelope.routing_key.to_string(),
             app_id: APP_ID.to_owned(),
             timestamp: u64::try_from(envelope.timestamp.as_datetime().timestamp()).unwrap_or(0),
-            headers: BTreeMap::new(),
+            headers: trace_headers(),
         }
     }
 }

@@ -45,15 +45,20 @@ pub struct TestApp {
     handle: ServerHandle,
 }
 
-fn init_logs() {
+pub fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // `TEST_LOG=1 cargo test` shows the service's logs.
-        if std::env::var_os("TEST_LOG").is_some() {
+        // Trace contexts always (messages carry them); `TEST_LOG=1 cargo test`
+        // also shows the service's logs.
+        let telemetry = if std::env::var_os("TEST_LOG").is_some() {
             let mut settings = Settings::for_tests();
             settings.rust_log = "debug".into();
-            smap_identity::app::telemetry::init(&settings);
-        }
+            smap_identity::app::telemetry::init(&settings)
+        } else {
+            smap_identity::app::telemetry::init_silent()
+        };
+        // The process-wide tracer lives as long as the test binary.
+        std::mem::forget(telemetry);
     });
 }
 

@@ -24,3 +24,4 @@ mod real_redis;
 mod real_shutdown;
 mod real_smtp;
 mod servers;
+mod trace_context;

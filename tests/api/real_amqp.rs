@@ -191,6 +191,7 @@ async fn email_events_reach_email_bindings_and_subscription_events_subscription_
 #[tokio::test]
 async fn a_published_event_carries_every_amqp_property_and_the_envelope() {
     let Some(url) = amqp_url() else { return };
+    crate::helpers::init_logs();
     let broker = broker(&url).await;
     let mut probe = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.created").await;
     let events = events(Arc::new(AmqpEventPublisher::new(broker.clone())));
@@ -210,6 +211,17 @@ async fn a_published_event_carries_every_amqp_property_and_the_envelope() {
     assert_eq!(*p.delivery_mode(), Some(2));
     assert_eq!(p.kind().as_ref().unwrap().as_str(), "subscription.created");
     assert_eq!(p.app_id().as_ref().unwrap().as_str(), "identity");
+    let headers = p.headers().as_ref().expect("headers");
+    let traceparent = match headers.inner().get("traceparent") {
+        Some(lapin::types::AMQPValue::LongString(s)) => {
+            String::from_utf8_lossy(s.as_bytes()).into_owned()
+        }
+        other => panic!("no traceparent header: {other:?}"),
+    };
+    assert!(
+        traceparent.starts_with("00-") && traceparent.len() == 55,
+        "{traceparent}"
+    );
     let ts = p.timestamp().expect("timestamp");
     assert!(
         ts >= before.saturating_sub(1) && ts <= before + 5,

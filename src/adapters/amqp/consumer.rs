@@ -17,12 +17,14 @@ use tokio::{
     sync::{Semaphore, watch},
     task::JoinHandle,
 };
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::AmqpBroker;
 use crate::{
     adapters::{
         mail::{EmailHandler, Handled, MessageFormat, dead_letter_headers},
-        message::MessageProperties,
+        message::{MessageProperties, trace_context},
         topology::EMAIL_ERRORS_QUEUE,
     },
     ports::Clock,
@@ -178,9 +180,19 @@ impl Worker {
             .message_id()
             .as_ref()
             .map(|id| id.to_string());
+        // Continue the producer's trace from the `traceparent` header.
+        let span = tracing::info_span!(
+            "consume",
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.destination.name = self.queue,
+            messaging.message.id = message_id.as_deref().unwrap_or_default(),
+        );
+        let _ = span.set_parent(trace_context(&properties_of(&delivery).headers));
         let outcome = self
             .handler
             .handle(self.format, &delivery.data, message_id.as_deref())
+            .instrument(span)
             .await;
         if let Handled::DeadLetter {
             reason, attempts, ..

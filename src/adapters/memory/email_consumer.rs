@@ -5,11 +5,14 @@
 use std::sync::Arc;
 
 use tokio::{sync::Semaphore, task::JoinHandle};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{Delivery, InMemoryBroker};
 use crate::{
     adapters::{
         mail::{EmailHandler, Handled, MessageFormat, dead_letter_headers},
+        message::trace_context,
         topology::EMAIL_ERRORS_QUEUE,
     },
     ports::Clock,
@@ -57,9 +60,22 @@ async fn handle(
     clock: &dyn Clock,
 ) {
     let message_id = Some(delivery.properties.message_id.as_str()).filter(|id| !id.is_empty());
+    // Continue the producer's trace.
+    let span = tracing::info_span!(
+        "consume",
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.destination.name = %delivery.exchange,
+        messaging.message.id = message_id.unwrap_or_default(),
+    );
+    let _ = span.set_parent(trace_context(&delivery.properties.headers));
+    let outcome = handler
+        .handle(format, &delivery.body, message_id)
+        .instrument(span)
+        .await;
     if let Handled::DeadLetter {
         reason, attempts, ..
-    } = handler.handle(format, &delivery.body, message_id).await
+    } = outcome
     {
         let mut dead = delivery.clone();
         dead.properties.headers.extend(dead_letter_headers(

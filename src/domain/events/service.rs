@@ -103,7 +103,16 @@ impl EventService {
         let envelope = event.envelope();
         let routing_key = envelope.routing_key.as_str();
         let started = Instant::now();
-        let result = self.publisher.publish(event).await;
+        // A producer span: the transport puts its context in the message.
+        let span = tracing::info_span!(
+            "publish",
+            otel.kind = "producer",
+            messaging.system = "rabbitmq",
+            messaging.destination.name = "smap.events",
+            messaging.rabbitmq.destination.routing_key = routing_key,
+            messaging.message.id = %envelope.event_id,
+        );
+        let result = tracing::Instrument::instrument(self.publisher.publish(event), span).await;
         metrics::histogram!("event_publish_duration_seconds", "routing_key" => routing_key.to_owned())
             .record(started.elapsed().as_secs_f64());
         match &result {
