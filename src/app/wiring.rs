@@ -107,13 +107,7 @@ impl Adapters {
         };
         let cache = progress.redis.as_ref().map(|r| r.cache.clone());
         let mut adapters = Self::assemble(clock, Arc::new(RandomIds), bus, progress);
-        if let Some(smtp) = &settings.smtp {
-            adapters.mailer = Arc::new(SmtpMailer::new(smtp)?);
-            adapters.describe(
-                "mailer",
-                format!("smtp ({}:{}, {:?})", smtp.host, smtp.port, smtp.tls),
-            );
-        }
+        adapters.use_configured_mailer(settings)?;
         if let Some(cache) = cache {
             adapters.dedup = Arc::new(RedisDedup::new(cache));
             adapters.describe("dedup", "redis (db 0)".to_owned());
@@ -177,6 +171,18 @@ impl Adapters {
                 redis: progress.redis,
             },
         }
+    }
+
+    /// SMTP when `SMTP_HOST` is set; the log mailer otherwise.
+    pub fn use_configured_mailer(&mut self, settings: &Settings) -> anyhow::Result<()> {
+        if let Some(smtp) = &settings.smtp {
+            self.mailer = Arc::new(SmtpMailer::new(smtp)?);
+            self.describe(
+                "mailer",
+                format!("smtp ({}:{}, {:?})", smtp.host, smtp.port, smtp.tls),
+            );
+        }
+        Ok(())
     }
 
     fn describe(&mut self, port: &str, adapter: String) {

@@ -86,10 +86,9 @@ async fn spawn(
     configure(&mut settings);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let mut adapters = Adapters::in_memory(&settings, clock.clone(), Arc::new(RandomIds));
-    if let Some(smtp) = &settings.smtp {
-        adapters.mailer =
-            Arc::new(smap_identity::adapters::mail::SmtpMailer::new(smtp).expect("SMTP settings"));
-    }
+    adapters
+        .use_configured_mailer(&settings)
+        .expect("SMTP settings");
     let broker = adapters
         .memory_broker
         .clone()

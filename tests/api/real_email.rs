@@ -10,13 +10,13 @@ use std::{
 use serde_json::json;
 use smap_identity::{
     adapters::{memory::InMemoryMailer, topology::EMAIL_ERRORS_QUEUE},
-    app::{startup::Application, wiring::Adapters},
+    app::wiring::Adapters,
     ports::OutgoingEmail,
 };
 
 use crate::{
     helpers::json as json_of,
-    servers::{amqp_url, body, real_settings},
+    servers::{amqp_url, real_settings, run_app},
 };
 
 async fn sent_to(mailer: &InMemoryMailer, to: &str, wait: Duration) -> Vec<OutgoingEmail> {
@@ -40,10 +40,7 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
     let mailer = Arc::new(InMemoryMailer::new());
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
     adapters.mailer = mailer.clone();
-    let app = Application::build_with(&settings, adapters).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let running = tokio::spawn(app.run_until_stopped());
+    let (base, handle, running) = run_app(&settings, adapters);
     let client = reqwest::Client::new();
     let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
         .await
@@ -132,7 +129,6 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
         "{headers:?}"
     );
     assert!(!h("x-failed-at").is_empty() && !h("message_id").is_empty());
-    let _ = body(&dead);
 
     let after = format!("after-{suffix}@example.com");
     client

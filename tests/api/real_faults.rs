@@ -8,11 +8,12 @@ use smap_identity::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
         redis::{RedisClients, RedisProgressStore},
     },
-    app::{config::RedisSettings, startup::Application, wiring::Adapters},
+    app::{config::RedisSettings, wiring::Adapters},
     domain::{progress::ProjectId, retry::RetryPolicy},
     ports::{HealthIndicator, ProgressError, ProgressStore},
 };
 
+use crate::servers::run_app;
 use crate::{
     helpers::json as json_of,
     real_amqp::{events, trial},
@@ -98,10 +99,7 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
         password: None,
         state_db: 1,
     });
-    let app = Application::build_with(&settings, Adapters::from_settings(&settings).await.unwrap())
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     let client = reqwest::Client::new();
     let key = settings.internal_key.expose().to_owned();
 

@@ -11,7 +11,7 @@ use smap_identity::{
         postgres::{self, PgIdentityStore},
         topology::EVENTS_EXCHANGE,
     },
-    app::{config::Secret, startup::Application, wiring::Adapters},
+    app::{config::Secret, wiring::Adapters},
     domain::{
         account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
         email::Email,
@@ -23,6 +23,7 @@ use smap_identity::{
 };
 use uuid::Uuid;
 
+use crate::servers::run_app;
 use crate::{
     helpers::json,
     servers::{Probe, body, fresh_database, real_settings},
@@ -130,9 +131,7 @@ async fn app(customize: impl FnOnce(&mut Adapters)) -> Option<(String, String)> 
         adapters.summary()
     );
     customize(&mut adapters);
-    let app = Application::build_with(&settings, adapters).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, ..) = run_app(&settings, adapters);
     Some((base, settings.database_url.unwrap().expose().to_owned()))
 }
 
@@ -602,10 +601,7 @@ async fn with_rabbitmq_stopped_registration_answers_503_leaves_no_row_and_works_
         "amqp://guest:guest@127.0.0.1:{port}/%2f"
     )));
     settings.database_url = Some(Secret::new(db.clone()));
-    let app = Application::build_with(&settings, Adapters::from_settings(&settings).await.unwrap())
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     let client = reqwest::Client::new();
     let register = || {
         client

@@ -11,7 +11,7 @@ use smap_identity::{
         redis::{RedisClients, RedisProgressStore},
         topology::EVENTS_EXCHANGE,
     },
-    app::{startup::Application, wiring::Adapters},
+    app::wiring::Adapters,
     domain::{
         events::{EventData, EventEnvelope},
         progress::{ItemId, ItemOutcome, ProgressService, ProjectId, ProjectStatus},
@@ -121,9 +121,7 @@ async fn the_http_api_runs_on_real_redis_and_rabbitmq_and_reports_their_health()
         "{}",
         adapters.summary()
     );
-    let app = Application::build_with(&settings, adapters).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, ..) = crate::servers::run_app(&settings, adapters);
     let client = reqwest::Client::new();
     let key = settings.internal_key.expose().to_owned();
     let id = format!("http-{}", Uuid::new_v4().simple());

@@ -61,6 +61,23 @@ pub fn real_settings() -> Option<Settings> {
     Some(settings)
 }
 
+/// Binds an application on `adapters` and runs it in the background; its
+/// base URL and the task that ends when it has stopped.
+pub fn run_app(
+    settings: &Settings,
+    adapters: smap_identity::app::wiring::Adapters,
+) -> (
+    String,
+    actix_web::dev::ServerHandle,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let app = smap_identity::app::startup::Application::build_with(settings, adapters)
+        .expect("application builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    (base, handle, tokio::spawn(app.run_until_stopped()))
+}
+
 /// `scripts/services.sh`, for tests that run servers of their own.
 pub fn services_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh")
@@ -86,7 +103,7 @@ pub fn free_port() -> u16 {
 /// A private queue bound to an exchange, to watch what reaches it.
 pub struct Probe {
     _connection: Connection,
-    channel: Channel,
+    _channel: Channel,
     consumer: lapin::Consumer,
 }
 
@@ -126,7 +143,7 @@ impl Probe {
             .expect("probe consumer");
         Probe {
             _connection: connection,
-            channel,
+            _channel: channel,
             consumer,
         }
     }
@@ -154,10 +171,6 @@ impl Probe {
             }
         }
         kept
-    }
-
-    pub fn channel(&self) -> &Channel {
-        &self.channel
     }
 }
 

@@ -424,9 +424,6 @@ pub async fn get_user(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&user, &state).await?;
-    let found = state
-        .accounts
-        .user_for_admin(uuid_param(&id, "id")?)
-        .await?;
+    let found = state.accounts.user(uuid_param(&id, "id")?).await?;
     Ok(ok(UserBody::from(&found)))
 }

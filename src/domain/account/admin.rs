@@ -1,7 +1,5 @@
 //! Use cases for administrators: grant the admin role, list and read users.
 
-use uuid::Uuid;
-
 use super::{AccountError, AccountService, Role, User};
 use crate::domain::email::Email;
 
@@ -25,11 +23,5 @@ impl AccountService {
         limit: u64,
     ) -> Result<(Vec<User>, u64), AccountError> {
         Ok(self.store.list_users(offset, limit).await?)
-    }
-}
-
-impl AccountService {
-    pub async fn user_for_admin(&self, id: Uuid) -> Result<User, AccountError> {
-        self.user(id).await
     }
 }
