@@ -9,6 +9,7 @@
 #   scripts/services.sh redis-stop DIR
 #   scripts/services.sh rabbitmq-start DIR PORT [DIST_PORT]  a RabbitMQ node of its own
 #   scripts/services.sh rabbitmq-stop DIR PORT
+#   scripts/services.sh rabbitmq-vhost add|delete NAME  a vhost on the shared node
 #
 # Ports of the shared instances: PostgreSQL 5442, Redis 6390, RabbitMQ 5682.
 set -euo pipefail
@@ -17,6 +18,8 @@ PG_PORT="${SMAP_TEST_PG_PORT:-5442}"
 REDIS_PORT="${SMAP_TEST_REDIS_PORT:-6390}"
 AMQP_PORT="${SMAP_TEST_AMQP_PORT:-5682}"
 RABBIT_BIN=/usr/lib/rabbitmq/bin
+# Tools unpacked rather than installed (promtool).
+TOOLS_DIR="${SMAP_TOOLS_DIR:-/opt/smap-identity-tools}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -45,6 +48,16 @@ install() {
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     rm -f /usr/sbin/policy-rc.d
+  fi
+  # promtool checks /metrics and the alert rules. Debian ships it in the
+  # `prometheus` package: unpacked, not installed, so no server comes with it.
+  if [[ ! -x "$TOOLS_DIR/usr/bin/promtool" ]]; then
+    log "unpacking promtool from Debian's prometheus package"
+    local tmp; tmp="$(mktemp -d)"
+    (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; })
+    mkdir -p "$TOOLS_DIR"
+    dpkg -x "$tmp"/prometheus_*.deb "$TOOLS_DIR"
+    rm -rf "$tmp"
   fi
 }
 
@@ -123,6 +136,22 @@ rabbitmq_stop() { # dir port
   rm -f "$dir/launcher.pid"
 }
 
+rabbitmq_vhost() { # add|delete NAME [DIR]: a virtual host of the shared node, for tests
+  # that run consumers on the standard queue names without meeting each other.
+  local action="$1" name="$2" dir="${3:-${SMAP_SERVICES_DIR:-/tmp/smap-identity-services}}/rabbitmq"
+  (
+    rabbit_env "$dir" "$AMQP_PORT"
+    local ctl=("$RABBIT_BIN/rabbitmqctl" -q -n "$RABBITMQ_NODENAME")
+    case "$action" in
+      add)
+        "${ctl[@]}" add_vhost "$name" >/dev/null
+        "${ctl[@]}" set_permissions -p "$name" guest '.*' '.*' '.*' >/dev/null ;;
+      delete) "${ctl[@]}" delete_vhost "$name" >/dev/null 2>&1 || true ;;
+      *) log "rabbitmq-vhost: add or delete"; return 2 ;;
+    esac
+  )
+}
+
 # --- PostgreSQL --------------------------------------------------------------
 postgres_start() { # dir port
   local dir="$1" port="$2" bin; bin="$(pg_bin)"
@@ -152,6 +181,7 @@ up() { # dir
   echo "export AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
   echo "export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   echo "export SMAP_SERVICES_DIR=$dir"
+  echo "export PROMTOOL=$TOOLS_DIR/usr/bin/promtool"
 }
 
 down() { # dir
@@ -171,5 +201,6 @@ case "$cmd" in
   redis-stop) redis_stop "$@" ;;
   rabbitmq-start) rabbitmq_start "$@" ;;
   rabbitmq-stop) rabbitmq_stop "$@" ;;
+  rabbitmq-vhost) rabbitmq_vhost "$@" ;;
   *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

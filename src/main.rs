@@ -47,9 +47,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let telemetry = telemetry::init(&settings);
+    let telemetry = match telemetry::init(&settings) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("smap-identity: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let result = run(cli.subcommand(), settings).await;
-    telemetry.shutdown();
+    // Spans still queued go out before the process ends.
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

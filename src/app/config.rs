@@ -50,6 +50,30 @@ pub enum SmtpTls {
     Tls,
 }
 
+/// The OTLP wire format (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `grpc` (the default), usually port 4317.
+    Grpc,
+    /// `http/protobuf`, usually port 4318; spans go to `<endpoint>/v1/traces`.
+    HttpProtobuf,
+}
+
+/// Where and as whom spans are exported; absent = no export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtelSettings {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://jaeger:4317`.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// `OTEL_SERVICE_NAME` (default `smap-identity`).
+    pub service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs added to every span's resource.
+    pub resource_attributes: Vec<(String, String)>,
+    /// `OTEL_BSP_SCHEDULE_DELAY` (milliseconds, default 500): how long spans
+    /// wait to be sent in a batch.
+    pub batch_delay: std::time::Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
     pub host: String,
@@ -85,7 +109,8 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     pub jwt_secret: Secret,
     pub internal_key: Secret,
-    pub otel_endpoint: Option<String>,
+    /// OTLP span export; `None` when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset.
+    pub otel: Option<OtelSettings>,
     pub log_format: LogFormat,
     pub rust_log: String,
     /// How often ended trials and paid periods are swept.
@@ -155,6 +180,63 @@ fn parse_bool(s: &str) -> Option<bool> {
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+/// `OTEL_*` as the OpenTelemetry specification names them; only the endpoint
+/// switches export on.
+fn otel_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<OtelSettings>, ConfigError> {
+    let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
+        return Ok(None);
+    };
+    let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(ConfigError {
+            var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            problem: format!("is `{endpoint}`; expected an http:// or https:// URL"),
+        });
+    }
+    let protocol = env.parse(
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        OtlpProtocol::Grpc,
+        |s| match s {
+            "grpc" => Some(OtlpProtocol::Grpc),
+            "http/protobuf" => Some(OtlpProtocol::HttpProtobuf),
+            _ => None,
+        },
+        "grpc or http/protobuf",
+    )?;
+    let resource_attributes = env.parse(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        Vec::new(),
+        |s| {
+            s.split(',')
+                .filter(|pair| !pair.trim().is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    let key = key.trim();
+                    (!key.is_empty()).then(|| (key.to_owned(), value.trim().to_owned()))
+                })
+                .collect()
+        },
+        "comma-separated key=value pairs",
+    )?;
+    let batch_delay = std::time::Duration::from_millis(env.parse(
+        "OTEL_BSP_SCHEDULE_DELAY",
+        500,
+        |s| s.parse().ok().filter(|ms| *ms > 0),
+        "a number of milliseconds above 0",
+    )?);
+    Ok(Some(OtelSettings {
+        endpoint,
+        batch_delay,
+        protocol,
+        service_name: env
+            .get("OTEL_SERVICE_NAME")
+            .unwrap_or_else(|| "smap-identity".to_owned()),
+        resource_attributes,
+    }))
 }
 
 impl Settings {
@@ -335,7 +417,7 @@ impl Settings {
             smtp,
             jwt_secret,
             internal_key,
-            otel_endpoint: env.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otel: otel_settings(&env)?,
             log_format,
             rust_log: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
             expiry_sweep_interval: std::time::Duration::from_secs(env.parse(
@@ -431,6 +513,7 @@ mod tests {
             ("AMQP_URL", "http://rabbit"),
             ("JWT_SECRET", "short"),
             ("LOG_FORMAT", "xml"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4317"),
         ];
         for (var, value) in cases {
             let err = settings(&[(var, value)]).unwrap_err();
@@ -441,6 +524,48 @@ mod tests {
         assert_eq!(err.var, "REDIS_STATE_DB");
         let err = settings(&[("SMTP_HOST", "m"), ("SMTP_TLS", "ssl")]).unwrap_err();
         assert_eq!(err.var, "SMTP_TLS");
+        let otlp = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
+        for (var, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "region"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+        ] {
+            assert_eq!(settings(&[otlp, (var, value)]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn otlp_export_is_on_only_with_an_endpoint() {
+        let off = settings(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap();
+        assert!(off.otel.is_none());
+        let grpc = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317/")])
+            .unwrap()
+            .otel
+            .unwrap();
+        assert_eq!(grpc.endpoint, "http://jaeger:4317");
+        assert_eq!(grpc.protocol, OtlpProtocol::Grpc);
+        assert_eq!(grpc.service_name, "smap-identity");
+        let http = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example.com"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_SERVICE_NAME", "identity-eu"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=staging, region = eu-1",
+            ),
+        ])
+        .unwrap()
+        .otel
+        .unwrap();
+        assert_eq!(http.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(http.service_name, "identity-eu");
+        assert_eq!(
+            http.resource_attributes,
+            vec![
+                ("deployment.environment.name".into(), "staging".into()),
+                ("region".into(), "eu-1".into())
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! `Application`: builds the use cases on the wired adapters and binds the
 //! HTTP server; `port()` tells where it listens (tests bind port 0).
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+
+use crate::ports::HealthIndicator;
 
 use actix_web::dev::{Server, ServerHandle};
 
@@ -30,6 +34,7 @@ pub struct Application {
     server: Server,
     resources: Resources,
     sweeper: tokio::task::JoinHandle<()>,
+    sampler: JoinHandle<()>,
     consumers: Consumers,
 }
 
@@ -145,6 +150,23 @@ fn spawn_expiry_sweep(
     })
 }
 
+/// How often the dependencies are checked for `dependency_up` and the Redis
+/// memory gauges, whether or not anyone calls `/health`.
+const HEALTH_SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
+
+fn spawn_health_sampler(indicators: Vec<Arc<dyn HealthIndicator>>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(HEALTH_SAMPLE_INTERVAL);
+        loop {
+            ticks.tick().await;
+            for indicator in &indicators {
+                let health = indicator.check().await;
+                http::metrics::record_health(indicator.component(), health.healthy);
+            }
+        }
+    })
+}
+
 impl Application {
     /// Wires adapters from the settings and binds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -182,6 +204,7 @@ impl Application {
             health: adapters.health.clone(),
         };
         let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval);
+        let sampler = spawn_health_sampler(adapters.health.clone());
         let consumers = if settings.start_consumers {
             Consumers::start(settings, &adapters)
         } else {
@@ -196,6 +219,7 @@ impl Application {
             server,
             resources: adapters.resources,
             sweeper,
+            sampler,
             consumers,
         })
     }
@@ -214,6 +238,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.sweeper.abort();
+        self.sampler.abort();
         self.consumers.stop().await;
         self.resources.shutdown().await;
         result

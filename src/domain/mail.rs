@@ -58,6 +58,7 @@ impl DeliveryService {
     }
 
     /// Sends `email` unless its key was claimed before.
+    #[tracing::instrument(name = "email.deliver", skip_all, fields(messaging.message.id = %email.message_id))]
     pub async fn deliver(&self, email: &OutgoingEmail) -> Result<DeliveryOutcome, DeliveryError> {
         let key = format!("smap:email:sent:{}", email.message_id);
         if !self.dedup.claim(&key, DEDUP_TTL).await? {

@@ -53,7 +53,7 @@ pub fn init_logs() {
         let telemetry = if std::env::var_os("TEST_LOG").is_some() {
             let mut settings = Settings::for_tests();
             settings.rust_log = "debug".into();
-            smap_identity::app::telemetry::init(&settings)
+            smap_identity::app::telemetry::init(&settings).expect("no exporter configured")
         } else {
             smap_identity::app::telemetry::init_silent()
         };

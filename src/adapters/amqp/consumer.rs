@@ -115,6 +115,7 @@ impl Worker {
         while !*stopped.borrow() {
             if let Err(e) = worker.clone().consume(&mut stopped).await {
                 tracing::warn!(queue = worker.queue, error = %e, "e-mail consumer interrupted; resubscribing");
+                metrics::counter!("email_consumer_errors_total", "queue" => worker.queue, "kind" => "subscription_lost").increment(1);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = stopped.changed() => {}
@@ -203,6 +204,7 @@ impl Worker {
         {
             // Not acked: the broker redelivers it rather than lose it.
             tracing::error!(event_id = message_id.as_deref().unwrap_or("-"), error = %e, "dead letter not published; requeueing");
+            metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "dead_letter_unpublished").increment(1);
             let _ = delivery
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -213,6 +215,7 @@ impl Worker {
         }
         if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
             tracing::warn!(event_id = message_id.as_deref().unwrap_or("-"), error = %e, "ack failed; the message will be redelivered (and de-duplicated)");
+            metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "ack_failed").increment(1);
         }
     }
 
@@ -236,6 +239,7 @@ impl Worker {
         self.broker
             .publish("", EMAIL_ERRORS_QUEUE, &properties, &delivery.data)
             .await?;
+        metrics::counter!("email_dead_letters_total", "queue" => self.queue).increment(1);
         Ok(())
     }
 }

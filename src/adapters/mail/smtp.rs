@@ -9,6 +9,7 @@ use lettre::{
     message::{Mailbox, MultiPart, header::ContentType},
     transport::smtp::{PoolConfig, authentication::Credentials},
 };
+use tracing::Instrument as _;
 
 use crate::{
     app::config::{SmtpSettings, SmtpTls},
@@ -18,6 +19,8 @@ use crate::{
 pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    host: String,
+    port: u16,
 }
 
 impl SmtpMailer {
@@ -46,6 +49,8 @@ impl SmtpMailer {
         Ok(Self {
             transport: builder.build(),
             from,
+            host: settings.host.clone(),
+            port: settings.port,
         })
     }
 
@@ -79,13 +84,34 @@ impl SmtpMailer {
 #[async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError> {
+        // A client span per SMTP conversation, child of the consume span.
+        let span = tracing::info_span!(
+            "smtp send",
+            otel.kind = "client",
+            network.protocol.name = "smtp",
+            server.address = %self.host,
+            server.port = self.port,
+            messaging.message.id = %email.message_id,
+            otel.status_code = tracing::field::Empty,
+        );
         let message = self.message(email)?;
-        self.transport.send(message).await.map(drop).map_err(|e| {
-            if e.is_permanent() {
-                MailError::Permanent(e.into())
-            } else {
-                MailError::Transient(e.into())
-            }
-        })
+        let result = self
+            .transport
+            .send(message)
+            .instrument(span.clone())
+            .await
+            .map(drop)
+            .map_err(|e| {
+                if e.is_permanent() {
+                    MailError::Permanent(e.into())
+                } else {
+                    MailError::Transient(e.into())
+                }
+            });
+        span.record(
+            "otel.status_code",
+            if result.is_ok() { "ok" } else { "error" },
+        );
+        result
     }
 }

@@ -43,7 +43,7 @@ pub fn spawn_email_consumers(
                     };
                     let (broker, handler, clock) = (broker.clone(), handler.clone(), clock.clone());
                     tokio::spawn(async move {
-                        handle(&broker, &handler, format, delivery, clock.as_ref()).await;
+                        handle(&broker, &handler, queue, format, delivery, clock.as_ref()).await;
                         drop(permit);
                     });
                 }
@@ -55,6 +55,7 @@ pub fn spawn_email_consumers(
 async fn handle(
     broker: &InMemoryBroker,
     handler: &EmailHandler,
+    queue: &'static str,
     format: MessageFormat,
     delivery: Delivery,
     clock: &dyn Clock,
@@ -65,7 +66,7 @@ async fn handle(
         "consume",
         otel.kind = "consumer",
         messaging.system = "rabbitmq",
-        messaging.destination.name = %delivery.exchange,
+        messaging.destination.name = queue,
         messaging.message.id = message_id.unwrap_or_default(),
     );
     let _ = span.set_parent(trace_context(&delivery.properties.headers));
@@ -86,8 +87,12 @@ async fn handle(
             attempts,
             clock.now(),
         ));
-        if let Err(e) = broker.enqueue(EMAIL_ERRORS_QUEUE, dead) {
-            tracing::error!(error = %e, "dead letter could not be queued");
+        match broker.enqueue(EMAIL_ERRORS_QUEUE, dead) {
+            Ok(()) => metrics::counter!("email_dead_letters_total", "queue" => queue).increment(1),
+            Err(e) => {
+                tracing::error!(error = %e, "dead letter could not be queued");
+                metrics::counter!("email_consumer_errors_total", "queue" => queue, "kind" => "dead_letter_unpublished").increment(1);
+            }
         }
     }
 }

@@ -53,6 +53,13 @@ impl HealthIndicator for RedisHealth {
                 let used: Option<u64> =
                     info_field(&info, "used_memory").and_then(|v| v.parse().ok());
                 let max: Option<u64> = info_field(&info, "maxmemory").and_then(|v| v.parse().ok());
+                // For the "Redis memory above 80 %" alert (docs/ops/alerts.yml).
+                if let Some(used) = used {
+                    metrics::gauge!("redis_memory_used_bytes").set(used as f64);
+                }
+                if let Some(max) = max {
+                    metrics::gauge!("redis_memory_max_bytes").set(max as f64);
+                }
                 Health::up(
                     "redis",
                     json!({

@@ -59,6 +59,9 @@ async fn run_checks(state: &AppState, only_ready: bool) -> Vec<(&'static str, He
         .filter(|i| !only_ready || i.required_for_readiness())
         .collect();
     let results = join_all(indicators.iter().map(|i| i.check())).await;
+    for (indicator, result) in indicators.iter().zip(&results) {
+        super::metrics::record_health(indicator.component(), result.healthy);
+    }
     indicators
         .iter()
         .map(|i| i.component())

@@ -12,7 +12,9 @@ use actix_web::{
     middleware::Next,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::propagation::Extractor;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Latency buckets from 0.5 ms to 10 s: publish confirms are ~1 ms, requests
 /// that hash a password ~100 ms.
@@ -53,6 +55,40 @@ fn describe() {
         "Time from publish to broker confirm, per try."
     );
     metrics::describe_counter!(
+        "emails_processed_total",
+        "E-mail events handled by the consumers, by outcome (sent, duplicate)."
+    );
+    metrics::describe_counter!(
+        "emails_failed_total",
+        "E-mail events that could not be sent, by reason (invalid, smtp, dedup); each is dead-lettered."
+    );
+    metrics::describe_counter!(
+        "email_dead_letters_total",
+        "Messages moved to the dead-letter queue email.errors, by the queue they came from."
+    );
+    metrics::describe_counter!(
+        "email_consumer_errors_total",
+        "Consumer faults, by queue and kind (subscription_lost, dead_letter_unpublished, ack_failed)."
+    );
+    metrics::describe_counter!(
+        "projects_completed_total",
+        "Projects that crossed their finish line (one job.completed each)."
+    );
+    metrics::describe_gauge!(
+        "dependency_up",
+        "1 when the last health check of a dependency (component) passed, else 0."
+    );
+    metrics::describe_gauge!(
+        "redis_memory_used_bytes",
+        metrics::Unit::Bytes,
+        "Redis used_memory at the last health check."
+    );
+    metrics::describe_gauge!(
+        "redis_memory_max_bytes",
+        metrics::Unit::Bytes,
+        "Redis maxmemory at the last health check (0 = no limit)."
+    );
+    metrics::describe_counter!(
         "http_requests_total",
         "HTTP requests by method, route template and status."
     );
@@ -83,6 +119,27 @@ pub async fn metrics_route() -> impl Responder {
     }
 }
 
+struct RequestHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl Extractor for RequestHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+fn caller_context(req: &ServiceRequest) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&RequestHeaders(req.headers())))
+}
+
+/// `dependency_up{component}`: the outcome of the last health check.
+pub fn record_health(component: &'static str, healthy: bool) {
+    metrics::gauge!("dependency_up", "component" => component).set(if healthy { 1.0 } else { 0.0 });
+}
+
 /// Counts and times each request under its route template (`/projects/{id}/progress`),
 /// never the raw path, so ids do not explode the label set.
 pub async fn track(
@@ -96,16 +153,24 @@ pub async fn track(
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "http_request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
         http.request.method = %method,
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    // A caller that sends `traceparent` gets its trace continued.
+    let _ = span.set_parent(caller_context(&req));
     let response = next.call(req).instrument(span.clone()).await;
     let status = match &response {
         Ok(res) => res.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
     let labels = [
         ("method", method),
         ("route", route),

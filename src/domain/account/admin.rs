@@ -4,6 +4,7 @@ use super::{AccountError, AccountService, Role, User};
 use crate::domain::email::Email;
 
 impl AccountService {
+    #[tracing::instrument(name = "account.grant_admin", skip_all)]
     pub async fn grant_admin(&self, email: &Email) -> Result<User, AccountError> {
         let mut user = self
             .store
@@ -16,6 +17,8 @@ impl AccountService {
         tracing::warn!(user_id = %user.id, "admin role granted");
         Ok(user)
     }
+
+    #[tracing::instrument(name = "account.list_users", skip_all)]
 
     pub async fn list_users(
         &self,

@@ -187,6 +187,8 @@ impl BillingService {
     }
 
     /// The user's live subscription, else their latest one.
+    #[tracing::instrument(name = "billing.my_subscription", skip_all)]
+
     pub async fn my_subscription(&self, user: Uuid) -> Result<Subscription, BillingError> {
         if let Some(s) = self.store.live_subscription(user).await? {
             return Ok(s);

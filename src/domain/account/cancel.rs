@@ -11,6 +11,7 @@ use crate::domain::{
 };
 
 impl BillingService {
+    #[tracing::instrument(name = "billing.cancel", skip_all)]
     pub async fn cancel(
         &self,
         id: Uuid,

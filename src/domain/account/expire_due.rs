@@ -8,6 +8,7 @@ use crate::domain::{
 };
 
 impl BillingService {
+    #[tracing::instrument(name = "billing.expire_due", skip_all)]
     pub async fn expire_due(&self) -> Result<SweepReport, BillingError> {
         let now = self.clock.now();
         let mut report = SweepReport::default();

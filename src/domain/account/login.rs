@@ -11,6 +11,7 @@ use super::{
 use crate::domain::email::Email;
 
 impl AccountService {
+    #[tracing::instrument(name = "account.login", skip_all)]
     pub async fn login(&self, email: &Email, password: &Password) -> Result<User, AccountError> {
         let now = self.clock.now();
         let Some(mut user) = self.store.user_by_email(email).await? else {

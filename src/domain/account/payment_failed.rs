@@ -6,6 +6,7 @@ use super::{BillingError, BillingService, Subscription};
 use crate::domain::{events::TransitionReason, subscription::SubscriptionStatus};
 
 impl BillingService {
+    #[tracing::instrument(name = "billing.payment_failed", skip_all)]
     pub async fn payment_failed(&self, id: Uuid) -> Result<Subscription, BillingError> {
         let mut s = self
             .store

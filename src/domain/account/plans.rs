@@ -38,6 +38,8 @@ impl BillingService {
             .ok_or(BillingError::PlanNotFound)
     }
 
+    #[tracing::instrument(name = "billing.create_plan", skip_all)]
+
     pub async fn create_plan(&self, draft: PlanDraft) -> Result<Plan, BillingError> {
         let now = self.clock.now();
         let plan = Plan {
@@ -54,6 +56,8 @@ impl BillingService {
         self.store.insert_plan(&plan).await?;
         Ok(plan)
     }
+
+    #[tracing::instrument(name = "billing.update_plan", skip_all)]
 
     pub async fn update_plan(&self, id: Uuid, changes: PlanChanges) -> Result<Plan, BillingError> {
         let mut plan = self.plan(id).await?;
@@ -76,6 +80,8 @@ impl BillingService {
         self.store.update_plan(&plan).await?;
         Ok(plan)
     }
+
+    #[tracing::instrument(name = "billing.delete_plan", skip_all)]
 
     pub async fn delete_plan(&self, id: Uuid) -> Result<(), BillingError> {
         match self.store.delete_plan(id).await {

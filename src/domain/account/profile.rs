@@ -13,6 +13,8 @@ impl AccountService {
             .ok_or(AccountError::UserNotFound)
     }
 
+    #[tracing::instrument(name = "account.update_profile", skip_all)]
+
     pub async fn update_profile(
         &self,
         id: Uuid,
@@ -30,6 +32,8 @@ impl AccountService {
         self.store.update_user(&user).await?;
         Ok(user)
     }
+
+    #[tracing::instrument(name = "account.change_password", skip_all)]
 
     pub async fn change_password(
         &self,

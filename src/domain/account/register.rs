@@ -22,6 +22,7 @@ pub struct Registration {
 }
 
 impl AccountService {
+    #[tracing::instrument(name = "account.register", skip_all)]
     pub async fn register(&self, registration: Registration) -> Result<User, AccountError> {
         let now = self.clock.now();
         let password_hash = self.hasher.hash(&registration.password).await?;

@@ -33,6 +33,8 @@ impl AccountService {
         }
     }
 
+    #[tracing::instrument(name = "account.send_otp", skip_all)]
+
     pub async fn send_otp(&self, email: &Email, password: &Password) -> Result<(), AccountError> {
         let mut user = self.authenticate(email, password).await?;
         if user.status == AccountStatus::Active {

@@ -12,6 +12,7 @@ use crate::domain::{
 };
 
 impl BillingService {
+    #[tracing::instrument(name = "billing.upgrade", skip_all)]
     pub async fn upgrade(
         &self,
         id: Uuid,

@@ -8,6 +8,7 @@ use super::{AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, User}
 use crate::domain::{email::Email, otp::OtpCode};
 
 impl AccountService {
+    #[tracing::instrument(name = "account.verify_otp", skip_all)]
     pub async fn verify_otp(&self, email: &Email, code: &OtpCode) -> Result<User, AccountError> {
         let mut user = self
             .store

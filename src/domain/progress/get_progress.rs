@@ -4,6 +4,7 @@
 use super::{ProgressService, ProgressUseCaseError, ProgressView, ProjectId};
 
 impl ProgressService {
+    #[tracing::instrument(name = "progress.get_progress", skip_all)]
     pub async fn get_progress(
         &self,
         project: &ProjectId,

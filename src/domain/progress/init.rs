@@ -3,6 +3,7 @@
 use super::{Progress, ProgressService, ProgressUseCaseError, ProjectId};
 
 impl ProgressService {
+    #[tracing::instrument(name = "progress.init_project", skip_all)]
     pub async fn init_project(
         &self,
         project: &ProjectId,

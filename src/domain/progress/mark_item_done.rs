@@ -4,6 +4,7 @@
 use super::{ItemId, ItemOutcome, ItemUpdate, ProgressService, ProgressUseCaseError, ProjectId};
 
 impl ProgressService {
+    #[tracing::instrument(name = "progress.mark_item_done", skip_all)]
     pub async fn mark_item_done(
         &self,
         project: &ProjectId,

@@ -66,6 +66,7 @@ impl ProgressService {
         match self.events.publish(data).await {
             Ok(event_id) => {
                 tracing::info!(project_id = %project, %event_id, "project completed");
+                metrics::counter!("projects_completed_total").increment(1);
                 Ok(())
             }
             Err(source) => Err(ProgressUseCaseError::CompletionNotPublished {

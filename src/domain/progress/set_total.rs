@@ -7,6 +7,7 @@ use super::{
 };
 
 impl ProgressService {
+    #[tracing::instrument(name = "progress.set_total", skip_all)]
     pub async fn set_total(
         &self,
         project: &ProjectId,
