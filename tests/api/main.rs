@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod layout;
 mod openapi;
+mod ops;
 mod otlp_collector;
 mod process;
 mod progress;

@@ -13,6 +13,8 @@ use actix_web::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::propagation::Extractor;
+
+use crate::adapters::topology;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -97,7 +99,32 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request duration by method, route template and status."
     );
+    zero_known_series();
 }
+
+/// Series whose labels are known up front start at 0, so `rate()` and the
+/// alerts see them before the first event rather than "no data".
+fn zero_known_series() {
+    for outcome in ["sent", "duplicate"] {
+        metrics::counter!("emails_processed_total", "outcome" => outcome).absolute(0);
+    }
+    for reason in ["invalid", "smtp", "dedup"] {
+        metrics::counter!("emails_failed_total", "reason" => reason).absolute(0);
+    }
+    for queue in CONSUMED_QUEUES {
+        metrics::counter!("email_dead_letters_total", "queue" => queue).absolute(0);
+        for kind in ["subscription_lost", "dead_letter_unpublished", "ack_failed"] {
+            metrics::counter!("email_consumer_errors_total", "queue" => queue, "kind" => kind)
+                .absolute(0);
+        }
+    }
+    metrics::counter!("projects_completed_total").absolute(0);
+}
+
+#[cfg(feature = "legacy-fanout")]
+const CONSUMED_QUEUES: [&str; 2] = [topology::EMAIL_QUEUE, topology::LEGACY_QUEUE];
+#[cfg(not(feature = "legacy-fanout"))]
+const CONSUMED_QUEUES: [&str; 1] = [topology::EMAIL_QUEUE];
 
 #[utoipa::path(
     get,
