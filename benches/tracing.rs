@@ -1,0 +1,286 @@
+//! The cost of tracing: publish latency (real RabbitMQ) and HTTP throughput
+//! with OpenTelemetry on — every span exported over OTLP/gRPC to a fake
+//! collector in this process — against the same work with it off, in one
+//! run. Each configuration runs in a child process of its own (the tracing
+//! subscriber is process-global), alternating off/on three times; the
+//! medians are compared. Goal: at most 10 % overhead.
+//!
+//! Run: `scripts/bench.sh --bench tracing`.
+
+#[allow(dead_code)]
+#[path = "../tests/api/otlp_collector.rs"]
+mod otlp_collector;
+
+use std::{
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::{Duration as Span, Utc};
+use smap_identity::{
+    adapters::{
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
+        clock::{RandomIds, SystemClock},
+        memory::InMemoryPlanCatalog,
+    },
+    app::{
+        config::{AppEnv, OtelSettings, OtlpProtocol, Settings},
+        startup::Application,
+        telemetry,
+        wiring::Adapters,
+    },
+    domain::{
+        events::{EventData, EventService, SubscriptionCreatedPayload},
+        plan::PlanCode,
+        subscription::SubscriptionStatus,
+        timestamp::Timestamp,
+    },
+};
+use tracing_subscriber::{EnvFilter, prelude::*};
+use uuid::Uuid;
+
+const MODE: &str = "SMAP_BENCH_TRACING_MODE";
+const ENDPOINT: &str = "SMAP_BENCH_OTLP_ENDPOINT";
+const PUBLISHES: usize = 3000;
+const HTTP_CLIENTS: usize = 16;
+const HTTP_FOR: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Figures {
+    publish_p50_ms: f64,
+    publish_p99_ms: f64,
+    http_per_sec: f64,
+    http_p50_ms: f64,
+    http_p99_ms: f64,
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort_unstable();
+    let i = ((samples.len() as f64 * p).ceil() as usize)
+        .saturating_sub(1)
+        .min(samples.len() - 1);
+    samples[i].as_secs_f64() * 1000.0
+}
+
+fn trial() -> EventData {
+    let now = Utc::now();
+    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
+        subscription_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        plan_code: PlanCode::free(),
+        status: SubscriptionStatus::Trialing,
+        created_at: Timestamp::new(now),
+        trial_start: Some(Timestamp::new(now)),
+        trial_end: Some(Timestamp::new(now + Span::days(14))),
+        subscription_start: None,
+        subscription_end: None,
+    })
+}
+
+/// Sequential publishes through `EventService` (validation, the producer
+/// span, `traceparent`, the broker confirm), inside a request-like span.
+async fn publish_latency(amqp: &str) -> (f64, f64) {
+    let broker = AmqpBroker::connect(amqp, AmqpConfig::default()).await;
+    let events = EventService::new(
+        Arc::new(AmqpEventPublisher::new(broker)),
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+        Arc::new(InMemoryPlanCatalog::with_defaults()),
+    );
+    let mut samples = Vec::with_capacity(PUBLISHES);
+    for i in 0..PUBLISHES + 300 {
+        let span = tracing::info_span!("bench_request");
+        let started = Instant::now();
+        tracing::Instrument::instrument(events.publish(trial()), span)
+            .await
+            .expect("published");
+        if i >= 300 {
+            samples.push(started.elapsed());
+        }
+    }
+    (
+        percentile(&mut samples, 0.50),
+        percentile(&mut samples, 0.99),
+    )
+}
+
+/// Closed-loop clients reading a project's progress (HTTP span + use-case
+/// span per request) on the in-memory adapters.
+async fn http_throughput() -> (f64, f64, f64) {
+    let mut settings = Settings::for_tests();
+    settings.start_consumers = false;
+    let adapters = Adapters::in_memory(&settings, Arc::new(SystemClock), Arc::new(RandomIds));
+    let app = Application::build_with(&settings, adapters).expect("app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let key = settings.internal_key.expose().to_owned();
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{base}/internal/projects/bench/progress"))
+        .header("X-Internal-Key", &key)
+        .send()
+        .await
+        .expect("init");
+    let url = format!("{base}/projects/bench/progress");
+    let run = |limit: Duration| {
+        let tasks: Vec<_> = (0..HTTP_CLIENTS)
+            .map(|_| {
+                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let mut samples = Vec::new();
+                    while started.elapsed() < limit {
+                        let t = Instant::now();
+                        let response = client
+                            .get(&url)
+                            .header("X-Internal-Key", &key)
+                            .send()
+                            .await
+                            .expect("request");
+                        assert!(response.status().is_success());
+                        let _ = response.bytes().await;
+                        samples.push(t.elapsed());
+                    }
+                    samples
+                })
+            })
+            .collect::<Vec<_>>();
+        async move {
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await.expect("client"));
+            }
+            all
+        }
+    };
+    run(Duration::from_secs(1)).await; // warm-up
+    let mut samples = run(HTTP_FOR).await;
+    let rate = samples.len() as f64 / HTTP_FOR.as_secs_f64();
+    (
+        rate,
+        percentile(&mut samples, 0.50),
+        percentile(&mut samples, 0.99),
+    )
+}
+
+/// One configuration, in this (child) process: prints its figures as JSON.
+async fn child(mode: &str) {
+    // Both modes format every log line the same way (into a sink), so the
+    // difference is the OpenTelemetry layer and the export alone.
+    let filter = EnvFilter::new("info");
+    let logs = telemetry::json_layer(std::io::sink);
+    let provider = if mode == "on" {
+        let otel = OtelSettings {
+            endpoint: std::env::var(ENDPOINT).expect("endpoint"),
+            protocol: OtlpProtocol::Grpc,
+            service_name: "smap-identity-bench".into(),
+            resource_attributes: Vec::new(),
+            batch_delay: Duration::from_millis(500),
+        };
+        let provider = telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter");
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(logs)
+            .with(telemetry::otel_layer(&provider))
+            .init();
+        Some(provider)
+    } else {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(logs)
+            .init();
+        None
+    };
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let amqp = std::env::var("AMQP_URL").expect("AMQP_URL: run scripts/bench.sh");
+    let (publish_p50_ms, publish_p99_ms) = publish_latency(&amqp).await;
+    let (http_per_sec, http_p50_ms, http_p99_ms) = http_throughput().await;
+    if let Some(provider) = provider {
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+    let figures = Figures {
+        publish_p50_ms,
+        publish_p99_ms,
+        http_per_sec,
+        http_p50_ms,
+        http_p99_ms,
+    };
+    println!("{}", serde_json::to_string(&figures).expect("json"));
+}
+
+/// Reads one figure out of a run.
+type Metric = fn(&Figures) -> f64;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    if let Ok(mode) = std::env::var(MODE) {
+        return child(&mode).await;
+    }
+    let collector = otlp_collector::Collector::grpc().await;
+    let exe = std::env::current_exe().expect("own path");
+    let mut runs: Vec<(&str, Figures)> = Vec::new();
+    for round in 1..=3 {
+        for mode in ["off", "on"] {
+            let output = Command::new(&exe)
+                .env(MODE, mode)
+                .env(ENDPOINT, &collector.endpoint)
+                .output()
+                .expect("child runs");
+            assert!(
+                output.status.success(),
+                "{mode}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let figures: Figures =
+                serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("figures");
+            println!("round {round}, tracing {mode}: {figures:?}");
+            runs.push((mode, figures));
+        }
+    }
+    let pick = |mode: &str, f: fn(&Figures) -> f64| {
+        median(
+            runs.iter()
+                .filter(|(m, _)| *m == mode)
+                .map(|(_, x)| f(x))
+                .collect(),
+        )
+    };
+    let spans = collector.spans().len();
+    println!("\nspans received by the fake collector: {spans}");
+    println!(
+        "| measurement (median of 3 runs) | tracing off | tracing on (OTLP export) | overhead | goal ≤ 10 % |"
+    );
+    println!("|---|---|---|---|---|");
+    let rows: [(&str, Metric, bool); 5] = [
+        ("publish p50 (ms)", |f| f.publish_p50_ms, false),
+        ("publish p99 (ms)", |f| f.publish_p99_ms, false),
+        (
+            "HTTP GET progress, 16 clients (req/s)",
+            |f| f.http_per_sec,
+            true,
+        ),
+        ("HTTP p50 (ms)", |f| f.http_p50_ms, false),
+        ("HTTP p99 (ms)", |f| f.http_p99_ms, false),
+    ];
+    for (label, f, higher_is_better) in rows {
+        let (off, on) = (pick("off", f), pick("on", f));
+        let overhead = if higher_is_better {
+            (off - on) / off * 100.0
+        } else {
+            (on - off) / off * 100.0
+        };
+        println!(
+            "| {label} | {off:.3} | {on:.3} | {overhead:+.1} % | {} |",
+            if overhead <= 10.0 { "MET" } else { "NOT MET" }
+        );
+    }
+}
