@@ -1,6 +1,8 @@
-//! Behavioural suites that every adapter of a port must pass. The unit tests
-//! run them on the in-memory adapters, the integration tests on the real
-//! servers, so "behaves like the real one" is checked, not assumed.
-//! A suite panics (test-style) on the first broken promise.
+//! Contracts: behavioural suites that every adapter of a port must pass
+//! (the unit tests run them on the in-memory adapters, the integration
+//! tests on the real servers, so "behaves like the real one" is checked,
+//! not assumed; a suite panics test-style on the first broken promise), and
+//! the JSON Schemas of the events other services consume.
 
 pub mod progress_store;
+pub mod schemas;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Length of the free trial every verified account gets.
 pub const TRIAL_DAYS: i64 = 14;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     Trialing,

@@ -26,6 +26,7 @@ mod real_progress;
 mod real_redis;
 mod real_shutdown;
 mod real_smtp;
+mod schemas;
 mod servers;
 mod trace_context;
 mod traces;

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::serde_str::serde_via_parse;
@@ -16,7 +17,7 @@ use crate::domain::{
     subscription::SubscriptionStatus, timestamp::Timestamp,
 };
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailVerificationPayload {
     pub user_id: Uuid,
     pub recipient: Email,
@@ -25,7 +26,7 @@ pub struct EmailVerificationPayload {
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriptionCreatedPayload {
     pub subscription_id: Uuid,
     pub user_id: Uuid,
@@ -44,7 +45,7 @@ pub struct SubscriptionCreatedPayload {
     pub subscription_end: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriptionCancelledPayload {
     pub subscription_id: Uuid,
     pub user_id: Uuid,
@@ -59,7 +60,7 @@ pub struct SubscriptionCancelledPayload {
     pub admin_user_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriptionStatusChangedPayload {
     pub subscription_id: Uuid,
     pub user_id: Uuid,
@@ -75,7 +76,7 @@ pub struct SubscriptionStatusChangedPayload {
     pub subscription_end: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JobCompletedPayload {
     pub project_id: ProjectId,
     pub total: u64,
@@ -85,7 +86,7 @@ pub struct JobCompletedPayload {
 }
 
 /// Reserved for the Project service's `project.created`; nothing publishes it yet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProjectCreatedPayload {
     pub project_id: ProjectId,
     pub user_id: Uuid,
