@@ -31,10 +31,11 @@ pg_bin() {
 }
 
 install() {
-  # The SMTP sink of the e-mail tests: aiosmtpd (PyPI), a real SMTP server.
-  if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-    log "installing aiosmtpd"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore aiosmtpd
+  # The SMTP sink of the e-mail tests: aiosmtpd (PyPI), a real SMTP server;
+  # pika runs the Python consumer example of docs/event-migration-guide.md.
+  if ! python3 -c 'import aiosmtpd, pika' 2>/dev/null; then
+    log "installing aiosmtpd and pika"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore aiosmtpd 'pika==1.3.2'
   fi
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)

@@ -60,7 +60,7 @@ pub enum OtlpProtocol {
 }
 
 /// Where and as whom spans are exported; absent = no export.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtelSettings {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://jaeger:4317`.
     pub endpoint: String,
@@ -72,6 +72,29 @@ pub struct OtelSettings {
     /// `OTEL_BSP_SCHEDULE_DELAY` (milliseconds, default 500): how long spans
     /// wait to be sent in a batch.
     pub batch_delay: std::time::Duration,
+    /// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
+    pub sampler: TraceSampler,
+}
+
+/// Which traces are recorded and exported (the OpenTelemetry sampler
+/// names). Trace ids still cross every message and log line when a trace
+/// is not sampled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TraceSampler {
+    AlwaysOn,
+    AlwaysOff,
+    /// This fraction of new traces (0.0-1.0).
+    Ratio(f64),
+    /// Follow the caller's decision; new traces as the inner sampler says.
+    ParentBased(ParentlessSampler),
+}
+
+/// The root sampler inside `ParentBased`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParentlessSampler {
+    AlwaysOn,
+    AlwaysOff,
+    Ratio(f64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,9 +251,34 @@ fn otel_settings<F: Fn(&str) -> Option<String>>(
         |s| s.parse().ok().filter(|ms| *ms > 0),
         "a number of milliseconds above 0",
     )?);
+    let ratio = env.parse(
+        "OTEL_TRACES_SAMPLER_ARG",
+        1.0,
+        |s| s.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
+        "a number from 0 to 1",
+    )?;
+    let sampler = env.parse(
+        "OTEL_TRACES_SAMPLER",
+        TraceSampler::ParentBased(ParentlessSampler::AlwaysOn),
+        |s| match s {
+            "always_on" => Some(TraceSampler::AlwaysOn),
+            "always_off" => Some(TraceSampler::AlwaysOff),
+            "traceidratio" => Some(TraceSampler::Ratio(ratio)),
+            "parentbased_always_on" => Some(TraceSampler::ParentBased(ParentlessSampler::AlwaysOn)),
+            "parentbased_always_off" => {
+                Some(TraceSampler::ParentBased(ParentlessSampler::AlwaysOff))
+            }
+            "parentbased_traceidratio" => {
+                Some(TraceSampler::ParentBased(ParentlessSampler::Ratio(ratio)))
+            }
+            _ => None,
+        },
+        "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
+    )?;
     Ok(Some(OtelSettings {
         endpoint,
         batch_delay,
+        sampler,
         protocol,
         service_name: env
             .get("OTEL_SERVICE_NAME")
@@ -529,6 +577,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
             ("OTEL_RESOURCE_ATTRIBUTES", "region"),
             ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
         ] {
             assert_eq!(settings(&[otlp, (var, value)]).unwrap_err().var, var);
         }
@@ -559,6 +609,22 @@ mod tests {
         .unwrap();
         assert_eq!(http.protocol, OtlpProtocol::HttpProtobuf);
         assert_eq!(http.service_name, "identity-eu");
+        assert_eq!(
+            grpc.sampler,
+            TraceSampler::ParentBased(ParentlessSampler::AlwaysOn)
+        );
+        let sampled = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+        ])
+        .unwrap()
+        .otel
+        .unwrap();
+        assert_eq!(
+            sampled.sampler,
+            TraceSampler::ParentBased(ParentlessSampler::Ratio(0.1))
+        );
         assert_eq!(
             http.resource_attributes,
             vec![

@@ -17,14 +17,16 @@ use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
     runtime,
-    trace::{BatchConfigBuilder, SdkTracerProvider, span_processor_with_async_runtime},
+    trace::{BatchConfigBuilder, Sampler, SdkTracerProvider, span_processor_with_async_runtime},
 };
 use tracing::{Subscriber, dispatcher::WeakDispatch};
 use tracing_subscriber::{
     EnvFilter, Layer, filter::filter_fn, fmt, layer::Context, prelude::*, registry::LookupSpan,
 };
 
-use super::config::{AppEnv, LogFormat, OtelSettings, OtlpProtocol, Settings};
+use super::config::{
+    AppEnv, LogFormat, OtelSettings, OtlpProtocol, ParentlessSampler, Settings, TraceSampler,
+};
 
 /// How long one export may take, and how long shutdown waits for the last
 /// batch: a dead collector costs the process at most this at exit.
@@ -102,6 +104,20 @@ fn resource(otel: &OtelSettings, app_env: AppEnv) -> Resource {
         .build()
 }
 
+fn sampler(choice: TraceSampler) -> Sampler {
+    let root = |inner: ParentlessSampler| match inner {
+        ParentlessSampler::AlwaysOn => Sampler::AlwaysOn,
+        ParentlessSampler::AlwaysOff => Sampler::AlwaysOff,
+        ParentlessSampler::Ratio(r) => Sampler::TraceIdRatioBased(r),
+    };
+    match choice {
+        TraceSampler::AlwaysOn => Sampler::AlwaysOn,
+        TraceSampler::AlwaysOff => Sampler::AlwaysOff,
+        TraceSampler::Ratio(r) => Sampler::TraceIdRatioBased(r),
+        TraceSampler::ParentBased(inner) => Sampler::ParentBased(Box::new(root(inner))),
+    }
+}
+
 fn exporter(otel: &OtelSettings) -> Result<SpanExporter, TelemetryError> {
     let built = match otel.protocol {
         OtlpProtocol::Grpc => SpanExporter::builder()
@@ -148,6 +164,7 @@ pub fn tracer_provider(
     )
     .build();
     Ok(SdkTracerProvider::builder()
+        .with_sampler(sampler(otel.sampler))
         .with_span_processor(batches)
         .with_resource(resource(otel, app_env))
         .build())
@@ -161,6 +178,11 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("smap-identity"))
+        // Cheaper spans: no busy/idle timing, thread or source-location
+        // attributes (the span names and messaging attributes say enough).
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
         .with_filter(filter_fn(|meta| {
             !EXPORT_PLUMBING
                 .iter()

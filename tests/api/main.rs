@@ -4,6 +4,7 @@
 
 mod accounts;
 mod billing;
+mod consumer_examples;
 mod email;
 mod health;
 mod helpers;

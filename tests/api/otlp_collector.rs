@@ -5,7 +5,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -43,7 +46,13 @@ impl ReceivedSpan {
 }
 
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<ReceivedSpan>>>);
+struct Spans {
+    kept: Arc<Mutex<Vec<ReceivedSpan>>>,
+    count: Arc<AtomicUsize>,
+    /// Count only (benchmarks): a collector's cost should not weigh on the
+    /// service it measures more than decoding does.
+    count_only: bool,
+}
 
 fn text(value: Option<&AnyValue>) -> String {
     match value.and_then(|v| v.value.as_ref()) {
@@ -69,7 +78,17 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Spans {
     fn keep(&self, request: ExportTraceServiceRequest) {
-        let mut spans = self.0.lock().unwrap();
+        if self.count_only {
+            let n: usize = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            self.count.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        let mut spans = self.kept.lock().unwrap();
         for resource_spans in request.resource_spans {
             let resource = resource_spans
                 .resource
@@ -113,9 +132,22 @@ pub struct Collector {
 impl Collector {
     /// An OTLP/gRPC collector on a port of its own.
     pub async fn grpc() -> Collector {
+        Self::grpc_with(Spans::default()).await
+    }
+
+    /// An OTLP/gRPC collector that only counts the spans it receives.
+    #[allow(dead_code)] // benches/tracing.rs
+    pub async fn grpc_counting() -> Collector {
+        Self::grpc_with(Spans {
+            count_only: true,
+            ..Spans::default()
+        })
+        .await
+    }
+
+    async fn grpc_with(spans: Spans) -> Collector {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let spans = Spans::default();
         let service = TraceServiceServer::new(spans.clone());
         let server = tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -172,7 +204,13 @@ impl Collector {
     }
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans.0.lock().unwrap().clone()
+        self.spans.kept.lock().unwrap().clone()
+    }
+
+    /// Spans received (both modes).
+    #[allow(dead_code)] // benches/tracing.rs
+    pub fn received(&self) -> usize {
+        self.spans.count.load(Ordering::Relaxed) + self.spans.kept.lock().unwrap().len()
     }
 
     /// Waits until `done` holds for the spans received so far.
