@@ -23,7 +23,7 @@ if ! installed @asyncapi/cli "$ASYNCAPI_CLI_VERSION" || ! installed @fission-ai/
     "@asyncapi/cli@$ASYNCAPI_CLI_VERSION" "@fission-ai/openspec@$OPENSPEC_VERSION")
 fi
 
-export ASYNCAPI_TELEMETRY=false OPENSPEC_TELEMETRY=0 DO_NOT_TRACK=1
+export ASYNCAPI_TELEMETRY=false OPENSPEC_TELEMETRY=0 DO_NOT_TRACK=1 SUPPRESS_NO_CONFIG_WARNING=1
 echo "asyncapi validate docs/asyncapi.yaml"
 "$NPM_DIR/node_modules/.bin/asyncapi" validate docs/asyncapi.yaml --fail-severity=warn
 echo "openspec validate align-event-driven-architecture --strict"

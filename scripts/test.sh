@@ -32,6 +32,9 @@ cargo clippy --all-targets -- -D warnings
 step "cargo clippy (--no-default-features)"
 cargo clippy --all-targets --no-default-features -- -D warnings
 
+step "contracts: AsyncAPI and OpenSpec documents (pinned npm tools)"
+bash scripts/contracts.sh
+
 step "servers: install what is missing, start PostgreSQL, Redis, RabbitMQ"
 bash scripts/services.sh install
 eval "$(bash scripts/services.sh up "$SERVICES_DIR")"
