@@ -15,6 +15,7 @@ mod otlp_collector;
 mod process;
 mod progress;
 mod progress_errors;
+mod readme;
 mod real_amqp;
 #[cfg(feature = "legacy-fanout")]
 mod real_dual_publish;
