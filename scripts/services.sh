@@ -32,10 +32,12 @@ pg_bin() {
 
 install() {
   # The SMTP sink of the e-mail tests: aiosmtpd (PyPI), a real SMTP server;
-  # pika runs the Python consumer example of docs/event-migration-guide.md.
-  if ! python3 -c 'import aiosmtpd, pika' 2>/dev/null; then
-    log "installing aiosmtpd and pika"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore aiosmtpd 'pika==1.3.2'
+  # pika runs the Python consumer example of docs/event-migration-guide.md;
+  # schemathesis fuzzes the HTTP API from its OpenAPI document.
+  if ! python3 -c 'import aiosmtpd, pika' 2>/dev/null || ! st --version 2>/dev/null | grep -q '4.32.5'; then
+    log "installing aiosmtpd, pika and schemathesis"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+      aiosmtpd 'pika==1.3.2' 'schemathesis==4.32.5'
   fi
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)

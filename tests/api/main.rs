@@ -6,6 +6,7 @@ mod accounts;
 mod billing;
 mod consumer_examples;
 mod email;
+mod fuzz_api;
 mod health;
 mod helpers;
 mod layout;

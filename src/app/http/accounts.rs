@@ -72,11 +72,19 @@ impl From<&User> for UserBody {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+        example = "ann@example.com"
+    )]
     pub email: String,
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
     pub password: String,
     #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$", example = "Nguyễn An")]
     pub full_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(en|vi)$", example = "vi")]
     pub locale: Option<String>,
 }
 
@@ -119,7 +127,13 @@ pub async fn register(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CredentialsRequest {
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+        example = "ann@example.com"
+    )]
     pub email: String,
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
     pub password: String,
 }
 
@@ -147,7 +161,13 @@ pub async fn send_otp(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VerifyRequest {
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+        example = "ann@example.com"
+    )]
     pub email: String,
+    #[schema(pattern = "^[0-9]{6}$", example = "482913")]
     pub otp: String,
 }
 
@@ -282,8 +302,10 @@ pub async fn users_me(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ProfileRequest {
     #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$", example = "Nguyễn An")]
     pub full_name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(en|vi)$", example = "vi")]
     pub locale: Option<String>,
 }
 
@@ -323,7 +345,9 @@ pub async fn update_me(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
     pub new_password: String,
 }
 
@@ -371,8 +395,11 @@ pub async fn require_admin(user: &CurrentUser, state: &AppState) -> Result<User,
 #[into_params(parameter_in = Query)]
 pub struct Page {
     #[serde(default)]
+    #[param(minimum = 0)]
     pub offset: Option<u64>,
+    /// 1-200, default 50.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
 }
 

@@ -14,10 +14,13 @@ pub mod response;
 pub mod state;
 pub mod subscriptions;
 
-use std::net::TcpListener;
+use std::{net::TcpListener, sync::OnceLock};
 
 use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web,
+    App, HttpRequest, HttpResponse, HttpServer,
+    dev::{ResourceDef, Server},
+    middleware::from_fn,
+    web,
 };
 
 use self::{extract::MAX_BODY_BYTES, response::ApiError, state::AppState};
@@ -62,12 +65,63 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ));
 }
 
+/// Every documented path template with the methods it answers, read from
+/// the OpenAPI document so the two cannot disagree.
+fn documented_routes() -> &'static [(ResourceDef, Vec<&'static str>)] {
+    static ROUTES: OnceLock<Vec<(ResourceDef, Vec<&'static str>)>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect()
+    })
+}
+
+/// 405 with `Allow` for a known path and another method; 404 otherwise.
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    let allowed: Vec<&str> = documented_routes()
+        .iter()
+        .filter(|(def, _)| def.is_match(req.path()))
+        .flat_map(|(_, methods)| methods.iter().copied())
+        .collect();
+    if allowed.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no route for {} {}",
+            req.method(),
+            req.path()
+        )));
+    }
+    let allow = allowed.join(", ");
+    let error = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        response::codes::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}; use {allow}",
+            req.method(),
+            req.path()
+        ),
+    );
+    let mut response = actix_web::ResponseError::error_response(&error);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(response)
 }
 
 /// Binds the routes to `listener`; the returned server stops gracefully on

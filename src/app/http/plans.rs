@@ -52,12 +52,17 @@ impl From<&Plan> for PlanBody {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PlanRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,31}$", example = "pro")]
     pub code: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S", example = "Pro")]
     pub name: Option<String>,
     pub description: Option<String>,
+    /// In the currency's minor unit.
+    #[schema(minimum = 0, example = 199000)]
     pub price: Option<i64>,
+    #[schema(pattern = "^[A-Z]{3}$", example = "VND")]
     pub currency: Option<String>,
-    #[schema(value_type = Option<String>, example = "monthly")]
+    #[schema(value_type = Option<String>, pattern = "^(monthly|yearly)$", example = "monthly")]
     pub billing_cycle: Option<BillingCycle>,
 }
 

@@ -109,7 +109,9 @@ pub async fn cancel(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = uuid_param(&id, "id")?;
-    let request: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // The body is optional: nothing, or a JSON `null`, means no reason.
+    let trimmed = body.trim_ascii();
+    let request: CancelRequest = if trimmed.is_empty() || trimmed == b"null" {
         CancelRequest::default()
     } else {
         parse_json(&body)?
@@ -129,6 +131,7 @@ pub async fn cancel(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpgradeRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,31}$", example = "pro")]
     pub plan_code: String,
 }
 

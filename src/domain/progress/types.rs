@@ -52,7 +52,7 @@ impl fmt::Display for ProjectId {
 serde_via_parse!(ProjectId);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 1-{MAX_ITEM_ID_LEN} bytes with no control characters")]
+#[error("must be 1-{MAX_ITEM_ID_LEN} characters with no control characters")]
 pub struct ItemIdError;
 
 /// The id of one unit of work inside a project (a crawled post, say); lets a
@@ -62,8 +62,9 @@ pub struct ItemId(String);
 
 impl ItemId {
     pub fn parse(input: &str) -> Result<Self, ItemIdError> {
+        // Characters, not bytes: the limit the OpenAPI schema can state.
         let ok = !input.is_empty()
-            && input.len() <= MAX_ITEM_ID_LEN
+            && input.chars().count() <= MAX_ITEM_ID_LEN
             && !input.chars().any(char::is_control);
         if ok {
             Ok(Self(input.to_owned()))

@@ -14,7 +14,7 @@ use crate::app::http::{
     post,
     path = "/internal/projects/{id}/progress",
     tag = "internal",
-    params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]")),
+    params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 201, description = "Success", body = Envelope<ProgressBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
     security(("internal_key" = [])),
     description = "Start tracking a project (replaces an earlier record)."

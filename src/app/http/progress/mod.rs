@@ -67,8 +67,10 @@ impl ProgressBody {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SetTotalRequest {
+    #[schema(minimum = 0, maximum = 9007199254740991_u64)]
     pub total: u64,
-    #[schema(value_type = String, example = "PROCESSING_WAIT")]
+    /// `DONE` is the finish line's to set (422 when sent).
+    #[schema(value_type = String, pattern = "^(INITIALIZING|CRAWLING|PROCESSING_WAIT|PROCESSING)$", example = "PROCESSING_WAIT")]
     pub status: ProjectStatus,
 }
 
@@ -84,7 +86,7 @@ pub struct SetTotalBody {
 pub struct MarkItemRequest {
     pub is_error: bool,
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "post-123")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$", example = "post-123")]
     pub item_id: Option<ItemId>,
 }
 
