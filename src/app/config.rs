@@ -132,6 +132,9 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     pub jwt_secret: Secret,
     pub internal_key: Secret,
+    /// Browser origins allowed to call the API with credentials
+    /// (`CORS_ALLOWED_ORIGINS`); none in production unless listed.
+    pub cors_allowed_origins: Vec<String>,
     /// OTLP span export; `None` when `OTEL_EXPORTER_OTLP_ENDPOINT` is unset.
     pub otel: Option<OtelSettings>,
     pub log_format: LogFormat,
@@ -203,6 +206,20 @@ fn parse_bool(s: &str) -> Option<bool> {
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+/// The web UI's development servers (Next.js, Vite).
+const DEV_CORS_ORIGINS: [&str; 2] = ["http://localhost:3000", "http://localhost:5173"];
+
+/// `scheme://host[:port]`, nothing else: a browser's `Origin` header.
+fn valid_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let rest = rest.trim_end_matches('/');
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '*', '?', '#', '@', ' '])
 }
 
 /// `OTEL_*` as the OpenTelemetry specification names them; only the endpoint
@@ -428,6 +445,24 @@ impl Settings {
             None => Secret::new(DEV_INTERNAL_KEY),
         };
 
+        let default_origins = if production {
+            Vec::new()
+        } else {
+            DEV_CORS_ORIGINS.iter().map(|o| (*o).to_owned()).collect()
+        };
+        let cors_allowed_origins = env.parse(
+            "CORS_ALLOWED_ORIGINS",
+            default_origins,
+            |s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(|o| valid_origin(o).then(|| o.trim_end_matches('/').to_owned()))
+                    .collect()
+            },
+            "comma-separated origins such as https://app.smap.dev (scheme and host, no path, no *)",
+        )?;
+
         let default_format = if production {
             LogFormat::Json
         } else {
@@ -465,6 +500,7 @@ impl Settings {
             smtp,
             jwt_secret,
             internal_key,
+            cors_allowed_origins,
             otel: otel_settings(&env)?,
             log_format,
             rust_log: env.get("RUST_LOG").unwrap_or_else(|| "info".into()),
@@ -562,6 +598,9 @@ mod tests {
             ("JWT_SECRET", "short"),
             ("LOG_FORMAT", "xml"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4317"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.smap.dev/login"),
+            ("CORS_ALLOWED_ORIGINS", "app.smap.dev"),
         ];
         for (var, value) in cases {
             let err = settings(&[(var, value)]).unwrap_err();
@@ -652,6 +691,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.log_format, LogFormat::Json);
+        assert!(s.cors_allowed_origins.is_empty(), "no origin unless listed");
         assert_eq!(s.http_host.to_string(), "0.0.0.0");
         assert!(!s.uses_dev_secrets());
     }

@@ -212,7 +212,7 @@ impl Application {
         };
         let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
         let port = listener.local_addr()?.port();
-        let server = http::server(listener, state)?;
+        let server = http::server(listener, state, settings.cors_allowed_origins.clone())?;
         tracing::info!(host = %settings.http_host, port, "HTTP API listening");
         Ok(Self {
             port,

@@ -30,6 +30,7 @@ mod real_redis;
 mod real_shutdown;
 mod real_smtp;
 mod schemas;
+mod security;
 mod servers;
 mod trace_context;
 mod traces;

@@ -126,12 +126,38 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 /// Binds the routes to `listener`; the returned server stops gracefully on
 /// SIGINT/SIGTERM or through its handle.
-pub fn server(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+/// Browsers may call from `origins` only, with credentials (the auth
+/// cookie); internal routes' key header is not offered cross-origin.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::ACCEPT,
+        ])
+        .supports_credentials()
+        // Another origin gets no CORS headers (the browser then withholds
+        // the answer) rather than a non-envelope 400.
+        .block_on_origin_mismatch(false)
+        .max_age(3600)
+}
+
+pub fn server(
+    listener: TcpListener,
+    state: AppState,
+    cors_origins: Vec<String>,
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     // Install the recorder before the first request records anything.
     let _ = metrics::prometheus();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(cors(&cors_origins))
             .wrap(from_fn(metrics::track))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))

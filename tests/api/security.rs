@@ -1,0 +1,331 @@
+//! Security checks at the HTTP edge: forged and stale tokens, cookie flags
+//! in production, internal-key handling, CORS, undocumented methods, and
+//! what the service never shows (passwords, hashes, personal data in
+//! subscription events).
+
+use base64::Engine;
+use serde_json::{Value, json};
+use smap_identity::app::{
+    auth::{AUDIENCE, ISSUER, Role, TokenService},
+    config::AppEnv,
+};
+
+use crate::helpers::{SUBSCRIPTIONS_QUEUE, json as json_of, spawn_app, spawn_app_with_settings};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWT with these claims, signed HS256 with `secret` (or unsigned).
+fn token(header: &str, claims: &Value, secret: Option<&[u8]>) -> String {
+    use hmac::Mac;
+    let head = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    match secret {
+        None => format!("{head}."),
+        Some(key) => {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+            mac.update(head.as_bytes());
+            format!("{head}.{}", b64(&mac.finalize().into_bytes()))
+        }
+    }
+}
+
+async fn me_status(app: &crate::helpers::TestApp, token: &str) -> (u16, Value) {
+    json_of(
+        app.client
+            .get(format!("{}/users/me", app.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn forged_unsigned_expired_and_foreign_tokens_get_401() {
+    let app = spawn_app().await;
+    let real = app.signed_up("victim@example.com").await;
+    let (status, me) = me_status(&app, &real).await;
+    assert_eq!(status, 200);
+    let sub = me["data"]["id"].as_str().unwrap().to_owned();
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, exp: i64| json!({"sub": sub, "role": "admin", "iss": ISSUER, "aud": aud, "iat": now, "exp": exp});
+    let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let secret = smap_identity::app::config::Settings::for_tests().jwt_secret;
+    let right_key = secret.expose().as_bytes();
+    // The control: these claims with the right key are accepted.
+    let (status, _) = me_status(
+        &app,
+        &token(hs256, &claims(AUDIENCE, now + 600), Some(right_key)),
+    )
+    .await;
+    assert_eq!(status, 200, "the forging helper makes valid tokens");
+
+    let cases = [
+        (
+            "wrong signature",
+            token(
+                hs256,
+                &claims(AUDIENCE, now + 600),
+                Some(b"another-secret-another-secret-0123"),
+            ),
+        ),
+        (
+            "alg none",
+            token(
+                r#"{"alg":"none","typ":"JWT"}"#,
+                &claims(AUDIENCE, now + 600),
+                None,
+            ),
+        ),
+        (
+            "expired",
+            token(hs256, &claims(AUDIENCE, now - 3600), Some(right_key)),
+        ),
+        (
+            "wrong audience",
+            token(
+                hs256,
+                &claims("another-service", now + 600),
+                Some(right_key),
+            ),
+        ),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    for (case, forged) in cases {
+        let (status, body) = me_status(&app, &forged).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert_eq!(body["error_code"], 40100, "{case}: the SMAP envelope");
+        // The same token as the cookie is refused too.
+        let cookie = app
+            .client
+            .get(format!("{}/users/me", app.address))
+            .header("Cookie", format!("smap_auth_token={forged}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cookie.status().as_u16(), 401, "{case} as a cookie");
+    }
+    // A token for a user who is not an admin cannot reach admin routes even
+    // when it claims the role: the store decides.
+    let self_made = TokenService::new(right_key)
+        .issue(sub.parse().unwrap(), Role::Admin, chrono::Utc::now())
+        .unwrap();
+    let users = app
+        .client
+        .get(format!("{}/users", app.address))
+        .bearer_auth(&self_made)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn in_production_the_auth_cookie_is_secure_http_only_and_same_site() {
+    let app = spawn_app_with_settings(|s| s.app_env = AppEnv::Production).await;
+    app.signed_up("cookie@example.com").await;
+    let login = app
+        .post_json(
+            "/authentication/login",
+            &json!({"email": "cookie@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for flag in [
+        "smap_auth_token=",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(flag), "{flag} missing: {cookie}");
+    }
+}
+
+#[tokio::test]
+async fn internal_routes_want_the_key_401_without_403_wrong_and_no_timing_shortcut() {
+    let app = spawn_app().await;
+    let url = format!("{}/internal/projects/sec-1/progress", app.address);
+    let missing = app.client.post(&url).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 401);
+    for wrong in [
+        "",
+        "x",
+        "test-internal-ke",
+        "test-internal-keyy",
+        "TEST-INTERNAL-KEY",
+    ] {
+        let response = app
+            .client
+            .post(&url)
+            .header("X-Internal-Key", wrong)
+            .send()
+            .await
+            .unwrap();
+        let expected = if wrong.is_empty() {
+            [401, 403]
+        } else {
+            [403, 403]
+        };
+        assert!(
+            expected.contains(&response.status().as_u16()),
+            "`{wrong}`: {}",
+            response.status()
+        );
+    }
+    // A user's token is no internal key.
+    let token = app.signed_up("not-internal@example.com").await;
+    let as_user = app
+        .client
+        .post(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_user.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let app = spawn_app_with_settings(|s| {
+        s.app_env = AppEnv::Production;
+        s.cors_allowed_origins = vec!["https://app.smap.dev".into()];
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/authentication/login", app.address),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.smap.dev").await.unwrap();
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"], "https://app.smap.dev",
+        "{headers:?}"
+    );
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(
+        other.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        other.headers()
+    );
+    // A simple request from elsewhere is answered, without CORS headers:
+    // the browser withholds it.
+    let get = app
+        .client
+        .get(format!("{}/plans", app.address))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 200);
+    assert!(get.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn undocumented_methods_get_405_with_allow_and_unknown_paths_404() {
+    let app = spawn_app().await;
+    let trace = app
+        .client
+        .request(
+            reqwest::Method::PATCH,
+            format!("{}/authentication/login", app.address),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trace.status().as_u16(), 405);
+    assert_eq!(trace.headers()["allow"], "POST");
+    let (_, body) = json_of(trace).await;
+    assert_eq!(body["error_code"], 40500);
+    let plans = app
+        .client
+        .delete(format!("{}/plans", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plans.status().as_u16(), 405);
+    assert_eq!(plans.headers()["allow"], "GET, POST");
+    let nowhere = app
+        .client
+        .get(format!("{}/nowhere", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn passwords_and_hashes_never_come_back_and_subscription_events_carry_no_personal_data() {
+    let app = spawn_app().await;
+    let password = "correct horse battery";
+    let registered = app
+        .post_json(
+            "/authentication/register",
+            &json!({"email": "private@example.com", "password": password, "full_name": "Private Person"}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let token = {
+        let otp = app.otp_for("private@example.com");
+        app.post_json(
+            "/authentication/verify-otp",
+            &json!({"email": "private@example.com", "otp": otp}),
+        )
+        .await;
+        let (_, login) = json_of(
+            app.post_json(
+                "/authentication/login",
+                &json!({"email": "private@example.com", "password": password}),
+            )
+            .await,
+        )
+        .await;
+        login["data"]["token"].as_str().unwrap().to_owned()
+    };
+    let me = app
+        .client
+        .get(format!("{}/users/me", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for answer in [&registered, &me] {
+        assert!(!answer.contains(password), "{answer}");
+        assert!(!answer.contains("argon2"), "no hash: {answer}");
+        assert!(!answer.to_lowercase().contains("password"), "{answer}");
+    }
+    let event = app
+        .broker
+        .try_take(SUBSCRIPTIONS_QUEUE)
+        .unwrap()
+        .expect("subscription.created");
+    let body = String::from_utf8_lossy(&event.body);
+    for personal in ["private@example.com", "Private Person", "@"] {
+        assert!(!body.contains(personal), "{personal} in {body}");
+    }
+}
