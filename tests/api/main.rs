@@ -16,6 +16,7 @@ mod otlp_collector;
 mod process;
 mod progress;
 mod progress_errors;
+mod properties;
 mod readme;
 mod real_amqp;
 #[cfg(feature = "legacy-fanout")]
