@@ -28,6 +28,7 @@ mod real_faults;
 mod real_postgres;
 mod real_progress;
 mod real_redis;
+mod real_reliability;
 mod real_shutdown;
 mod real_smtp;
 mod schemas;

@@ -1,0 +1,384 @@
+//! Faults under load, counted: registrations streaming through a RabbitMQ
+//! outage, e-mails through an SMTP outage, and what every accepted request
+//! left behind. Each test runs on servers or a vhost of its own; the figures
+//! it prints are in docs/reliability.md.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use serde_json::json;
+use smap_identity::{
+    adapters::{
+        postgres::{self, PgIdentityStore},
+        topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
+    },
+    app::{config::Secret, wiring::Adapters},
+    ports::IdentityStore,
+};
+use uuid::Uuid;
+
+use crate::{
+    real_smtp::Sink,
+    servers::{amqp_url, free_port, fresh_database, real_settings, run_app, services},
+};
+
+const PROBE_QUEUE: &str = "reliability.probe";
+
+fn scratch(name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!(
+            "smap-reliability-{name}-{}",
+            Uuid::new_v4().simple()
+        ))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A durable queue bound to `email.#`: it keeps what reached the broker
+/// across a restart, to be drained at the end.
+async fn declare_probe(url: &str) {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            PROBE_QUEUE.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            PROBE_QUEUE.into(),
+            EVENTS_EXCHANGE.into(),
+            "email.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "ok".into()).await;
+}
+
+/// Every message left in `queue`, as JSON.
+async fn drain(url: &str, queue: &str) -> Vec<serde_json::Value> {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        out.push(serde_json::from_slice(&message.delivery.data).unwrap_or_default());
+    }
+    let _ = connection.close(200, "ok".into()).await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_streaming_through_a_rabbitmq_outage_lose_nothing() {
+    let Some(mut settings) = real_settings() else {
+        return;
+    };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let dir = scratch("rabbit");
+    let (port, dist) = (free_port(), free_port());
+    let start = ["rabbitmq-start", &dir, &port.to_string(), &dist.to_string()].map(String::from);
+    let start: Vec<&str> = start.iter().map(String::as_str).collect();
+    let stop = ["rabbitmq-stop", &dir, &port.to_string()].map(String::from);
+    let stop: Vec<&str> = stop.iter().map(String::as_str).collect();
+    services(&start);
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    settings.amqp_url = Some(Secret::new(url.clone()));
+    settings.database_url = Some(Secret::new(db.clone()));
+    let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
+    declare_probe(&url).await;
+
+    // Four clients register continuously, each address once.
+    // Address → (status, when the answer came).
+    let outcomes: Arc<Mutex<BTreeMap<String, (u16, Instant)>>> = Arc::default();
+    let running = Arc::new(AtomicBool::new(true));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (base, outcomes, running) = (base.clone(), outcomes.clone(), running.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap();
+                let mut n = 0;
+                while running.load(Ordering::SeqCst) {
+                    n += 1;
+                    let email = format!("stream-{client}-{n}@example.com");
+                    let status = match http
+                        .post(format!("{base}/authentication/register"))
+                        .json(&json!({"email": email, "password": "correct horse battery"}))
+                        .send()
+                        .await
+                    {
+                        Ok(response) => response.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    outcomes
+                        .lock()
+                        .unwrap()
+                        .insert(email, (status, Instant::now()));
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before_outage = outcomes.lock().unwrap().len();
+    services(&stop);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    services(&start);
+    let back = Instant::now();
+    // Recovered: the first 201 answered after the broker was back.
+    let recovered_after = loop {
+        let first_ok = outcomes
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|(status, at)| *status == 201 && *at > back)
+            .map(|(_, at)| *at - back)
+            .min();
+        if let Some(after) = first_ok {
+            break after;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "no recovery in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running.store(false, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    let outcomes: BTreeMap<String, u16> = outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(email, (status, _))| (email.clone(), *status))
+        .collect();
+    let users: BTreeSet<String> = PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
+        .list_users(0, 100_000)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|u| u.email.as_str().to_owned())
+        .collect();
+    let events: BTreeSet<String> = drain(&url, PROBE_QUEUE)
+        .await
+        .iter()
+        .filter_map(|e| {
+            e["payload"]["data"]["recipient"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    services(&stop);
+
+    let accepted: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, s)| **s == 201)
+        .map(|(e, _)| e)
+        .collect();
+    let refused: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, s)| **s == 503)
+        .map(|(e, _)| e)
+        .collect();
+    let other: Vec<(&String, &u16)> = outcomes
+        .iter()
+        .filter(|(_, s)| **s != 201 && **s != 503)
+        .collect();
+    let lost_users = accepted
+        .iter()
+        .filter(|e| !users.contains(e.as_str()))
+        .count();
+    let lost_events = accepted
+        .iter()
+        .filter(|e| !events.contains(e.as_str()))
+        .count();
+    let stray_users = refused
+        .iter()
+        .filter(|e| users.contains(e.as_str()))
+        .count();
+    eprintln!(
+        "broker outage under load: {} registrations ({before_outage} before the outage): \
+         {} accepted (201), {} refused (503), {} other; \
+         accepted without user {lost_users}, without event {lost_events}; refused with a user {stray_users}; \
+         first 201 {recovered_after:?} after the broker was back",
+        outcomes.len(),
+        accepted.len(),
+        refused.len(),
+        other.len(),
+    );
+    assert!(other.is_empty(), "only 201 or 503: {other:?}");
+    assert!(!refused.is_empty(), "the outage was felt");
+    assert!(
+        accepted.len() > before_outage,
+        "registrations went on after the outage"
+    );
+    assert_eq!(lost_users, 0, "every 201 left its user");
+    assert_eq!(lost_events, 0, "every 201 put its event on the broker");
+    assert_eq!(stray_users, 0, "no 503 left a user");
+    assert_eq!(users.len(), accepted.len(), "no user without a 201");
+    assert!(
+        recovered_after < Duration::from_secs(10),
+        "recovered in {recovered_after:?}"
+    );
+}
+
+/// Maildir files the sink wrote.
+fn delivered(maildir: &PathBuf) -> usize {
+    std::fs::read_dir(maildir.join("new"))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once() {
+    let Some(base_url) = amqp_url() else { return };
+    let Some(mut settings) = real_settings() else {
+        return;
+    };
+    // A vhost of its own: this test runs the consumers of the standard queues.
+    let vhost = format!("reliability-{}", Uuid::new_v4().simple());
+    services(&["rabbitmq-vhost", "add", &vhost]);
+    let url = format!("{}/{vhost}", base_url.rsplit_once('/').unwrap().0);
+    let maildir = PathBuf::from(scratch("maildir"));
+    let smtp_port = free_port();
+    let sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd starts");
+    settings.amqp_url = Some(Secret::new(url.clone()));
+    settings.start_consumers = true;
+    #[cfg(feature = "legacy-fanout")]
+    {
+        settings.enable_dual_publish = false;
+    }
+    settings.smtp = Some(smap_identity::app::config::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: smtp_port,
+        tls: smap_identity::app::config::SmtpTls::None,
+        username: None,
+        password: None,
+        from: "SMAP <no-reply@smap.test>".into(),
+    });
+    let mut adapters = Adapters::from_settings(&settings).await.unwrap();
+    adapters.use_configured_mailer(&settings).unwrap();
+    let (base, handle, running) = run_app(&settings, adapters);
+    let http = reqwest::Client::new();
+    let register = |email: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/authentication/register"))
+                .json(&json!({"email": email, "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // 10 with the sink up, 10 with it down (each fails its 4 tries over 7 s),
+    // 10 once it is back.
+    let mut published = 0;
+    for n in 0..10 {
+        assert_eq!(register(format!("smtp-up-{n}@example.com")).await, 201);
+        published += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(&maildir) < 10 {
+        assert!(Instant::now() < deadline, "the first 10 were not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(sink);
+    for n in 0..10 {
+        assert_eq!(register(format!("smtp-down-{n}@example.com")).await, 201);
+        published += 1;
+    }
+    // Let every try of the outage's e-mails fail (1 + 2 + 4 s of backoff).
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd restarts");
+    for n in 0..10 {
+        assert_eq!(register(format!("smtp-back-{n}@example.com")).await, 201);
+        published += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (sent, dead) = loop {
+        let sent = delivered(&maildir);
+        let dead = drain_count(&url, EMAIL_ERRORS_QUEUE).await;
+        if sent + dead >= published || Instant::now() > deadline {
+            break (sent, dead);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (sent, dead) = (
+        delivered(&maildir).max(sent),
+        drain_count(&url, EMAIL_ERRORS_QUEUE).await.max(dead),
+    );
+    handle.stop(true).await;
+    let _ = running.await;
+    drop(sink);
+    services(&["rabbitmq-vhost", "delete", &vhost]);
+    eprintln!(
+        "SMTP outage: {published} e-mail events published, {sent} delivered, {dead} dead-lettered"
+    );
+    assert_eq!(
+        sent + dead,
+        published,
+        "delivered + dead-lettered = published"
+    );
+    assert!(dead >= 1, "the outage dead-lettered some");
+    assert!(sent >= 20, "mail before and after the outage went out");
+}
+
+/// How many messages `queue` holds (without taking them).
+async fn drain_count(url: &str, queue: &str) -> usize {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "ok".into()).await;
+    declared.message_count() as usize
+}
