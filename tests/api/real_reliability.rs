@@ -5,7 +5,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -258,7 +258,7 @@ async fn registrations_streaming_through_a_rabbitmq_outage_lose_nothing() {
 }
 
 /// Maildir files the sink wrote.
-fn delivered(maildir: &PathBuf) -> usize {
+fn delivered(maildir: &Path) -> usize {
     std::fs::read_dir(maildir.join("new"))
         .map(|entries| entries.count())
         .unwrap_or(0)
