@@ -10,6 +10,8 @@
 #   scripts/services.sh rabbitmq-start DIR PORT [DIST_PORT]  a RabbitMQ node of its own
 #   scripts/services.sh rabbitmq-stop DIR PORT
 #   scripts/services.sh rabbitmq-vhost add|delete NAME  a vhost on the shared node
+#   scripts/services.sh postgres-start DIR PORT  a PostgreSQL of its own (data kept across restarts)
+#   scripts/services.sh postgres-stop DIR
 #
 # Ports of the shared instances: PostgreSQL 5442, Redis 6390, RabbitMQ 5682.
 set -euo pipefail
@@ -159,7 +161,9 @@ rabbitmq_vhost() { # add|delete NAME [DIR]: a virtual host of the shared node, f
 postgres_start() { # dir port
   local dir="$1" port="$2" bin; bin="$(pg_bin)"
   mkdir -p "$dir"; chown postgres:postgres "$dir"
-  runuser -u postgres -- "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+  # A second start (after a stop) keeps the data.
+  [[ -f "$dir/data/PG_VERSION" ]] ||
+    runuser -u postgres -- "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
 }
@@ -205,5 +209,7 @@ case "$cmd" in
   rabbitmq-start) rabbitmq_start "$@" ;;
   rabbitmq-stop) rabbitmq_stop "$@" ;;
   rabbitmq-vhost) rabbitmq_vhost "$@" ;;
+  postgres-start) postgres_start "$@" ;;
+  postgres-stop) postgres_stop "$@" ;;
   *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

@@ -382,3 +382,232 @@ async fn drain_count(url: &str, queue: &str) -> usize {
     let _ = connection.close(200, "ok".into()).await;
     declared.message_count() as usize
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
+    let Some(mut settings) = real_settings() else {
+        return;
+    };
+    if fresh_database().await.is_none() {
+        return;
+    }
+    let dir = scratch("postgres");
+    let port = free_port();
+    services(&["postgres-start", &dir, &port.to_string()]);
+    let db = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    settings.database_url = Some(Secret::new(db.clone()));
+    let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
+    let http = reqwest::Client::new();
+    let register = |email: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let started = Instant::now();
+            let response = http
+                .post(format!("{base}/authentication/register"))
+                .json(&json!({"email": email, "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body, started.elapsed())
+        }
+    };
+    let login = |email: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/authentication/login"))
+                .json(&json!({"email": email, "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(register("pg-before@example.com".into()).await.0, 201);
+
+    services(&["postgres-stop", &dir]);
+    let mut during = Vec::new();
+    for n in 0..10 {
+        during.push(register(format!("pg-during-{n}@example.com")).await);
+    }
+    let login_during = login("pg-before@example.com").await;
+    let health = http
+        .get(format!("{base}/health/database"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    services(&["postgres-start", &dir, &port.to_string()]);
+    let back = Instant::now();
+    let recovered = loop {
+        let (status, ..) = register(format!(
+            "pg-after-{}@example.com",
+            back.elapsed().as_millis()
+        ))
+        .await;
+        if status == 201 {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "no recovery: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let users: Vec<String> = PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
+        .list_users(0, 1000)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|u| u.email.as_str().to_owned())
+        .collect();
+    services(&["postgres-stop", &dir]);
+
+    let slowest = during.iter().map(|(_, _, t)| *t).max().unwrap();
+    eprintln!(
+        "PostgreSQL outage: {} registrations during it → {:?}; slowest answer {slowest:?}; \
+         login {login_during}; /health/database {health}; recovered {recovered:?} after the restart; users {}",
+        during.len(),
+        during.iter().map(|(s, ..)| *s).collect::<Vec<_>>(),
+        users.len()
+    );
+    for (status, body, _) in &during {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error_code"], 50300, "{body}");
+    }
+    assert!(slowest < Duration::from_secs(6), "fails fast: {slowest:?}");
+    assert_eq!(login_during, 503);
+    assert_eq!(health, 503);
+    assert!(
+        !users.iter().any(|u| u.starts_with("pg-during-")),
+        "no partial writes: {users:?}"
+    );
+    assert!(users.contains(&"pg-before@example.com".to_owned()));
+    assert!(
+        recovered < Duration::from_secs(10),
+        "recovered in {recovered:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it_returns() {
+    if crate::servers::redis().is_none() {
+        return;
+    }
+    let dir = scratch("redis-accounts");
+    let port = free_port();
+    services(&["redis-start", &dir, &port.to_string()]);
+    let mut settings = smap_identity::app::config::Settings::for_tests();
+    settings.redis = Some(smap_identity::app::config::RedisSettings {
+        host: "127.0.0.1".into(),
+        port,
+        password: None,
+        state_db: 1,
+    });
+    let adapters = Adapters::from_settings(&settings).await.unwrap();
+    // Read the OTPs off the in-memory bus.
+    let broker = adapters.memory_broker.clone().expect("in-memory bus");
+    broker.declare_queue("test.otp");
+    broker.bind("test.otp", EVENTS_EXCHANGE, "email.#").unwrap();
+    let (base, ..) = run_app(&settings, adapters);
+    let http = reqwest::Client::new();
+    let key = settings.internal_key.expose().to_owned();
+    let post = |path: &str, body: serde_json::Value| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let progress = || {
+        let (http, url, key) = (
+            http.clone(),
+            format!("{base}/internal/projects/redis-down/progress"),
+            key.clone(),
+        );
+        async move {
+            let started = Instant::now();
+            let status = http
+                .post(url)
+                .header("X-Internal-Key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            (status, started.elapsed())
+        }
+    };
+    assert_eq!(progress().await.0, 201);
+
+    services(&["redis-stop", &dir]);
+    let email = "redis-down@example.com";
+    let registered = post(
+        "/authentication/register",
+        json!({"email": email, "password": "correct horse battery"}),
+    )
+    .await;
+    let otp = broker
+        .try_take("test.otp")
+        .unwrap()
+        .map(|m| {
+            let event: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
+            event["payload"]["data"]["otp_code"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .expect("the verification event");
+    let verified = post(
+        "/authentication/verify-otp",
+        json!({"email": email, "otp": otp}),
+    )
+    .await;
+    let logged_in = post(
+        "/authentication/login",
+        json!({"email": email, "password": "correct horse battery"}),
+    )
+    .await;
+    let (progress_down, waited) = progress().await;
+    let health = http
+        .get(format!("{base}/health/redis"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    services(&["redis-start", &dir, &port.to_string()]);
+    let back = Instant::now();
+    let recovered = loop {
+        if progress().await.0 == 201 {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "progress did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    services(&["redis-stop", &dir]);
+    eprintln!(
+        "Redis outage: register {registered}, verify {verified}, login {logged_in}; \
+         progress {progress_down} after {waited:?}; /health/redis {health}; progress back {recovered:?} after Redis"
+    );
+    assert_eq!((registered, verified, logged_in), (201, 200, 200));
+    assert_eq!(progress_down, 503);
+    assert!(
+        waited < Duration::from_secs(10),
+        "within the retry bound: {waited:?}"
+    );
+    assert_eq!(health, 503);
+    assert!(recovered < Duration::from_secs(15), "{recovered:?}");
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use fred::{
-    prelude::{Error as RedisError, HashesInterface, Pool},
+    prelude::{ClientLike, Error as RedisError, ErrorKind, HashesInterface, Pool},
     types::scripts::Script,
 };
 
@@ -139,8 +139,17 @@ impl RedisProgressStore {
         self.retry
             .run(
                 |attempt| {
+                    // Disconnected (Redis down, reconnecting): fail this try
+                    // at once instead of queueing for the command timeout,
+                    // so an outage costs the backoff (7 s), not 4 timeouts more.
+                    let connected = self.pool.next().is_connected();
                     let fut = call();
                     async move {
+                        if !connected {
+                            let e = RedisError::new(ErrorKind::IO, "not connected to Redis");
+                            tracing::warn!(operation = op, attempt, error = %e, "Redis command failed");
+                            return Err(e);
+                        }
                         fut.await.inspect_err(|e| {
                             tracing::warn!(operation = op, attempt, error = %e, "Redis command failed");
                         })
