@@ -9,31 +9,10 @@ use smap_identity::app::{
     commands,
     config::Settings,
     events_tool,
-    startup::{Application, Consumers},
+    startup::{Application, Consumers, shutdown_signal},
     telemetry,
     wiring::Adapters,
 };
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
 
 // Multi-threaded tokio, not actix's single-threaded runtime: the server
 // spawns its own workers, and database migrations need a multi-thread runtime.

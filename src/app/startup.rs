@@ -35,6 +35,7 @@ pub struct Application {
     resources: Resources,
     sweeper: tokio::task::JoinHandle<()>,
     sampler: JoinHandle<()>,
+    draining: http::Draining,
     consumers: Consumers,
 }
 
@@ -150,6 +151,27 @@ fn spawn_expiry_sweep(
     })
 }
 
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// How often the dependencies are checked for `dependency_up` and the Redis
 /// memory gauges, whether or not anyone calls `/health`.
 const HEALTH_SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
@@ -212,7 +234,13 @@ impl Application {
         };
         let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
         let port = listener.local_addr()?.port();
-        let server = http::server(listener, state, settings.cors_allowed_origins.clone())?;
+        let draining = http::Draining::default();
+        let server = http::server(
+            listener,
+            state,
+            settings.cors_allowed_origins.clone(),
+            draining.clone(),
+        )?;
         tracing::info!(host = %settings.http_host, port, "HTTP API listening");
         Ok(Self {
             port,
@@ -221,6 +249,7 @@ impl Application {
             sweeper,
             sampler,
             consumers,
+            draining,
         })
     }
 
@@ -236,7 +265,16 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (or the handle) stops the server, then
     /// closes the broker and Redis connections (each bounded in time).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let draining = self.draining.0.clone();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: finishing requests in flight, closing connections");
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        signals.abort();
         self.sweeper.abort();
         self.sampler.abort();
         self.consumers.stop().await;

@@ -611,3 +611,139 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
     assert_eq!(health, 503);
     assert!(recovered < Duration::from_secs(15), "{recovered:?}");
 }
+
+/// (To, Message-ID) of every e-mail the sink wrote.
+fn mails(maildir: &Path) -> Vec<(String, String)> {
+    let header = |mail: &str, name: &str| {
+        mail.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    std::fs::read_dir(maildir.join("new"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .map(|mail| (header(&mail, "to:"), header(&mail, "message-id:")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_in_time_and_loses_or_doubles_nothing() {
+    let Some(base_url) = amqp_url() else { return };
+    let Some(redis) = crate::servers::redis() else {
+        return;
+    };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let vhost = format!("shutdown-{}", Uuid::new_v4().simple());
+    services(&["rabbitmq-vhost", "add", &vhost]);
+    let url = format!("{}/{vhost}", base_url.rsplit_once('/').unwrap().0);
+    let maildir = PathBuf::from(scratch("shutdown-mail"));
+    let smtp_port = free_port();
+    let _sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd starts");
+    let (redis_port, smtp_port_text) = (redis.port.to_string(), smtp_port.to_string());
+    let env = [
+        ("AMQP_URL", url.as_str()),
+        ("DATABASE_URL", db.as_str()),
+        ("REDIS_HOST", redis.host.as_str()),
+        ("REDIS_PORT", redis_port.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", smtp_port_text.as_str()),
+        ("SMTP_TLS", "none"),
+        ("ENABLE_DUAL_PUBLISH", "false"),
+        ("CONSUME_LEGACY_QUEUE", "false"),
+        ("RUST_LOG", "warn"),
+    ];
+    let service = crate::process::Service::start(&env).await;
+
+    let outcomes: Arc<Mutex<BTreeMap<String, u16>>> = Arc::default();
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (base, outcomes) = (service.base.clone(), outcomes.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0.. {
+                    let email = format!("term-{client}-{n}@example.com");
+                    let answer = http
+                        .post(format!("{base}/authentication/register"))
+                        .json(&json!({"email": email, "password": "correct horse battery"}))
+                        .send()
+                        .await;
+                    // Refused connections: the server has stopped taking requests.
+                    let Ok(answer) = answer else { break };
+                    outcomes
+                        .lock()
+                        .unwrap()
+                        .insert(email, answer.status().as_u16());
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (took, _) = service.stop().await;
+    for client in clients {
+        client.await.unwrap();
+    }
+    let outcomes = outcomes.lock().unwrap().clone();
+    let accepted: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|(_, s)| **s == 201)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let sent_before_restart = mails(&maildir).len();
+
+    // What was queued and not yet sent goes out after a restart.
+    let again = crate::process::Service::start(&env).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mails(&maildir).len() < accepted.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    again.stop().await;
+    services(&["rabbitmq-vhost", "delete", &vhost]);
+
+    let users: BTreeSet<String> = PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
+        .list_users(0, 100_000)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|u| u.email.as_str().to_owned())
+        .collect();
+    let sent = mails(&maildir);
+    let recipients: Vec<&String> = sent.iter().map(|(to, _)| to).collect();
+    let unique_ids: BTreeSet<&String> = sent.iter().map(|(_, id)| id).collect();
+    let unanswered = outcomes.values().filter(|s| **s != 201).count();
+    eprintln!(
+        "SIGTERM under load: exited in {took:?}; {} registrations answered ({} × 201, {unanswered} other); \
+         users {}; e-mails {} ({sent_before_restart} before the restart), distinct Message-IDs {}",
+        outcomes.len(),
+        accepted.len(),
+        users.len(),
+        sent.len(),
+        unique_ids.len()
+    );
+    assert!(took < Duration::from_secs(10), "exited in {took:?}");
+    assert!(accepted.len() > 10, "there was load");
+    assert_eq!(unanswered, 0, "every answered request was a 201");
+    assert_eq!(
+        users, accepted,
+        "every 201 has its user, and nothing else was written"
+    );
+    assert_eq!(unique_ids.len(), sent.len(), "no e-mail sent twice");
+    for email in &accepted {
+        assert_eq!(
+            recipients
+                .iter()
+                .filter(|to| to.contains(email.as_str()))
+                .count(),
+            1,
+            "{email}: exactly one e-mail"
+        );
+    }
+}

@@ -14,12 +14,20 @@ pub mod response;
 pub mod state;
 pub mod subscriptions;
 
-use std::{net::TcpListener, sync::OnceLock};
+use std::{
+    net::TcpListener,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
-    dev::{ResourceDef, Server},
-    middleware::from_fn,
+    body::MessageBody,
+    dev::{ResourceDef, Server, ServiceRequest, ServiceResponse},
+    http::ConnectionType,
+    middleware::{Next, from_fn},
     web,
 };
 
@@ -147,19 +155,48 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         .max_age(3600)
 }
 
+/// Set once shutdown begins: from then on every answer closes its
+/// connection, so keep-alive clients cannot hold the server open.
+#[derive(Clone, Default)]
+pub struct Draining(pub Arc<AtomicBool>);
+
+async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let draining = req
+        .app_data::<web::Data<Draining>>()
+        .is_some_and(|d| d.0.load(Ordering::SeqCst));
+    let mut response = next.call(req).await?;
+    if draining {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
+}
+
+/// Binds the routes to `listener`. Signals are the caller's to handle
+/// (`Application::run_until_stopped`): it marks `draining`, then stops the
+/// server through its handle, gracefully.
 pub fn server(
     listener: TcpListener,
     state: AppState,
     cors_origins: Vec<String>,
+    draining: Draining,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
+    let draining = web::Data::new(draining);
     // Install the recorder before the first request records anything.
     let _ = metrics::prometheus();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(close_when_draining))
             .wrap(cors(&cors_origins))
             .wrap(from_fn(metrics::track))
             .app_data(state.clone())
+            .app_data(draining.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(
                 web::QueryConfig::default()
@@ -170,6 +207,7 @@ pub fn server(
     })
     .listen(listener)?
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .disable_signals()
     .run();
     Ok(server)
 }
