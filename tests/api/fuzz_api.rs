@@ -5,10 +5,7 @@
 //! schema-invalid input refused, auth enforced, and 405 with `Allow` for
 //! undocumented methods.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -53,22 +50,7 @@ async fn admin_token(service: &Service, database_url: &str) -> String {
         json!({"email": ADMIN, "password": PASSWORD}),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        let code = service.lines().iter().find_map(|l| {
-            let (_, after) = l.split_once("Your verification code is: ")?;
-            Some(after.chars().take(6).collect::<String>())
-        });
-        if let Some(code) = code {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no OTP in the log:\n{}",
-            service.lines().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let code = service.code_from_log().await;
     post(
         &service.base,
         "/authentication/verify-otp",

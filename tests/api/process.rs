@@ -11,8 +11,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::servers::free_port;
-
 pub struct Service {
     child: Child,
     pub base: String,
@@ -31,15 +29,43 @@ fn keep_lines(
     })
 }
 
+/// The port of an "HTTP API listening" line, text (`port=8080`) or JSON
+/// (`"port":8080`).
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("HTTP API listening") {
+        return None;
+    }
+    // Text lines may carry ANSI colours between the key and the value.
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    let at = plain
+        .find("port=")
+        .map(|i| i + 5)
+        .or_else(|| plain.find("\"port\":").map(|i| i + 7))?;
+    let digits: String = plain[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 impl Service {
-    /// Starts `smap-identity all` with `env` and waits until `/live` answers.
+    /// Starts `smap-identity all` with `env` on a port the OS picks (read
+    /// back from its "HTTP API listening" log line, so two services started
+    /// at once cannot mix up their ports) and waits until `/live` answers.
     pub async fn start(env: &[(&str, &str)]) -> Service {
-        let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_smap-identity"))
             .arg("all")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HTTP_PORT", port.to_string())
+            .env("HTTP_PORT", "0")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -51,14 +77,26 @@ impl Service {
             keep_lines(child.stdout.take().unwrap(), lines.clone()),
             keep_lines(child.stderr.take().unwrap(), lines.clone()),
         ];
-        let service = Service {
+        let mut service = Service {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: String::new(),
             lines,
             readers,
         };
-        let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Some(port) = service.lines().iter().find_map(|l| listening_port(l)) {
+                break port;
+            }
+            assert!(
+                Instant::now() < deadline && service.child.try_wait().unwrap().is_none(),
+                "smap-identity did not start:\n{}",
+                service.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        service.base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
         loop {
             let live = client.get(format!("{}/live", service.base)).send().await;
             if live.is_ok_and(|r| r.status().is_success()) {
@@ -66,15 +104,48 @@ impl Service {
             }
             assert!(
                 Instant::now() < deadline,
-                "smap-identity did not start:\n{}",
+                "smap-identity did not answer:\n{}",
                 service.lines().join("\n")
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// The verification code the log mailer printed last, from the text or the
+    /// HTML of the e-mail (waits up to 20 s).
+    pub async fn code_from_log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The text part says "Your verification code is: 123456"; a
+            // legacy copy (HTML only) shows it in its own paragraph.
+            let code = self.lines().iter().rev().find_map(|l| {
+                let after = l
+                    .split_once("Your verification code is: ")
+                    .map(|(_, after)| after)
+                    .or_else(|| {
+                        l.split_once("letter-spacing: 6px;\">")
+                            .map(|(_, after)| after)
+                    })?;
+                Some(after.chars().take(6).collect::<String>())
+            });
+            if let Some(code) = code {
+                assert!(
+                    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+                    "{code}"
+                );
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no verification code in the log:\n{}",
+                self.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// SIGTERM, then waits for the exit; how long it took and every line

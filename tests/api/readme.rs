@@ -97,27 +97,7 @@ async fn the_readme_account_walk_through_works_with_the_code_from_the_log() {
         registered.contains(r#""status":"unverified""#),
         "{registered}"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let code = loop {
-        let lines = service.lines();
-        let code = lines.iter().find_map(|l| {
-            let (_, after) = l.split_once("Your verification code is: ")?;
-            Some(after.chars().take(6).collect::<String>())
-        });
-        if let Some(code) = code {
-            break code;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no code in the log:\n{}",
-            lines.join("\n")
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert!(
-        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
-        "{code}"
-    );
+    let code = service.code_from_log().await;
     // The rest of the walk-through, with the real code for the README's 123456.
     let json = register
         .lines()

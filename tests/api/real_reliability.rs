@@ -20,18 +20,16 @@ use lapin::{
 };
 use serde_json::json;
 use smap_identity::{
-    adapters::{
-        postgres::{self, PgIdentityStore},
-        topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
-    },
+    adapters::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
     app::{config::Secret, wiring::Adapters},
-    ports::IdentityStore,
 };
 use uuid::Uuid;
 
 use crate::{
     real_smtp::Sink,
-    servers::{amqp_url, free_port, fresh_database, real_settings, run_app, services},
+    servers::{
+        Vhost, amqp_url, emails_in, free_port, fresh_database, real_settings, run_app, services,
+    },
 };
 
 const PROBE_QUEUE: &str = "reliability.probe";
@@ -186,14 +184,7 @@ async fn registrations_streaming_through_a_rabbitmq_outage_lose_nothing() {
         .iter()
         .map(|(email, (status, _))| (email.clone(), *status))
         .collect();
-    let users: BTreeSet<String> = PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
-        .list_users(0, 100_000)
-        .await
-        .unwrap()
-        .0
-        .into_iter()
-        .map(|u| u.email.as_str().to_owned())
-        .collect();
+    let users = emails_in(&db).await;
     let events: BTreeSet<String> = drain(&url, PROBE_QUEUE)
         .await
         .iter()
@@ -271,9 +262,8 @@ async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once()
         return;
     };
     // A vhost of its own: this test runs the consumers of the standard queues.
-    let vhost = format!("reliability-{}", Uuid::new_v4().simple());
-    services(&["rabbitmq-vhost", "add", &vhost]);
-    let url = format!("{}/{vhost}", base_url.rsplit_once('/').unwrap().0);
+    let vhost = Vhost::new(&base_url, "reliability");
+    let url = vhost.url.clone();
     let maildir = PathBuf::from(scratch("maildir"));
     let smtp_port = free_port();
     let sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd starts");
@@ -349,7 +339,7 @@ async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once()
     handle.stop(true).await;
     let _ = running.await;
     drop(sink);
-    services(&["rabbitmq-vhost", "delete", &vhost]);
+    drop(vhost);
     eprintln!(
         "SMTP outage: {published} e-mail events published, {sent} delivered, {dead} dead-lettered"
     );
@@ -457,14 +447,7 @@ async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let users: Vec<String> = PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
-        .list_users(0, 1000)
-        .await
-        .unwrap()
-        .0
-        .into_iter()
-        .map(|u| u.email.as_str().to_owned())
-        .collect();
+    let users = emails_in(&db).await;
     services(&["postgres-stop", &dir]);
 
     let slowest = during.iter().map(|(_, _, t)| *t).max().unwrap();
@@ -486,7 +469,7 @@ async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
         !users.iter().any(|u| u.starts_with("pg-during-")),
         "no partial writes: {users:?}"
     );
-    assert!(users.contains(&"pg-before@example.com".to_owned()));
+    assert!(users.contains("pg-before@example.com"));
     assert!(
         recovered < Duration::from_secs(10),
         "recovered in {recovered:?}"
@@ -640,9 +623,8 @@ async fn sigterm_under_load_exits_in_time_and_loses_or_doubles_nothing() {
     let Some(db) = fresh_database().await else {
         return;
     };
-    let vhost = format!("shutdown-{}", Uuid::new_v4().simple());
-    services(&["rabbitmq-vhost", "add", &vhost]);
-    let url = format!("{}/{vhost}", base_url.rsplit_once('/').unwrap().0);
+    let vhost = Vhost::new(&base_url, "shutdown");
+    let url = vhost.url.clone();
     let maildir = PathBuf::from(scratch("shutdown-mail"));
     let smtp_port = free_port();
     let _sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd starts");
@@ -657,7 +639,6 @@ async fn sigterm_under_load_exits_in_time_and_loses_or_doubles_nothing() {
         ("SMTP_TLS", "none"),
         ("ENABLE_DUAL_PUBLISH", "false"),
         ("CONSUME_LEGACY_QUEUE", "false"),
-        ("RUST_LOG", "warn"),
     ];
     let service = crate::process::Service::start(&env).await;
 
@@ -705,16 +686,9 @@ async fn sigterm_under_load_exits_in_time_and_loses_or_doubles_nothing() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     again.stop().await;
-    services(&["rabbitmq-vhost", "delete", &vhost]);
+    drop(vhost);
 
-    let users: BTreeSet<String> = PgIdentityStore::new(postgres::pool(&db, 1).unwrap())
-        .list_users(0, 100_000)
-        .await
-        .unwrap()
-        .0
-        .into_iter()
-        .map(|u| u.email.as_str().to_owned())
-        .collect();
+    let users = emails_in(&db).await;
     let sent = mails(&maildir);
     let recipients: Vec<&String> = sent.iter().map(|(to, _)| to).collect();
     let unique_ids: BTreeSet<&String> = sent.iter().map(|(_, id)| id).collect();

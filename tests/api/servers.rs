@@ -204,3 +204,42 @@ pub async fn fresh_database() -> Option<String> {
     let (base, _) = url.rsplit_once('/').expect("DATABASE_URL names a database");
     Some(format!("{base}/{name}"))
 }
+
+/// A RabbitMQ virtual host of its own on the shared node, for a test that
+/// runs consumers on the standard queue names; deleted when dropped.
+pub struct Vhost {
+    name: String,
+    /// `AMQP_URL` with this vhost.
+    pub url: String,
+}
+
+impl Vhost {
+    pub fn new(amqp_url: &str, prefix: &str) -> Vhost {
+        let name = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+        services(&["rabbitmq-vhost", "add", &name]);
+        let base = amqp_url.rsplit_once('/').map_or(amqp_url, |(base, _)| base);
+        Vhost {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        services(&["rabbitmq-vhost", "delete", &self.name]);
+    }
+}
+
+/// The e-mail addresses of every account in the database at `url`.
+pub async fn emails_in(url: &str) -> std::collections::BTreeSet<String> {
+    use smap_identity::{adapters::postgres, ports::IdentityStore};
+    postgres::PgIdentityStore::new(postgres::pool(url, 1).expect("pool"))
+        .list_users(0, 1_000_000)
+        .await
+        .expect("users")
+        .0
+        .into_iter()
+        .map(|u| u.email.as_str().to_owned())
+        .collect()
+}

@@ -17,7 +17,7 @@ use crate::{
     },
     process::Service,
     real_smtp::Sink,
-    servers::{amqp_url, free_port, services},
+    servers::{Vhost, amqp_url, free_port},
 };
 
 /// A Maildir path for the sink (aiosmtpd creates it: it must not exist).
@@ -126,9 +126,8 @@ fn assert_one_trace(spans: &[ReceivedSpan]) -> Vec<ReceivedSpan> {
 async fn a_registration_through_rabbitmq_is_one_trace_from_request_to_smtp_send() {
     let Some(url) = amqp_url() else { return };
     // A vhost of its own: this process consumes the standard queue names.
-    let vhost = format!("traces-{}", uuid::Uuid::new_v4().simple());
-    services(&["rabbitmq-vhost", "add", &vhost]);
-    let url = format!("{}/{vhost}", url.rsplit_once('/').unwrap().0);
+    let vhost = Vhost::new(&url, "traces");
+    let url = vhost.url.clone();
     let maildir = maildir("grpc");
     let smtp_port = free_port();
     let _sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd starts");
@@ -185,7 +184,7 @@ async fn a_registration_through_rabbitmq_is_one_trace_from_request_to_smtp_send(
 
     let (took, _) = service.stop().await;
     assert!(took < Duration::from_secs(10), "stopped in {took:?}");
-    services(&["rabbitmq-vhost", "delete", &vhost]);
+    drop(vhost);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
