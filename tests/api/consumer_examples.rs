@@ -27,7 +27,7 @@ use smap_identity::{
 };
 use tracing::Instrument;
 
-use crate::servers::amqp_url;
+use crate::servers::{Vhost, amqp_url};
 
 fn job(project: &str) -> EventData {
     EventData::JobCompleted(JobCompletedPayload {
@@ -54,7 +54,14 @@ fn rust_example() -> PathBuf {
     path
 }
 
-async fn run_example(mut command: Command, url: &str) {
+/// Runs the example on a vhost of its own: other tests publish
+/// `job.completed` on the shared one, and the example would see them too.
+async fn run_example(command: Command, amqp_url: &str) {
+    let vhost = Vhost::new(amqp_url, "example");
+    run_example_on(command, &vhost.url).await;
+}
+
+async fn run_example_on(mut command: Command, url: &str) {
     crate::helpers::init_logs();
     let queue = format!("example.{}", uuid::Uuid::new_v4().simple());
     let mut child = command
