@@ -33,12 +33,12 @@ use smap_identity::{
 };
 use uuid::Uuid;
 
+mod support;
+
+use support::env;
+
 const USERS: usize = 200;
 const CONCURRENCY: usize = 4;
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} must be set: run scripts/bench.sh"))
-}
 
 struct Run {
     rate: f64,

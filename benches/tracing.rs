@@ -18,12 +18,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{Duration as Span, Utc};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
         clock::{RandomIds, SystemClock},
-        memory::InMemoryPlanCatalog,
     },
     app::{
         config::{AppEnv, OtelSettings, OtlpProtocol, ParentlessSampler, Settings, TraceSampler},
@@ -31,15 +29,12 @@ use smap_identity::{
         telemetry,
         wiring::Adapters,
     },
-    domain::{
-        events::{EventData, EventService, SubscriptionCreatedPayload},
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
-        timestamp::Timestamp,
-    },
 };
 use tracing_subscriber::{EnvFilter, prelude::*};
-use uuid::Uuid;
+
+mod support;
+
+use support::{event_service, trial};
 
 const MODE: &str = "SMAP_BENCH_TRACING_MODE";
 const ENDPOINT: &str = "SMAP_BENCH_OTLP_ENDPOINT";
@@ -66,31 +61,11 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
     samples[i].as_secs_f64() * 1000.0
 }
 
-fn trial() -> EventData {
-    let now = Utc::now();
-    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
-        subscription_id: Uuid::new_v4(),
-        user_id: Uuid::new_v4(),
-        plan_code: PlanCode::free(),
-        status: SubscriptionStatus::Trialing,
-        created_at: Timestamp::new(now),
-        trial_start: Some(Timestamp::new(now)),
-        trial_end: Some(Timestamp::new(now + Span::days(14))),
-        subscription_start: None,
-        subscription_end: None,
-    })
-}
-
 /// Sequential publishes through `EventService` (validation, the producer
 /// span, `traceparent`, the broker confirm), inside a request-like span.
 async fn publish_latency(amqp: &str) -> (f64, f64) {
     let broker = AmqpBroker::connect(amqp, AmqpConfig::default()).await;
-    let events = EventService::new(
-        Arc::new(AmqpEventPublisher::new(broker)),
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
-        Arc::new(InMemoryPlanCatalog::with_defaults()),
-    );
+    let events = event_service(Arc::new(AmqpEventPublisher::new(broker)));
     let mut samples = Vec::with_capacity(PUBLISHES);
     for i in 0..PUBLISHES + 300 {
         let span = tracing::info_span!("bench_request");
@@ -108,41 +83,25 @@ async fn publish_latency(amqp: &str) -> (f64, f64) {
     )
 }
 
-/// Closed-loop clients reading a project's progress (HTTP span + use-case
-/// span per request) on the in-memory adapters.
-async fn http_throughput() -> (f64, f64, f64) {
-    let mut settings = Settings::for_tests();
-    settings.start_consumers = false;
-    let adapters = Adapters::in_memory(&settings, Arc::new(SystemClock), Arc::new(RandomIds));
-    let app = Application::build_with(&settings, adapters).expect("app");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let key = settings.internal_key.expose().to_owned();
-    let client = reqwest::Client::new();
-    client
-        .post(format!("{base}/internal/projects/bench/progress"))
-        .header("X-Internal-Key", &key)
-        .send()
-        .await
-        .expect("init");
-    let url = format!("{base}/projects/bench/progress");
-    let run = |limit: Duration| {
-        let tasks: Vec<_> = (0..HTTP_CLIENTS)
-            .map(|_| {
-                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+/// `clients` closed-loop clients sending `request(client, n)` for `limit`
+/// after a second of warm-up; requests per second and every latency.
+async fn closed_loop<F, Fut>(clients: usize, limit: Duration, request: F) -> (f64, Vec<Duration>)
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let run = |limit: Duration, offset: usize| {
+        let tasks: Vec<_> = (0..clients)
+            .map(|client| {
+                let request = request.clone();
                 tokio::spawn(async move {
                     let started = Instant::now();
                     let mut samples = Vec::new();
+                    let mut n = offset;
                     while started.elapsed() < limit {
+                        n += 1;
                         let t = Instant::now();
-                        let response = client
-                            .get(&url)
-                            .header("X-Internal-Key", &key)
-                            .send()
-                            .await
-                            .expect("request");
-                        assert!(response.status().is_success());
-                        let _ = response.bytes().await;
+                        request(client, n).await;
                         samples.push(t.elapsed());
                     }
                     samples
@@ -157,9 +116,50 @@ async fn http_throughput() -> (f64, f64, f64) {
             all
         }
     };
-    run(Duration::from_secs(1)).await; // warm-up
-    let mut samples = run(HTTP_FOR).await;
-    let rate = samples.len() as f64 / HTTP_FOR.as_secs_f64();
+    // Request numbers of the warm-up and the run never meet (unique e-mails).
+    run(Duration::from_secs(1), 1_000_000).await;
+    let samples = run(limit, 0).await;
+    (samples.len() as f64 / limit.as_secs_f64(), samples)
+}
+
+/// An app on the in-memory adapters; its base URL and settings.
+fn in_memory_app(start_consumers: bool) -> (String, Settings) {
+    let mut settings = Settings::for_tests();
+    settings.start_consumers = start_consumers;
+    let adapters = Adapters::in_memory(&settings, Arc::new(SystemClock), Arc::new(RandomIds));
+    let app = Application::build_with(&settings, adapters).expect("app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    (base, settings)
+}
+
+/// Closed-loop clients reading a project's progress (HTTP span + use-case
+/// span per request) on the in-memory adapters.
+async fn http_throughput() -> (f64, f64, f64) {
+    let (base, settings) = in_memory_app(false);
+    let key = settings.internal_key.expose().to_owned();
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{base}/internal/projects/bench/progress"))
+        .header("X-Internal-Key", &key)
+        .send()
+        .await
+        .expect("init");
+    let url = format!("{base}/projects/bench/progress");
+    let (rate, mut samples) = closed_loop(HTTP_CLIENTS, HTTP_FOR, move |_, _| {
+        let (client, url, key) = (client.clone(), url.clone(), key.clone());
+        async move {
+            let response = client
+                .get(&url)
+                .header("X-Internal-Key", &key)
+                .send()
+                .await
+                .expect("request");
+            assert!(response.status().is_success());
+            let _ = response.bytes().await;
+        }
+    })
+    .await;
     (
         rate,
         percentile(&mut samples, 0.50),
@@ -170,51 +170,24 @@ async fn http_throughput() -> (f64, f64, f64) {
 /// Registrations (Argon2 hashing, the use case, a publish, the e-mail
 /// consumer on the in-memory bus): a request that does real work.
 async fn register_throughput() -> (f64, f64) {
-    let mut settings = Settings::for_tests();
-    settings.start_consumers = true;
-    let adapters = Adapters::in_memory(&settings, Arc::new(SystemClock), Arc::new(RandomIds));
-    let app = Application::build_with(&settings, adapters).expect("app");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (base, _) = in_memory_app(true);
     let client = reqwest::Client::new();
-    let run = |limit: Duration, round: usize| {
-        let tasks: Vec<_> = (0..4)
-            .map(|worker| {
-                let (client, base) = (client.clone(), base.clone());
-                tokio::spawn(async move {
-                    let started = Instant::now();
-                    let mut samples = Vec::new();
-                    let mut n = 0;
-                    while started.elapsed() < limit {
-                        n += 1;
-                        let t = Instant::now();
-                        let response = client
-                            .post(format!("{base}/authentication/register"))
-                            .json(&serde_json::json!({
-                                "email": format!("bench-{round}-{worker}-{n}@example.com"),
-                                "password": "correct horse battery"
-                            }))
-                            .send()
-                            .await
-                            .expect("request");
-                        assert_eq!(response.status().as_u16(), 201);
-                        samples.push(t.elapsed());
-                    }
-                    samples
-                })
-            })
-            .collect::<Vec<_>>();
+    let (rate, mut samples) = closed_loop(4, HTTP_FOR, move |worker, n| {
+        let (client, base) = (client.clone(), base.clone());
         async move {
-            let mut all = Vec::new();
-            for task in tasks {
-                all.extend(task.await.expect("client"));
-            }
-            all
+            let response = client
+                .post(format!("{base}/authentication/register"))
+                .json(&serde_json::json!({
+                    "email": format!("bench-{worker}-{n}@example.com"),
+                    "password": "correct horse battery"
+                }))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status().as_u16(), 201);
         }
-    };
-    run(Duration::from_secs(1), 0).await; // warm-up
-    let mut samples = run(HTTP_FOR, 1).await;
-    let rate = samples.len() as f64 / HTTP_FOR.as_secs_f64();
+    })
+    .await;
     (rate, percentile(&mut samples, 0.50))
 }
 

@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{Duration as Span, Utc};
 use futures_util::{StreamExt, stream};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
@@ -25,8 +24,6 @@ use lapin::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, to_lapin},
-        clock::{RandomIds, SystemClock},
-        memory::InMemoryPlanCatalog,
         message::MessageProperties,
         redis::{RedisClients, RedisProgressStore},
         topology::EVENTS_EXCHANGE,
@@ -37,22 +34,19 @@ use smap_identity::{
         wiring::Adapters,
     },
     domain::{
-        events::{EventData, EventService, SealedEvent, SubscriptionCreatedPayload},
-        plan::PlanCode,
+        events::{EventData, SealedEvent},
         progress::{ProjectId, ProjectStatus},
-        subscription::SubscriptionStatus,
-        timestamp::Timestamp,
     },
     ports::{EventPublisher, ProgressStore},
 };
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-const BENCH_QUEUE: &str = "bench.events";
+mod support;
 
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} must be set: run scripts/bench.sh"))
-}
+use support::{env, event_service, trial};
+
+const BENCH_QUEUE: &str = "bench.events";
 
 struct Stats {
     n: usize,
@@ -82,25 +76,12 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "MET" } else { "NOT MET" }
 }
 
-fn trial() -> EventData {
-    let now = Utc::now();
-    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
-        subscription_id: Uuid::new_v4(),
-        user_id: Uuid::new_v4(),
-        plan_code: PlanCode::free(),
-        status: SubscriptionStatus::Trialing,
-        created_at: Timestamp::new(now),
-        trial_start: Some(Timestamp::new(now)),
-        trial_end: Some(Timestamp::new(now + Span::days(14))),
-        subscription_start: None,
-        subscription_end: None,
-    })
-}
-
 #[cfg(feature = "legacy-fanout")]
 fn verification() -> EventData {
+    use chrono::{Duration as Span, Utc};
     use smap_identity::domain::{
         email::Email, events::EmailVerificationPayload, locale::Locale, otp::OtpCode,
+        timestamp::Timestamp,
     };
     EventData::EmailVerificationRequested(EmailVerificationPayload {
         user_id: Uuid::new_v4(),
@@ -109,15 +90,6 @@ fn verification() -> EventData {
         locale: Locale::En,
         expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
     })
-}
-
-fn event_service(publisher: Arc<dyn EventPublisher>) -> EventService {
-    EventService::new(
-        publisher,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
-        Arc::new(InMemoryPlanCatalog::with_defaults()),
-    )
 }
 
 /// Bare lapin: one channel in confirm mode, the same bytes and properties.

@@ -44,6 +44,11 @@ fn scratch(name: &str) -> String {
         .into_owned()
 }
 
+/// The status code of a GET.
+async fn get_status(http: &reqwest::Client, url: &str) -> u16 {
+    http.get(url).send().await.unwrap().status().as_u16()
+}
+
 /// A durable queue bound to `email.#`: it keeps what reached the broker
 /// across a restart, to be drained at the end.
 async fn declare_probe(url: &str) {
@@ -423,13 +428,7 @@ async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
         during.push(register(format!("pg-during-{n}@example.com")).await);
     }
     let login_during = login("pg-before@example.com").await;
-    let health = http
-        .get(format!("{base}/health/database"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16();
+    let health = get_status(&http, &format!("{base}/health/database")).await;
     services(&["postgres-start", &dir, &port.to_string()]);
     let back = Instant::now();
     let recovered = loop {
@@ -561,13 +560,7 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
     )
     .await;
     let (progress_down, waited) = progress().await;
-    let health = http
-        .get(format!("{base}/health/redis"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16();
+    let health = get_status(&http, &format!("{base}/health/redis")).await;
     services(&["redis-start", &dir, &port.to_string()]);
     let back = Instant::now();
     let recovered = loop {

@@ -84,6 +84,15 @@ impl PgIdentityStore {
         row.map(T::try_from).transpose()
     }
 
+    /// An update or delete of one row by id: none touched means no such row.
+    fn found(rows: usize) -> Result<(), StoreError> {
+        if rows == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
     fn many<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
     where
         T: TryFrom<R, Error = StoreError>,
@@ -143,16 +152,13 @@ impl IdentityStore for PgIdentityStore {
 
     async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let n = diesel::update(users::table.find(user.id))
-            .set(&UserRow::from(user))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        Self::found(
+            diesel::update(users::table.find(user.id))
+                .set(&UserRow::from(user))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?,
+        )
     }
 
     async fn count_otp_failure(&self, user: Uuid) -> Result<u32, StoreError> {
@@ -254,29 +260,23 @@ impl IdentityStore for PgIdentityStore {
 
     async fn update_plan(&self, plan: &Plan) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let n = diesel::update(plans::table.find(plan.id))
-            .set(&PlanRow::from(plan))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        Self::found(
+            diesel::update(plans::table.find(plan.id))
+                .set(&PlanRow::from(plan))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?,
+        )
     }
 
     async fn delete_plan(&self, id: Uuid) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let n = diesel::delete(plans::table.find(id))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        Self::found(
+            diesel::delete(plans::table.find(id))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?,
+        )
     }
 
     async fn subscription_by_id(&self, id: Uuid) -> Result<Option<Subscription>, StoreError> {
@@ -319,16 +319,13 @@ impl IdentityStore for PgIdentityStore {
 
     async fn update_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let n = diesel::update(subscriptions::table.find(subscription.id))
-            .set(&SubscriptionRow::from(subscription))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        Self::found(
+            diesel::update(subscriptions::table.find(subscription.id))
+                .set(&SubscriptionRow::from(subscription))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?,
+        )
     }
 
     async fn subscriptions_due(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError> {

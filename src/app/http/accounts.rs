@@ -278,6 +278,14 @@ pub async fn auth_me(
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    signed_in_user(user, state).await
+}
+
+/// `/authentication/me` and `/users/me` (DESIGN names both) answer alike.
+async fn signed_in_user(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let user = state.accounts.user(user.0.sub).await?;
     Ok(ok(UserBody::from(&user)))
 }
@@ -295,8 +303,7 @@ pub async fn users_me(
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.accounts.user(user.0.sub).await?;
-    Ok(ok(UserBody::from(&user)))
+    signed_in_user(user, state).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
