@@ -454,6 +454,16 @@ async fn user_routes_need_a_token_and_admin_routes_an_admin() {
         .send()
         .await
         .unwrap();
+    // Found by schemathesis: an offset past a SQL bigint was accepted.
+    let (huge_offset, huge_body) = json(
+        app.client
+            .get(app.url("/users?offset=9223372036854775808"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(anonymous.status().as_u16(), 401);
     assert_eq!(as_user.status().as_u16(), 403);
@@ -461,6 +471,8 @@ async fn user_routes_need_a_token_and_admin_routes_an_admin() {
     assert_eq!(one.status().as_u16(), 200);
     assert_eq!(bad_id.status().as_u16(), 400);
     assert_eq!(bad_limit.status().as_u16(), 400);
+    assert_eq!(huge_offset, 400, "{huge_body}");
+    assert_eq!(huge_body["errors"][0]["field"], "offset");
 }
 
 mod rollback {

@@ -402,7 +402,7 @@ pub async fn require_admin(user: &CurrentUser, state: &AppState) -> Result<User,
 #[into_params(parameter_in = Query)]
 pub struct Page {
     #[serde(default)]
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
     pub offset: Option<u64>,
     /// 1-200, default 50.
     #[serde(default)]
@@ -431,6 +431,13 @@ pub async fn list_users(
         return Err(ApiError::invalid_field("limit", "must be 1-200"));
     }
     let offset = page.offset.unwrap_or(0);
+    // Offsets are SQL bigints: what a signed 64-bit integer holds.
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::invalid_field(
+            "offset",
+            format!("must be 0-{}", i64::MAX),
+        ));
+    }
     let (users, total) = state.accounts.list_users(offset, limit).await?;
     let items: Vec<UserBody> = users.iter().map(UserBody::from).collect();
     Ok(ok(
