@@ -13,6 +13,7 @@ use smap_identity::app::{
     telemetry,
     wiring::Adapters,
 };
+use smap_identity::domain::account::Role;
 
 // Multi-threaded tokio, not actix's single-threaded runtime: the server
 // spawns its own workers, and database migrations need a multi-thread runtime.
@@ -90,8 +91,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Grant { email },
         } => {
-            commands::grant_admin(&settings, &email).await?;
+            commands::set_role(&settings, &email, Role::Admin).await?;
             println!("{email} is now an administrator");
+        }
+        Command::Admin {
+            command: AdminCommand::Revoke { email },
+        } => {
+            commands::set_role(&settings, &email, Role::User).await?;
+            println!("{email} is no longer an administrator");
         }
     }
     Ok(())

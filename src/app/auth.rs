@@ -1,7 +1,8 @@
 //! User tokens: HS256 JWTs with expiry, issuer and audience, carried in the
 //! HttpOnly cookie `smap_auth_token` or an `Authorization: Bearer` header.
+//! A token names its session (`jti`); the signature proves who issued it,
+//! the session (checked on every request) that it was not revoked.
 
-use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -10,13 +11,16 @@ pub const AUTH_COOKIE: &str = "smap_auth_token";
 pub const ISSUER: &str = "smap-identity";
 pub const AUDIENCE: &str = "smap";
 /// How long a login lasts.
-pub const TOKEN_TTL_HOURS: i64 = 24;
+pub const TOKEN_TTL_HOURS: i64 = crate::domain::account::SESSION_TTL_HOURS;
 
-pub use crate::domain::account::Role;
+pub use crate::domain::account::{Role, Session};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
+    /// The session: logout and a password change end it.
+    pub jti: Uuid,
+    /// The role at login, for clients; the server reads the current role.
     pub role: Role,
     pub iss: String,
     pub aud: String,
@@ -44,7 +48,7 @@ impl TokenService {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud", "jti"]);
         validation.leeway = 30;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -53,14 +57,16 @@ impl TokenService {
         }
     }
 
-    pub fn issue(&self, user: Uuid, role: Role, now: DateTime<Utc>) -> Result<String, TokenError> {
+    /// A token for `session`, expiring with it.
+    pub fn issue(&self, session: &Session, role: Role) -> Result<String, TokenError> {
         let claims = Claims {
-            sub: user,
+            sub: session.user_id,
+            jti: session.id,
             role,
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            iat: now.timestamp(),
-            exp: (now + Duration::hours(TOKEN_TTL_HOURS)).timestamp(),
+            iat: session.created_at.timestamp(),
+            exp: session.expires_at.timestamp(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(TokenError::Signing)
@@ -75,34 +81,45 @@ impl TokenService {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Duration, Utc};
+
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    fn session(now: DateTime<Utc>) -> Session {
+        Session::new(Uuid::new_v4(), Uuid::new_v4(), now)
+    }
+
     #[test]
-    fn issued_tokens_verify() {
+    fn issued_tokens_verify_and_name_their_session() {
         let tokens = TokenService::new(SECRET);
-        let user = Uuid::new_v4();
-        let token = tokens.issue(user, Role::Admin, Utc::now()).unwrap();
+        let session = session(Utc::now());
+        let token = tokens.issue(&session, Role::Admin).unwrap();
         let claims = tokens.verify(&token).unwrap();
-        assert_eq!((claims.sub, claims.role), (user, Role::Admin));
+        assert_eq!(
+            (claims.sub, claims.jti, claims.role),
+            (session.user_id, session.id, Role::Admin)
+        );
+        assert_eq!(claims.exp, session.expires_at.timestamp());
     }
 
     #[test]
     fn wrong_signature_expired_and_unsigned_tokens_are_refused() {
         let tokens = TokenService::new(SECRET);
         let other = TokenService::new(b"another-secret-another-secret-xx");
-        let foreign = other.issue(Uuid::new_v4(), Role::User, Utc::now()).unwrap();
+        let foreign = other.issue(&session(Utc::now()), Role::User).unwrap();
         assert!(tokens.verify(&foreign).is_err());
 
         let old = tokens
-            .issue(Uuid::new_v4(), Role::User, Utc::now() - Duration::days(2))
+            .issue(&session(Utc::now() - Duration::days(2)), Role::User)
             .unwrap();
         assert!(tokens.verify(&old).is_err());
 
         // {"alg":"none"} with valid-looking claims and no signature.
         let claims = Claims {
             sub: Uuid::new_v4(),
+            jti: Uuid::new_v4(),
             role: Role::Admin,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
@@ -123,6 +140,7 @@ mod tests {
         let tokens = TokenService::new(SECRET);
         let claims = Claims {
             sub: Uuid::new_v4(),
+            jti: Uuid::new_v4(),
             role: Role::User,
             iss: ISSUER.into(),
             aud: "someone-else".into(),

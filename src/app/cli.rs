@@ -50,6 +50,9 @@ pub enum EventsCommand {
 pub enum AdminCommand {
     /// Make the account with this e-mail an administrator.
     Grant { email: String },
+    /// Make the administrator with this e-mail a plain user again; effective
+    /// on the next request of each of their sessions.
+    Revoke { email: String },
 }
 
 impl Cli {

@@ -1,11 +1,11 @@
-//! One-shot commands: `migrate` and `admin grant <email>`. Both need
+//! One-shot commands: `migrate` and `admin grant|revoke <email>`. They need
 //! `DATABASE_URL`: the in-memory store lives inside a serving process.
 
 use crate::{
     adapters::postgres::{self, PgIdentityStore},
     app::config::Settings,
     domain::{account::Role, email::Email},
-    ports::IdentityStore,
+    ports::{IdentityStore, StoreError},
 };
 
 fn database_url(settings: &Settings) -> anyhow::Result<String> {
@@ -24,20 +24,20 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
     postgres::migrate(&pool).await
 }
 
-/// Makes the account with `email` an administrator.
-pub async fn grant_admin(settings: &Settings, email: &str) -> anyhow::Result<()> {
+/// Sets the role of the account with `email` (`admin grant` / `admin revoke`);
+/// it takes effect on the next request of every session of that account.
+pub async fn set_role(settings: &Settings, email: &str, role: Role) -> anyhow::Result<()> {
     let email = Email::parse(email)
         .map_err(|e| anyhow::anyhow!("`{email}` is not an e-mail address: {e}"))?;
     let pool = postgres::pool(&database_url(settings)?, 1)?;
     postgres::migrate(&pool).await?;
     let store = PgIdentityStore::new(pool);
-    let mut user = store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no account with the e-mail {}", email.masked()))?;
-    user.role = Role::Admin;
-    user.updated_at = chrono::Utc::now();
-    store.update_user(&user).await?;
-    tracing::warn!(user_id = %user.id, "admin role granted");
+    let user = match store.set_role(&email, role, chrono::Utc::now()).await {
+        Err(StoreError::NotFound) => {
+            anyhow::bail!("no account with the e-mail {}", email.masked())
+        }
+        other => other?,
+    };
+    tracing::warn!(user_id = %user.id, role = role.as_str(), "role changed");
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::ports::HealthIndicator;
 
@@ -33,7 +34,9 @@ pub struct Application {
     port: u16,
     server: Server,
     resources: Resources,
+    /// The expiry sweep; stops at a batch boundary once `stop` is cancelled.
     sweeper: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
     sampler: JoinHandle<()>,
     draining: http::Draining,
     consumers: Consumers,
@@ -134,22 +137,35 @@ pub fn identity_services(
     (accounts, billing)
 }
 
-/// Runs the expiry sweep every `interval` (its route runs it on demand).
+/// Runs the expiry sweep every `interval` (its route runs it on demand)
+/// until `stop` is cancelled. A sweep under way finishes its batch — the
+/// commit and the events that report it — before the task ends.
 fn spawn_expiry_sweep(
     billing: Arc<BillingService>,
     interval: std::time::Duration,
+    stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            if let Err(error) = billing.expire_due().await {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let stopping = stop.clone();
+            if let Err(error) = billing
+                .expire_due_until(&move || stopping.is_cancelled())
+                .await
+            {
                 tracing::error!(error = %error, "expiry sweep failed");
             }
         }
     })
 }
+
+/// How long shutdown waits for a sweep batch under way.
+const SWEEP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -225,7 +241,8 @@ impl Application {
             billing: billing.clone(),
             health: adapters.health.clone(),
         };
-        let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval);
+        let stop = CancellationToken::new();
+        let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval, stop.clone());
         let sampler = spawn_health_sampler(adapters.health.clone());
         let consumers = if settings.start_consumers {
             Consumers::start(settings, &adapters)
@@ -247,6 +264,7 @@ impl Application {
             server,
             resources: adapters.resources,
             sweeper,
+            stop,
             sampler,
             consumers,
             draining,
@@ -275,7 +293,15 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
-        self.sweeper.abort();
+        self.stop.cancel();
+        let mut sweeper = self.sweeper;
+        if tokio::time::timeout(SWEEP_STOP_TIMEOUT, &mut sweeper)
+            .await
+            .is_err()
+        {
+            tracing::warn!("expiry sweep still running at shutdown: stopped");
+            sweeper.abort();
+        }
         self.sampler.abort();
         self.consumers.stop().await;
         self.resources.shutdown().await;

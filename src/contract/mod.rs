@@ -4,5 +4,6 @@
 //! not assumed; a suite panics test-style on the first broken promise), and
 //! the JSON Schemas of the events other services consume.
 
+pub mod identity_store;
 pub mod progress_store;
 pub mod schemas;

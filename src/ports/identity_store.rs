@@ -1,17 +1,25 @@
-//! `IdentityStore`: users, plans and subscriptions, with the transactions
-//! the use cases need.
+//! `IdentityStore`: users, sessions, plans and subscriptions, with the
+//! transactions the use cases need. Every change of state is conditional on
+//! the state it starts from (DESIGN §10): a limit takes its slot in one
+//! atomic step before the work it limits, and a transition names the status
+//! it leaves, so of two racing writers exactly one wins.
 
 use std::{future::Future, pin::Pin};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::{
     domain::{
-        account::{Plan, Subscription, User},
+        account::{
+            FullName, OtpChallenge, PasswordHash, Plan, Role, Session, Subscription,
+            SubscriptionPatch, User,
+        },
         email::Email,
+        locale::Locale,
         plan::PlanCode,
+        subscription::SubscriptionStatus,
     },
     ports::PublishError,
 };
@@ -32,6 +40,10 @@ pub enum StoreError {
     LiveSubscriptionExists,
     #[error("not found")]
     NotFound,
+    /// A conditional write found the row in another state than the one it
+    /// starts from: a concurrent request changed it first.
+    #[error("changed by a concurrent request")]
+    Conflict,
     /// The transaction hook failed; nothing was written.
     #[error("rolled back: {0}")]
     RolledBack(#[source] PublishError),
@@ -41,9 +53,76 @@ pub enum StoreError {
     Unexpected(#[source] anyhow::Error),
 }
 
-/// Contract (every adapter): e-mails are unique (case as stored); a user has
-/// at most one live (trialing, active, past due) subscription; a plan in use
-/// cannot be deleted; `insert_user_then` commits only if its hook succeeds.
+/// Which user a per-account limit applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum UserRef<'a> {
+    Email(&'a Email),
+    Id(Uuid),
+}
+
+/// The password-check limit: at most `max_checks` checks, then no check at
+/// all for `lock_for`.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordLimit {
+    pub max_checks: u32,
+    pub lock_for: Duration,
+}
+
+/// The answer to a request for a password-check slot.
+#[derive(Debug, Clone)]
+pub enum PasswordSlot {
+    /// No such user: nothing was counted.
+    NoUser,
+    /// A check may run; `user` is the row after the slot was counted.
+    Granted(User),
+    /// The account is locked until `until`; no check may run.
+    Locked { until: DateTime<Utc> },
+}
+
+/// The answer to a request for an OTP-check slot.
+#[derive(Debug, Clone)]
+pub enum OtpSlot {
+    /// The comparison may run; `user.otp` holds the code and the attempts
+    /// counted so far, this one included.
+    Granted(User),
+    /// No slot: the account is verified, has no live code, or its code
+    /// used up its attempts. `None` when no such user.
+    Refused(Option<User>),
+}
+
+/// The answer to a request for an OTP re-send slot.
+#[derive(Debug, Clone)]
+pub enum ResendSlot {
+    /// The challenge to send now (the unexpired code, or the fresh one);
+    /// its `sent_at` is the slot's time.
+    Granted(OtpChallenge, User),
+    /// No slot: verified already, or sent within the cool-down. `None` when
+    /// no such user.
+    Refused(Option<User>),
+}
+
+/// A profile edit: `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    pub full_name: Option<FullName>,
+    pub locale: Option<Locale>,
+}
+
+/// A subscription the sweep moved, with the status it left.
+#[derive(Debug, Clone)]
+pub struct SweptSubscription {
+    pub previous: SubscriptionStatus,
+    pub subscription: Subscription,
+}
+
+/// Decides what the sweep does with one due subscription (`None`: leave it).
+pub type SweepRule<'a> = &'a (dyn Fn(&Subscription) -> Option<SubscriptionPatch> + Send + Sync);
+
+/// Contract (every adapter): e-mails are unique ignoring case; a user has at
+/// most one live (trialing, active, past due) subscription; a plan in use
+/// cannot be deleted; `insert_user_then` commits only if its hook succeeds;
+/// every slot and transition below is one atomic step, whatever the
+/// concurrency and however many processes share the store.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts `user`, runs `hook` inside the same transaction, commits when
@@ -51,18 +130,97 @@ pub trait IdentityStore: Send + Sync {
     async fn insert_user_then<'a>(&self, user: &User, hook: TxHook<'a>) -> Result<(), StoreError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
-    /// Writes every field of `user` (matched by id).
-    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
-    /// Counts one wrong OTP atomically; returns the attempts so far.
-    async fn count_otp_failure(&self, user: Uuid) -> Result<u32, StoreError>;
     /// Users by creation time, newest first, and the total count.
     async fn list_users(&self, offset: u64, limit: u64) -> Result<(Vec<User>, u64), StoreError>;
-    /// Marks the user active and stores the trial, in one transaction.
+
+    /// Counts one password check before it runs. A lock whose time is over
+    /// starts a new window (this check is its first); the check that reaches
+    /// `limit.max_checks` locks the account until `now + limit.lock_for`.
+    async fn take_password_slot(
+        &self,
+        who: UserRef<'_>,
+        now: DateTime<Utc>,
+        limit: PasswordLimit,
+    ) -> Result<PasswordSlot, StoreError>;
+    /// A right password: the count and the lock are cleared.
+    async fn clear_password_failures(&self, user: Uuid) -> Result<(), StoreError>;
+    /// Counts one OTP comparison before it runs: granted only while the
+    /// account is unverified and its code is unexpired at `now` with fewer
+    /// than `max_attempts` attempts counted.
+    async fn take_otp_slot(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Result<OtpSlot, StoreError>;
+    /// Takes the re-send slot: granted only while the account is unverified
+    /// and no OTP was sent after `now - cooldown`. Keeps the code while it is
+    /// unexpired with attempts left, else installs `fresh`; `sent_at = now`.
+    async fn take_resend_slot(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+        cooldown: Duration,
+        max_attempts: u32,
+        fresh: &OtpChallenge,
+    ) -> Result<ResendSlot, StoreError>;
+    /// Gives a re-send slot back (its e-mail could not be queued), if it is
+    /// still the one taken at `taken_at`.
+    async fn release_resend_slot(
+        &self,
+        user: Uuid,
+        taken_at: DateTime<Utc>,
+        cooldown: Duration,
+    ) -> Result<(), StoreError>;
+    /// Marks the user active and stores the trial, in one transaction, only
+    /// if the user is still unverified with the OTP `code`
+    /// (`Conflict` otherwise).
     async fn activate_with_subscription(
         &self,
-        user: &User,
+        user: Uuid,
+        code: &str,
         subscription: &Subscription,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError>;
+    /// Applies the given profile fields only.
+    async fn update_profile(
+        &self,
+        user: Uuid,
+        changes: &ProfileChanges,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError>;
+    /// Replaces the password hash only if it is still `current` (`Conflict`
+    /// otherwise), clears the failure count, ends every session of the user
+    /// and opens `session`, in one transaction.
+    async fn change_password(
+        &self,
+        user: Uuid,
+        current: &PasswordHash,
+        new: &PasswordHash,
+        session: &Session,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Sets the role of the account with `email`.
+    async fn set_role(
+        &self,
+        email: &Email,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError>;
+
+    /// Opens a session (and forgets the user's expired ones).
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// The user of a session that is open and unexpired at `now`: one
+    /// indexed read.
+    async fn session_user(
+        &self,
+        session: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+    /// Ends a session; ending an ended one is not an error.
+    async fn delete_session(&self, session: Uuid) -> Result<(), StoreError>;
+    /// Forgets sessions that expired before `now`; returns how many.
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn plans(&self) -> Result<Vec<Plan>, StoreError>;
     async fn plan_by_id(&self, id: Uuid) -> Result<Option<Plan>, StoreError>;
@@ -75,7 +233,22 @@ pub trait IdentityStore: Send + Sync {
     async fn live_subscription(&self, user: Uuid) -> Result<Option<Subscription>, StoreError>;
     /// The newest subscription of `user`, live or not.
     async fn latest_subscription(&self, user: Uuid) -> Result<Option<Subscription>, StoreError>;
-    async fn update_subscription(&self, subscription: &Subscription) -> Result<(), StoreError>;
-    /// Trials whose end and paid periods whose end is at or before `now`.
-    async fn subscriptions_due(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError>;
+    /// Applies `patch` only if the subscription is still in the status the
+    /// patch leaves (`Conflict` otherwise, `NotFound` without the row);
+    /// returns the row as written.
+    async fn transition_subscription(
+        &self,
+        id: Uuid,
+        patch: &SubscriptionPatch,
+    ) -> Result<Subscription, StoreError>;
+    /// Claims up to `limit` subscriptions due at `now` (trials ended, paid
+    /// periods ended) that no concurrent sweep holds, applies `rule` to each
+    /// and commits; returns those it moved. Two sweeps at once never move
+    /// one subscription twice.
+    async fn sweep_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        rule: SweepRule<'_>,
+    ) -> Result<Vec<SweptSubscription>, StoreError>;
 }

@@ -16,7 +16,10 @@ pub use credentials::{HashError, OtpSource, PasswordHasher};
 pub use dedup::{DedupError, DedupStore};
 pub use event_publisher::{EventPublisher, PublishError};
 pub use health::{Health, HealthIndicator};
-pub use identity_store::{IdentityStore, StoreError, TxHook};
+pub use identity_store::{
+    IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, ResendSlot, StoreError,
+    SweepRule, SweptSubscription, TxHook, UserRef,
+};
 pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};
 pub use progress_store::{ProgressError, ProgressStore};

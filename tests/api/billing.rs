@@ -409,6 +409,8 @@ async fn the_expiry_sweep_cancels_ended_trials_and_ends_paid_periods() {
     };
     assert_eq!(e.new_status, SubscriptionStatus::Expired);
     assert_eq!(e.transition_reason.as_str(), "subscription_ended");
+    // 35 days on, the first session has expired: a new one reads the result.
+    let trial_user = app.log_in("trial@example.com").await;
     assert_eq!(
         my_subscription(&app, &trial_user).await["status"],
         "cancelled"

@@ -12,12 +12,7 @@ use smap_identity::{
         memory::{Delivery, InMemoryBroker},
         topology::EVENTS_EXCHANGE,
     },
-    app::{
-        auth::{Role, TokenService},
-        config::Settings,
-        startup::Application,
-        wiring::Adapters,
-    },
+    app::{config::Settings, startup::Application, wiring::Adapters},
     domain::{
         account::Role as DomainRole,
         email::Email,
@@ -41,7 +36,6 @@ pub struct TestApp {
     pub broker: Arc<InMemoryBroker>,
     pub identity: Arc<dyn IdentityStore>,
     pub clock: Arc<ManualClock>,
-    tokens: TokenService,
     handle: ServerHandle,
 }
 
@@ -119,7 +113,6 @@ async fn spawn(
         broker,
         identity,
         clock,
-        tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
         handle,
     }
 }
@@ -129,10 +122,10 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub fn user_token(&self) -> String {
-        self.tokens
-            .issue(Uuid::new_v4(), Role::User, Utc::now())
-            .expect("token")
+    /// The token of a new signed-in user (a real session).
+    pub async fn user_token(&self) -> String {
+        self.signed_up(&format!("reader-{}@example.com", Uuid::new_v4().simple()))
+            .await
     }
 
     pub async fn init_project(&self, id: &str) -> Response {
@@ -226,6 +219,12 @@ impl TestApp {
     pub async fn signed_up(&self, email: &str) -> String {
         let password = "correct horse battery";
         assert_eq!(self.register(email, password).await.status().as_u16(), 201);
+        self.verified(email).await;
+        self.log_in(email).await
+    }
+
+    /// Verifies the account with the OTP of its last e-mail.
+    async fn verified(&self, email: &str) {
         let otp = self.otp_for(email);
         let verified = self
             .post_json(
@@ -234,10 +233,14 @@ impl TestApp {
             )
             .await;
         assert_eq!(verified.status().as_u16(), 200);
+    }
+
+    /// A new session's token for an account signed up with `signed_up`.
+    pub async fn log_in(&self, email: &str) -> String {
         let (_, body) = json(
             self.post_json(
                 "/authentication/login",
-                &serde_json::json!({"email": email, "password": password}),
+                &serde_json::json!({"email": email, "password": "correct horse battery"}),
             )
             .await,
         )
@@ -248,14 +251,10 @@ impl TestApp {
     /// Makes the account an admin (what `smap-identity admin grant` does).
     pub async fn make_admin(&self, email: &str) {
         let email = Email::parse(email).expect("email");
-        let mut user = self
-            .identity
-            .user_by_email(&email)
+        self.identity
+            .set_role(&email, DomainRole::Admin, Utc::now())
             .await
-            .expect("store")
-            .expect("user");
-        user.role = DomainRole::Admin;
-        self.identity.update_user(&user).await.expect("update");
+            .expect("set role");
     }
 
     pub async fn stop(&self) {

@@ -172,7 +172,7 @@ async fn a_signed_in_user_may_read_progress() {
     let response = app
         .client
         .get(app.url("/projects/mine/progress"))
-        .bearer_auth(app.user_token())
+        .bearer_auth(app.user_token().await)
         .send()
         .await
         .unwrap();
@@ -180,7 +180,10 @@ async fn a_signed_in_user_may_read_progress() {
     let cookie_response = app
         .client
         .get(app.url("/projects/mine/progress"))
-        .header("Cookie", format!("smap_auth_token={}", app.user_token()))
+        .header(
+            "Cookie",
+            format!("smap_auth_token={}", app.user_token().await),
+        )
         .send()
         .await
         .unwrap();

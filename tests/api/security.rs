@@ -6,7 +6,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 use smap_identity::app::{
-    auth::{AUDIENCE, ISSUER, Role, TokenService},
+    auth::{AUDIENCE, ISSUER, Role, Session, TokenService},
     config::AppEnv,
 };
 
@@ -54,9 +54,14 @@ async fn forged_unsigned_expired_and_foreign_tokens_get_401() {
     assert_eq!(status, 200);
     let sub = me["data"]["id"].as_str().unwrap().to_owned();
     let now = chrono::Utc::now().timestamp();
-    let claims = |aud: &str, exp: i64| json!({"sub": sub, "role": "admin", "iss": ISSUER, "aud": aud, "iat": now, "exp": exp});
-    let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
     let secret = smap_identity::app::config::Settings::for_tests().jwt_secret;
+    // The real session: forged tokens name it, so only the forgery is wrong.
+    let jti = TokenService::new(secret.expose().as_bytes())
+        .verify(&real)
+        .unwrap()
+        .jti;
+    let claims = |aud: &str, exp: i64| json!({"sub": sub, "jti": jti, "role": "admin", "iss": ISSUER, "aud": aud, "iat": now, "exp": exp});
+    let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
     let right_key = secret.expose().as_bytes();
     // The control: these claims with the right key are accepted.
     let (status, _) = me_status(
@@ -96,6 +101,30 @@ async fn forged_unsigned_expired_and_foreign_tokens_get_401() {
             ),
         ),
         ("garbage", "not.a.jwt".to_owned()),
+        (
+            "a session that does not exist",
+            token(
+                hs256,
+                &json!({"sub": sub, "jti": uuid::Uuid::new_v4(), "role": "user", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}),
+                Some(right_key),
+            ),
+        ),
+        (
+            "no session named",
+            token(
+                hs256,
+                &json!({"sub": sub, "role": "user", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}),
+                Some(right_key),
+            ),
+        ),
+        (
+            "another user's session",
+            token(
+                hs256,
+                &json!({"sub": uuid::Uuid::new_v4(), "jti": jti, "role": "user", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}),
+                Some(right_key),
+            ),
+        ),
     ];
     for (case, forged) in cases {
         let (status, body) = me_status(&app, &forged).await;
@@ -113,8 +142,14 @@ async fn forged_unsigned_expired_and_foreign_tokens_get_401() {
     }
     // A token for a user who is not an admin cannot reach admin routes even
     // when it claims the role: the store decides.
+    let session = Session {
+        id: jti,
+        user_id: sub.parse().unwrap(),
+        created_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    };
     let self_made = TokenService::new(right_key)
-        .issue(sub.parse().unwrap(), Role::Admin, chrono::Utc::now())
+        .issue(&session, Role::Admin)
         .unwrap();
     let users = app
         .client

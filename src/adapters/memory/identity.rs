@@ -1,7 +1,8 @@
 //! `InMemoryIdentityStore`: users, plans and subscriptions in process, with
 //! the store contract's rules (unique e-mail ignoring case, one live
-//! subscription per user, plans in use kept) and a registration
-//! "transaction" that removes the user again when its hook fails.
+//! subscription per user, plans in use kept), a registration
+//! "transaction" that removes the user again when its hook fails, and every
+//! slot and transition as one step under the store's lock.
 
 use std::{
     collections::HashMap,
@@ -9,25 +10,42 @@ use std::{
 };
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::{
     domain::{
-        account::{Plan, Subscription, User},
+        account::{
+            AccountStatus, OtpChallenge, PasswordHash, Plan, Role, Session, Subscription,
+            SubscriptionPatch, User,
+        },
         email::Email,
         plan::PlanCode,
         subscription::SubscriptionStatus,
     },
-    ports::{IdentityStore, StoreError, TxHook},
+    ports::{
+        IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, ResendSlot,
+        StoreError, SweepRule, SweptSubscription, TxHook, UserRef,
+    },
 };
 
 #[derive(Default)]
 struct State {
     users: HashMap<Uuid, User>,
     by_email: HashMap<String, Uuid>,
+    sessions: HashMap<Uuid, Session>,
     plans: HashMap<Uuid, Plan>,
     subscriptions: HashMap<Uuid, Subscription>,
+}
+
+impl State {
+    fn user_mut(&mut self, who: UserRef<'_>) -> Option<&mut User> {
+        let id = match who {
+            UserRef::Id(id) => id,
+            UserRef::Email(email) => *self.by_email.get(&email_key(email))?,
+        };
+        self.users.get_mut(&id)
+    }
 }
 
 #[derive(Default)]
@@ -83,21 +101,6 @@ impl IdentityStore for InMemoryIdentityStore {
         Ok(self.lock().users.get(&id).cloned())
     }
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        let slot = state.users.get_mut(&user.id).ok_or(StoreError::NotFound)?;
-        *slot = user.clone();
-        Ok(())
-    }
-
-    async fn count_otp_failure(&self, user: Uuid) -> Result<u32, StoreError> {
-        let mut state = self.lock();
-        let user = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
-        let otp = user.otp.as_mut().ok_or(StoreError::NotFound)?;
-        otp.attempts += 1;
-        Ok(otp.attempts)
-    }
-
     async fn list_users(&self, offset: u64, limit: u64) -> Result<(Vec<User>, u64), StoreError> {
         let state = self.lock();
         let mut users: Vec<&User> = state.users.values().collect();
@@ -112,27 +115,231 @@ impl IdentityStore for InMemoryIdentityStore {
         Ok((page, total))
     }
 
-    async fn activate_with_subscription(
+    async fn take_password_slot(
         &self,
-        user: &User,
-        subscription: &Subscription,
+        who: UserRef<'_>,
+        now: DateTime<Utc>,
+        limit: PasswordLimit,
+    ) -> Result<PasswordSlot, StoreError> {
+        let mut state = self.lock();
+        let Some(user) = state.user_mut(who) else {
+            return Ok(PasswordSlot::NoUser);
+        };
+        match user.login_blocked_until {
+            Some(until) if until > now => return Ok(PasswordSlot::Locked { until }),
+            // The lock is over: a new window, this check its first.
+            Some(_) => {
+                user.failed_logins = 0;
+                user.login_blocked_until = None;
+            }
+            None => {}
+        }
+        user.failed_logins += 1;
+        if user.failed_logins >= limit.max_checks {
+            user.login_blocked_until = Some(now + limit.lock_for);
+        }
+        Ok(PasswordSlot::Granted(user.clone()))
+    }
+
+    async fn clear_password_failures(&self, user: Uuid) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let user = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        user.failed_logins = 0;
+        user.login_blocked_until = None;
+        Ok(())
+    }
+
+    async fn take_otp_slot(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Result<OtpSlot, StoreError> {
+        let mut state = self.lock();
+        let Some(user) = state.user_mut(UserRef::Email(email)) else {
+            return Ok(OtpSlot::Refused(None));
+        };
+        let unverified = user.status == AccountStatus::Unverified;
+        match user.otp.as_mut() {
+            Some(otp) if unverified && otp.attempts < max_attempts && !otp.is_expired(now) => {
+                otp.attempts += 1;
+                Ok(OtpSlot::Granted(user.clone()))
+            }
+            _ => Ok(OtpSlot::Refused(Some(user.clone()))),
+        }
+    }
+
+    async fn take_resend_slot(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+        cooldown: Duration,
+        max_attempts: u32,
+        fresh: &OtpChallenge,
+    ) -> Result<ResendSlot, StoreError> {
+        let mut state = self.lock();
+        let Some(user) = state.users.get_mut(&user) else {
+            return Ok(ResendSlot::Refused(None));
+        };
+        let cooling = user
+            .otp
+            .as_ref()
+            .is_some_and(|o| o.sent_at > now - cooldown);
+        if user.status != AccountStatus::Unverified || cooling {
+            return Ok(ResendSlot::Refused(Some(user.clone())));
+        }
+        let challenge = match user.otp.take() {
+            Some(otp) if !otp.is_expired(now) && otp.attempts < max_attempts => OtpChallenge {
+                sent_at: now,
+                ..otp
+            },
+            _ => fresh.clone(),
+        };
+        user.otp = Some(challenge.clone());
+        user.updated_at = now;
+        Ok(ResendSlot::Granted(challenge, user.clone()))
+    }
+
+    async fn release_resend_slot(
+        &self,
+        user: Uuid,
+        taken_at: DateTime<Utc>,
+        cooldown: Duration,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if !state.users.contains_key(&user.id) {
-            return Err(StoreError::NotFound);
+        if let Some(otp) = state.users.get_mut(&user).and_then(|u| u.otp.as_mut())
+            && otp.sent_at == taken_at
+        {
+            otp.sent_at = taken_at - cooldown;
+        }
+        Ok(())
+    }
+
+    async fn activate_with_subscription(
+        &self,
+        user: Uuid,
+        code: &str,
+        subscription: &Subscription,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut state = self.lock();
+        let current = state.users.get(&user).ok_or(StoreError::NotFound)?;
+        let holds_code = current
+            .otp
+            .as_ref()
+            .is_some_and(|o| o.code.as_str() == code);
+        if current.status != AccountStatus::Unverified || !holds_code {
+            return Err(StoreError::Conflict);
         }
         if state
             .subscriptions
             .values()
-            .any(|s| s.user_id == user.id && s.is_live())
+            .any(|s| s.user_id == user && s.is_live())
         {
             return Err(StoreError::LiveSubscriptionExists);
         }
-        state.users.insert(user.id, user.clone());
         state
             .subscriptions
             .insert(subscription.id, subscription.clone());
+        let user = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        user.status = AccountStatus::Active;
+        user.otp = None;
+        user.updated_at = now;
+        Ok(user.clone())
+    }
+
+    async fn update_profile(
+        &self,
+        user: Uuid,
+        changes: &ProfileChanges,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut state = self.lock();
+        let user = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        if let Some(name) = &changes.full_name {
+            user.full_name = Some(name.clone());
+        }
+        if let Some(locale) = changes.locale {
+            user.locale = locale;
+        }
+        user.updated_at = now;
+        Ok(user.clone())
+    }
+
+    async fn change_password(
+        &self,
+        user: Uuid,
+        current: &PasswordHash,
+        new: &PasswordHash,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let row = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        if &row.password_hash != current {
+            return Err(StoreError::Conflict);
+        }
+        row.password_hash = new.clone();
+        row.failed_logins = 0;
+        row.login_blocked_until = None;
+        row.updated_at = now;
+        state.sessions.retain(|_, s| s.user_id != user);
+        state.sessions.insert(session.id, session.clone());
         Ok(())
+    }
+
+    async fn set_role(
+        &self,
+        email: &Email,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut state = self.lock();
+        let user = state
+            .user_mut(UserRef::Email(email))
+            .ok_or(StoreError::NotFound)?;
+        user.role = role;
+        user.updated_at = now;
+        Ok(user.clone())
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.users.contains_key(&session.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        let (user, now) = (session.user_id, session.created_at);
+        state
+            .sessions
+            .retain(|_, s| s.user_id != user || s.expires_at > now);
+        state.sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn session_user(
+        &self,
+        session: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .sessions
+            .get(&session)
+            .filter(|s| s.expires_at > now)
+            .and_then(|s| state.users.get(&s.user_id))
+            .cloned())
+    }
+
+    async fn delete_session(&self, session: Uuid) -> Result<(), StoreError> {
+        self.lock().sessions.remove(&session);
+        Ok(())
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.sessions.len();
+        state.sessions.retain(|_, s| s.expires_at > now);
+        Ok((before - state.sessions.len()) as u64)
     }
 
     async fn plans(&self) -> Result<Vec<Plan>, StoreError> {
@@ -207,28 +414,33 @@ impl IdentityStore for InMemoryIdentityStore {
             .cloned())
     }
 
-    async fn update_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+    async fn transition_subscription(
+        &self,
+        id: Uuid,
+        patch: &SubscriptionPatch,
+    ) -> Result<Subscription, StoreError> {
         let mut state = self.lock();
-        if subscription.is_live()
-            && state.subscriptions.values().any(|s| {
-                s.user_id == subscription.user_id && s.id != subscription.id && s.is_live()
-            })
-        {
-            return Err(StoreError::LiveSubscriptionExists);
-        }
-        let slot = state
+        let s = state
             .subscriptions
-            .get_mut(&subscription.id)
+            .get_mut(&id)
             .ok_or(StoreError::NotFound)?;
-        *slot = subscription.clone();
-        Ok(())
+        if s.status != patch.from {
+            return Err(StoreError::Conflict);
+        }
+        patch.apply(s);
+        Ok(s.clone())
     }
 
-    async fn subscriptions_due(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError> {
-        Ok(self
-            .lock()
+    async fn sweep_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        rule: SweepRule<'_>,
+    ) -> Result<Vec<SweptSubscription>, StoreError> {
+        let mut state = self.lock();
+        let mut due: Vec<&mut Subscription> = state
             .subscriptions
-            .values()
+            .values_mut()
             .filter(|s| match s.status {
                 SubscriptionStatus::Trialing => s.trial_end.is_some_and(|end| end <= now),
                 SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
@@ -236,7 +448,32 @@ impl IdentityStore for InMemoryIdentityStore {
                 }
                 _ => false,
             })
-            .cloned()
-            .collect())
+            .collect();
+        due.sort_by_key(|s| s.created_at);
+        let mut swept = Vec::new();
+        for s in due.into_iter().take(limit as usize) {
+            if let Some(patch) = rule(s).filter(|p| p.from == s.status) {
+                let previous = s.status;
+                patch.apply(s);
+                swept.push(SweptSubscription {
+                    previous,
+                    subscription: s.clone(),
+                });
+            }
+        }
+        Ok(swept)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::InMemoryIdentityStore;
+    use crate::contract;
+
+    #[tokio::test]
+    async fn the_in_memory_store_keeps_the_identity_contract() {
+        contract::identity_store::run_all(Arc::new(InMemoryIdentityStore::new()), "mem").await;
     }
 }

@@ -5,12 +5,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{plans, subscriptions, users};
+use super::schema::{plans, sessions, subscriptions, users};
 use crate::{
     domain::{
         account::{
-            AccountStatus, BillingCycle, FullName, OtpChallenge, PasswordHash, Plan, Role,
-            Subscription, User,
+            AccountStatus, BillingCycle, FullName, OtpChallenge, PasswordHash, Plan, Role, Session,
+            Subscription, SubscriptionPatch, User,
         },
         email::Email,
         otp::OtpCode,
@@ -23,8 +23,8 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Unexpected(anyhow::anyhow!("stored {what} `{value}` is not valid"))
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = users, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct UserRow {
     pub id: Uuid,
     pub email: String,
@@ -152,8 +152,8 @@ impl TryFrom<PlanRow> for Plan {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = subscriptions, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = subscriptions, check_for_backend(diesel::pg::Pg))]
 pub struct SubscriptionRow {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -210,5 +210,61 @@ impl TryFrom<SubscriptionRow> for Subscription {
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
+    }
+}
+
+/// A transition's fields; `None` leaves the column as stored.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = subscriptions, check_for_backend(diesel::pg::Pg))]
+pub struct SubscriptionChange {
+    pub status: String,
+    pub plan_code: Option<String>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancellation_reason: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&SubscriptionPatch> for SubscriptionChange {
+    fn from(p: &SubscriptionPatch) -> Self {
+        Self {
+            status: p.status.as_str().to_owned(),
+            plan_code: p.plan_code.as_ref().map(ToString::to_string),
+            period_start: p.period_start,
+            period_end: p.period_end,
+            cancelled_at: p.cancelled_at,
+            cancellation_reason: p.cancellation_reason.clone(),
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A profile edit's fields; `None` leaves the column as stored.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct ProfileChange {
+    pub full_name: Option<String>,
+    pub locale: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&Session> for SessionRow {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id,
+            user_id: s.user_id,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        }
     }
 }

@@ -51,5 +51,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(subscriptions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, plans, subscriptions);
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, plans, subscriptions, sessions);

@@ -1,29 +1,40 @@
 //! `PgIdentityStore`: the identity store on PostgreSQL. Uniqueness and the
-//! one-live-subscription rule are enforced by the database (indexes), and
-//! the registration hook runs inside the insert's transaction.
+//! one-live-subscription rule are enforced by the database (indexes), the
+//! registration hook runs inside the insert's transaction, and every slot
+//! and transition is one conditional statement (or one transaction), so the
+//! rules hold across connections and replicas.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::{
     prelude::*,
     result::{DatabaseErrorKind, Error as DieselError},
+    sql_types as sql,
 };
 use diesel_async::{AsyncConnection, RunQueryDsl, pooled_connection::deadpool::Object};
 use uuid::Uuid;
 
 use super::{
     PgPool,
-    models::{PlanRow, SubscriptionRow, UserRow},
-    schema::{plans, subscriptions, users},
+    models::{PlanRow, ProfileChange, SessionRow, SubscriptionChange, SubscriptionRow, UserRow},
+    schema::{plans, sessions, subscriptions, users},
 };
 use crate::{
     domain::{
-        account::{Plan, Subscription, User},
+        account::{
+            OtpChallenge, PasswordHash, Plan, Role, Session, Subscription, SubscriptionPatch, User,
+        },
         email::Email,
         plan::PlanCode,
     },
-    ports::{IdentityStore, PublishError, StoreError, TxHook},
+    ports::{
+        IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, PublishError,
+        ResendSlot, StoreError, SweepRule, SweptSubscription, TxHook, UserRef,
+    },
 };
+
+// `lower(email)`: what the unique index on users compares.
+diesel::define_sql_function! { fn lower(x: sql::Text) -> sql::Text; }
 
 const LIVE: [&str; 3] = ["trialing", "active", "past_due"];
 
@@ -35,6 +46,7 @@ pub struct PgIdentityStore {
 enum TxError {
     Db(DieselError),
     Hook(PublishError),
+    Store(StoreError),
 }
 
 impl From<DieselError> for TxError {
@@ -93,6 +105,19 @@ impl PgIdentityStore {
         }
     }
 
+    async fn id_by_email(
+        conn: &mut diesel_async::AsyncPgConnection,
+        email: &Email,
+    ) -> Result<Option<Uuid>, StoreError> {
+        users::table
+            .filter(lower(users::email).eq(email.as_str().to_lowercase()))
+            .select(users::id)
+            .first(conn)
+            .await
+            .optional()
+            .map_err(db_error)
+    }
+
     fn many<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
     where
         T: TryFrom<R, Error = StoreError>,
@@ -119,17 +144,14 @@ impl IdentityStore for PgIdentityStore {
             Ok(()) => Ok(()),
             Err(TxError::Db(e)) => Err(db_error(e)),
             Err(TxError::Hook(e)) => Err(StoreError::RolledBack(e)),
+            Err(TxError::Store(e)) => Err(e),
         }
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         let mut conn = self.conn().await?;
-        let lower = email.as_str().to_lowercase();
         let row = users::table
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = ")
-                    .bind::<diesel::sql_types::Text, _>(lower),
-            )
+            .filter(lower(users::email).eq(email.as_str().to_lowercase()))
             .select(UserRow::as_select())
             .first(&mut conn)
             .await
@@ -150,26 +172,167 @@ impl IdentityStore for PgIdentityStore {
         Self::one(row)
     }
 
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn take_password_slot(
+        &self,
+        who: UserRef<'_>,
+        now: DateTime<Utc>,
+        limit: PasswordLimit,
+    ) -> Result<PasswordSlot, StoreError> {
         let mut conn = self.conn().await?;
-        Self::found(
-            diesel::update(users::table.find(user.id))
-                .set(&UserRow::from(user))
-                .execute(&mut conn)
-                .await
-                .map_err(db_error)?,
+        let id = match who {
+            UserRef::Id(id) => id,
+            UserRef::Email(email) => match Self::id_by_email(&mut conn, email).await? {
+                Some(id) => id,
+                None => return Ok(PasswordSlot::NoUser),
+            },
+        };
+        // One statement: the count and the lock move together, and a lock
+        // whose time is over (not null here) starts a new window.
+        let row: Option<UserRow> = diesel::sql_query(
+            "UPDATE users SET \
+               failed_logins = CASE WHEN login_blocked_until IS NOT NULL THEN 1 \
+                                    ELSE failed_logins + 1 END, \
+               login_blocked_until = CASE \
+                 WHEN (CASE WHEN login_blocked_until IS NOT NULL THEN 1 \
+                            ELSE failed_logins + 1 END) >= $2 THEN $3 \
+                 ELSE NULL END \
+             WHERE id = $1 AND (login_blocked_until IS NULL OR login_blocked_until <= $4) \
+             RETURNING *",
         )
+        .bind::<sql::Uuid, _>(id)
+        .bind::<sql::Integer, _>(i32::try_from(limit.max_checks).unwrap_or(i32::MAX))
+        .bind::<sql::Timestamptz, _>(now + limit.lock_for)
+        .bind::<sql::Timestamptz, _>(now)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(db_error)?;
+        if let Some(row) = row {
+            return Ok(PasswordSlot::Granted(User::try_from(row)?));
+        }
+        let until: Option<Option<DateTime<Utc>>> = users::table
+            .find(id)
+            .select(users::login_blocked_until)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Ok(match until {
+            None => PasswordSlot::NoUser,
+            // Unlocked between the two statements: refuse this once anyway.
+            Some(until) => PasswordSlot::Locked {
+                until: until.unwrap_or(now),
+            },
+        })
     }
 
-    async fn count_otp_failure(&self, user: Uuid) -> Result<u32, StoreError> {
+    async fn clear_password_failures(&self, user: Uuid) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let attempts: i32 = diesel::update(users::table.find(user))
-            .set(users::otp_attempts.eq(users::otp_attempts + 1))
-            .returning(users::otp_attempts)
-            .get_result(&mut conn)
+        diesel::update(users::table.find(user))
+            .set((
+                users::failed_logins.eq(0),
+                users::login_blocked_until.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(&mut conn)
             .await
             .map_err(db_error)?;
-        Ok(u32::try_from(attempts).unwrap_or(0))
+        Ok(())
+    }
+
+    async fn take_otp_slot(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Result<OtpSlot, StoreError> {
+        let mut conn = self.conn().await?;
+        let row: Option<UserRow> = diesel::sql_query(
+            "UPDATE users SET otp_attempts = otp_attempts + 1 \
+             WHERE lower(email) = $1 AND status = 'unverified' AND otp_code IS NOT NULL \
+               AND otp_attempts < $2 AND otp_expires_at > $3 \
+             RETURNING *",
+        )
+        .bind::<sql::Text, _>(email.as_str().to_lowercase())
+        .bind::<sql::Integer, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .bind::<sql::Timestamptz, _>(now)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(OtpSlot::Granted(User::try_from(row)?)),
+            None => {
+                // One connection per call: a pool full of callers each
+                // waiting for a second one would deadlock.
+                drop(conn);
+                Ok(OtpSlot::Refused(self.user_by_email(email).await?))
+            }
+        }
+    }
+
+    async fn take_resend_slot(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+        cooldown: Duration,
+        max_attempts: u32,
+        fresh: &OtpChallenge,
+    ) -> Result<ResendSlot, StoreError> {
+        let mut conn = self.conn().await?;
+        // Every SET expression reads the row as it was before the update.
+        let row: Option<UserRow> = diesel::sql_query(
+            "UPDATE users SET \
+               otp_code = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
+                                    AND otp_attempts < $3 THEN otp_code ELSE $4 END, \
+               otp_expires_at = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
+                                    AND otp_attempts < $3 THEN otp_expires_at ELSE $5 END, \
+               otp_attempts = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
+                                    AND otp_attempts < $3 THEN otp_attempts ELSE 0 END, \
+               otp_sent_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status = 'unverified' \
+               AND (otp_sent_at IS NULL OR otp_sent_at <= $6) \
+             RETURNING *",
+        )
+        .bind::<sql::Uuid, _>(user)
+        .bind::<sql::Timestamptz, _>(now)
+        .bind::<sql::Integer, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .bind::<sql::Text, _>(fresh.code.as_str())
+        .bind::<sql::Timestamptz, _>(fresh.expires_at)
+        .bind::<sql::Timestamptz, _>(now - cooldown)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(db_error)?;
+        let Some(row) = row else {
+            drop(conn);
+            return Ok(ResendSlot::Refused(self.user_by_id(user).await?));
+        };
+        let user = User::try_from(row)?;
+        match user.otp.clone() {
+            Some(challenge) => Ok(ResendSlot::Granted(challenge, user)),
+            None => Err(StoreError::Unexpected(anyhow::anyhow!(
+                "re-send slot taken without an OTP"
+            ))),
+        }
+    }
+
+    async fn release_resend_slot(
+        &self,
+        user: Uuid,
+        taken_at: DateTime<Utc>,
+        cooldown: Duration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::update(
+            users::table
+                .find(user)
+                .filter(users::otp_sent_at.eq(taken_at)),
+        )
+        .set(users::otp_sent_at.eq(taken_at - cooldown))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     async fn list_users(&self, offset: u64, limit: u64) -> Result<(Vec<User>, u64), StoreError> {
@@ -192,25 +355,185 @@ impl IdentityStore for PgIdentityStore {
 
     async fn activate_with_subscription(
         &self,
-        user: &User,
+        user: Uuid,
+        code: &str,
         subscription: &Subscription,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn().await?;
+        let sub_row = SubscriptionRow::from(subscription);
+        let code = code.to_owned();
+        let row = conn
+            .transaction::<Option<UserRow>, DieselError, _>(async move |conn| {
+                let row = diesel::update(
+                    users::table
+                        .find(user)
+                        .filter(users::status.eq("unverified"))
+                        .filter(users::otp_code.eq(code)),
+                )
+                .set((
+                    users::status.eq("active"),
+                    users::otp_code.eq(None::<String>),
+                    users::otp_expires_at.eq(None::<DateTime<Utc>>),
+                    users::otp_sent_at.eq(None::<DateTime<Utc>>),
+                    users::otp_attempts.eq(0),
+                    users::updated_at.eq(now),
+                ))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                if row.is_some() {
+                    diesel::insert_into(subscriptions::table)
+                        .values(&sub_row)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(row)
+            })
+            .await
+            .map_err(db_error)?;
+        User::try_from(row.ok_or(StoreError::Conflict)?)
+    }
+
+    async fn update_profile(
+        &self,
+        user: Uuid,
+        changes: &ProfileChanges,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn().await?;
+        let change = ProfileChange {
+            full_name: changes.full_name.as_ref().map(|n| n.as_str().to_owned()),
+            locale: changes.locale.map(|l| l.as_str().to_owned()),
+            updated_at: now,
+        };
+        let row = diesel::update(users::table.find(user))
+            .set(&change)
+            .returning(UserRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .map_err(db_error)?;
+        User::try_from(row)
+    }
+
+    async fn change_password(
+        &self,
+        user: Uuid,
+        current: &PasswordHash,
+        new: &PasswordHash,
+        session: &Session,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let user_row = UserRow::from(user);
-        let sub_row = SubscriptionRow::from(subscription);
-        conn.transaction::<(), DieselError, _>(async move |conn| {
-            diesel::update(users::table.find(user_row.id))
-                .set(&user_row)
+        let (current, new) = (current.0.clone(), new.0.clone());
+        let session = SessionRow::from(session);
+        let changed = conn
+            .transaction::<bool, DieselError, _>(async move |conn| {
+                let rows = diesel::update(
+                    users::table
+                        .find(user)
+                        .filter(users::password_hash.eq(current)),
+                )
+                .set((
+                    users::password_hash.eq(new),
+                    users::failed_logins.eq(0),
+                    users::login_blocked_until.eq(None::<DateTime<Utc>>),
+                    users::updated_at.eq(now),
+                ))
                 .execute(conn)
                 .await?;
-            diesel::insert_into(subscriptions::table)
-                .values(&sub_row)
-                .execute(conn)
-                .await?;
+                if rows == 0 {
+                    return Ok(false);
+                }
+                diesel::delete(sessions::table.filter(sessions::user_id.eq(user)))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(sessions::table)
+                    .values(&session)
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+            .await
+            .map_err(db_error)?;
+        if changed {
             Ok(())
-        })
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn set_role(
+        &self,
+        email: &Email,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn().await?;
+        let row = diesel::update(
+            users::table.filter(lower(users::email).eq(email.as_str().to_lowercase())),
+        )
+        .set((users::role.eq(role.as_str()), users::updated_at.eq(now)))
+        .returning(UserRow::as_returning())
+        .get_result(&mut conn)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+        User::try_from(row)
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::delete(
+            sessions::table
+                .filter(sessions::user_id.eq(session.user_id))
+                .filter(sessions::expires_at.le(session.created_at)),
+        )
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        diesel::insert_into(sessions::table)
+            .values(&SessionRow::from(session))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn session_user(
+        &self,
+        session: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn().await?;
+        let row = sessions::table
+            .inner_join(users::table)
+            .filter(sessions::id.eq(session))
+            .filter(sessions::expires_at.gt(now))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(db_error)?;
+        Self::one(row)
+    }
+
+    async fn delete_session(&self, session: Uuid) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::delete(sessions::table.find(session))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows = diesel::delete(sessions::table.filter(sessions::expires_at.le(now)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(rows as u64)
     }
 
     async fn plans(&self) -> Result<Vec<Plan>, StoreError> {
@@ -317,33 +640,81 @@ impl IdentityStore for PgIdentityStore {
         Self::one(row)
     }
 
-    async fn update_subscription(&self, subscription: &Subscription) -> Result<(), StoreError> {
+    async fn transition_subscription(
+        &self,
+        id: Uuid,
+        patch: &SubscriptionPatch,
+    ) -> Result<Subscription, StoreError> {
         let mut conn = self.conn().await?;
-        Self::found(
-            diesel::update(subscriptions::table.find(subscription.id))
-                .set(&SubscriptionRow::from(subscription))
-                .execute(&mut conn)
-                .await
-                .map_err(db_error)?,
+        let row = diesel::update(
+            subscriptions::table
+                .find(id)
+                .filter(subscriptions::status.eq(patch.from.as_str())),
         )
+        .set(&SubscriptionChange::from(patch))
+        .returning(SubscriptionRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(db_error)?;
+        drop(conn);
+        match row {
+            Some(row) => Subscription::try_from(row),
+            None if self.subscription_by_id(id).await?.is_some() => Err(StoreError::Conflict),
+            None => Err(StoreError::NotFound),
+        }
     }
 
-    async fn subscriptions_due(&self, now: DateTime<Utc>) -> Result<Vec<Subscription>, StoreError> {
+    async fn sweep_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        rule: SweepRule<'_>,
+    ) -> Result<Vec<SweptSubscription>, StoreError> {
         let mut conn = self.conn().await?;
-        let rows = subscriptions::table
-            .filter(
-                subscriptions::status
-                    .eq("trialing")
-                    .and(subscriptions::trial_end.le(now))
-                    .or(subscriptions::status
-                        .eq_any(["active", "past_due"])
-                        .and(subscriptions::period_end.le(now))),
-            )
-            .order(subscriptions::created_at)
-            .select(SubscriptionRow::as_select())
-            .load(&mut conn)
-            .await
-            .map_err(db_error)?;
-        Self::many(rows)
+        let result = conn
+            .transaction::<Vec<SweptSubscription>, TxError, _>(async move |conn| {
+                // Rows another sweep holds are skipped, not waited for: each
+                // replica moves its own batch and none moves a row twice.
+                let rows = subscriptions::table
+                    .filter(
+                        subscriptions::status
+                            .eq("trialing")
+                            .and(subscriptions::trial_end.le(now))
+                            .or(subscriptions::status
+                                .eq_any(["active", "past_due"])
+                                .and(subscriptions::period_end.le(now))),
+                    )
+                    .order(subscriptions::created_at)
+                    .limit(i64::from(limit))
+                    .for_update()
+                    .skip_locked()
+                    .select(SubscriptionRow::as_select())
+                    .load(conn)
+                    .await?;
+                let mut swept = Vec::new();
+                for row in rows {
+                    let s = Subscription::try_from(row).map_err(TxError::Store)?;
+                    let Some(patch) = rule(&s).filter(|p| p.from == s.status) else {
+                        continue;
+                    };
+                    let row = diesel::update(subscriptions::table.find(s.id))
+                        .set(&SubscriptionChange::from(&patch))
+                        .returning(SubscriptionRow::as_returning())
+                        .get_result(conn)
+                        .await?;
+                    swept.push(SweptSubscription {
+                        previous: s.status,
+                        subscription: Subscription::try_from(row).map_err(TxError::Store)?,
+                    });
+                }
+                Ok(swept)
+            })
+            .await;
+        result.map_err(|e| match e {
+            TxError::Db(e) => db_error(e),
+            TxError::Store(e) => e,
+            TxError::Hook(e) => StoreError::RolledBack(e),
+        })
     }
 }

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     app::auth::{AUTH_COOKIE, TOKEN_TTL_HOURS},
     domain::{
-        account::{FullName, Password, Registration, Role, User},
+        account::{FullName, Password, Registration, Role, Session, User},
         email::Email,
         locale::Locale,
         otp::OtpCode,
@@ -226,21 +226,31 @@ pub async fn login(
     body: JsonBody<CredentialsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(body) = body;
-    let user = state
+    let (user, session) = state
         .accounts
         .login(&email(&body.email)?, &password("password", &body.password)?)
         .await?;
-    let now = state.clock.now();
+    signed_in(&state, &user, &session, |token, expires_at| LoginBody {
+        token,
+        expires_at,
+        user: UserBody::from(&user),
+    })
+}
+
+/// An answer that carries a session's token in the body (built by `body`)
+/// and in the auth cookie.
+fn signed_in<T: Serialize>(
+    state: &AppState,
+    user: &User,
+    session: &Session,
+    body: impl FnOnce(String, Timestamp) -> T,
+) -> Result<HttpResponse, ApiError> {
     let token = state
         .tokens
-        .issue(user.id, user.role, now)
+        .issue(session, user.role)
         .map_err(ApiError::internal)?;
-    let cookie = auth_cookie(&state, token.clone(), CookieAge::hours(TOKEN_TTL_HOURS));
-    let mut response = ok(LoginBody {
-        token,
-        expires_at: Timestamp::new(now + chrono::Duration::hours(TOKEN_TTL_HOURS)),
-        user: UserBody::from(&user),
-    });
+    let cookie = auth_cookie(state, token.clone(), CookieAge::hours(TOKEN_TTL_HOURS));
+    let mut response = ok(body(token, Timestamp::new(session.expires_at)));
     response.add_cookie(&cookie).map_err(ApiError::internal)?;
     Ok(response)
 }
@@ -251,13 +261,14 @@ pub async fn login(
     tag = "authentication",
     responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])),
-    description = "Log out: clears the auth cookie."
+    description = "Log out: ends the session (its token is refused from now on, as cookie or bearer, on every replica) and clears the auth cookie."
 )]
 #[post("/authentication/logout")]
 pub async fn logout(
-    _user: CurrentUser,
+    user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.accounts.logout(user.session).await?;
     let mut response = ok(serde_json::json!({ "logged_out": true }));
     response
         .add_cookie(&auth_cookie(&state, String::new(), CookieAge::ZERO))
@@ -274,20 +285,13 @@ pub async fn logout(
     description = "The signed-in user."
 )]
 #[get("/authentication/me")]
-pub async fn auth_me(
-    user: CurrentUser,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    signed_in_user(user, state).await
+pub async fn auth_me(user: CurrentUser) -> HttpResponse {
+    signed_in_user(&user)
 }
 
 /// `/authentication/me` and `/users/me` (DESIGN names both) answer alike.
-async fn signed_in_user(
-    user: CurrentUser,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let user = state.accounts.user(user.0.sub).await?;
-    Ok(ok(UserBody::from(&user)))
+fn signed_in_user(user: &CurrentUser) -> HttpResponse {
+    ok(UserBody::from(&user.user))
 }
 
 #[utoipa::path(
@@ -299,11 +303,8 @@ async fn signed_in_user(
     description = "The signed-in user."
 )]
 #[get("/users/me")]
-pub async fn users_me(
-    user: CurrentUser,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    signed_in_user(user, state).await
+pub async fn users_me(user: CurrentUser) -> HttpResponse {
+    signed_in_user(&user)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -345,7 +346,7 @@ pub async fn update_me(
         .transpose()?;
     let user = state
         .accounts
-        .update_profile(user.0.sub, full_name, locale)
+        .update_profile(user.user.id, full_name, locale)
         .await?;
     Ok(ok(UserBody::from(&user)))
 }
@@ -376,23 +377,23 @@ pub async fn change_password(
     let JsonBody(body) = body;
     let current = password("current_password", &body.current_password)?;
     let new = password("new_password", &body.new_password)?;
-    state
+    let session = state
         .accounts
-        .change_password(user.0.sub, &current, &new)
+        .change_password(user.user.id, &current, &new)
         .await?;
-    Ok(ok(serde_json::json!({ "changed": true })))
+    signed_in(
+        &state,
+        &user.user,
+        &session,
+        |token, expires_at| serde_json::json!({ "changed": true, "token": token, "expires_at": expires_at }),
+    )
 }
 
-/// The caller, if the store says they are an admin now (a token's role may
-/// be stale after a change).
-pub async fn require_admin(user: &CurrentUser, state: &AppState) -> Result<User, ApiError> {
-    let me = state
-        .accounts
-        .user(user.0.sub)
-        .await
-        .map_err(|_| ApiError::forbidden("admins only"))?;
-    if me.role == Role::Admin {
-        Ok(me)
+/// The caller, if the store says they are an admin now (the role was read
+/// with the session on this request; a token's role may be stale).
+pub fn require_admin(user: &CurrentUser) -> Result<&User, ApiError> {
+    if user.user.role == Role::Admin {
+        Ok(&user.user)
     } else {
         Err(ApiError::forbidden("admins only"))
     }
@@ -425,7 +426,7 @@ pub async fn list_users(
     state: web::Data<AppState>,
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&user, &state).await?;
+    require_admin(&user)?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be 1-200"));
@@ -464,7 +465,7 @@ pub async fn get_user(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&user, &state).await?;
+    require_admin(&user)?;
     let found = state.accounts.user(uuid_param(&id, "id")?).await?;
     Ok(ok(UserBody::from(&found)))
 }

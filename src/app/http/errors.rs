@@ -14,6 +14,9 @@ fn store(error: StoreError) -> ApiError {
             ApiError::unavailable("the database is unavailable, retry later", error)
         }
         StoreError::NotFound => ApiError::not_found("not found"),
+        StoreError::Conflict => {
+            ApiError::conflict("changed by a concurrent request; read it again")
+        }
         other => ApiError::internal(other),
     }
 }
@@ -54,6 +57,8 @@ impl From<AccountError> for ApiError {
             }
             AccountError::WrongPassword => ApiError::invalid_field("current_password", message),
             AccountError::UserNotFound => ApiError::not_found(message),
+            AccountError::SessionEnded => ApiError::unauthenticated(message),
+            AccountError::Conflict => ApiError::conflict(message),
             AccountError::EventNotPublished(_) => ApiError::unavailable(message, error),
             AccountError::Store(e) => store(e),
             AccountError::Hash(_) => ApiError::internal(error),
@@ -70,6 +75,7 @@ impl From<BillingError> for ApiError {
             }
             BillingError::NotOwner => ApiError::forbidden(message),
             BillingError::WrongStatus { .. }
+            | BillingError::Conflict { .. }
             | BillingError::PlanCodeTaken
             | BillingError::PlanInUse => ApiError::conflict(message),
             BillingError::BadPlan(problem) => ApiError::rule_violated("plan_code", problem),

@@ -18,7 +18,7 @@ use super::{
     response::{ApiError, codes},
     state::AppState,
 };
-use crate::app::auth::{AUTH_COOKIE, Claims};
+use crate::{app::auth::AUTH_COOKIE, domain::account::User};
 
 pub const INTERNAL_KEY_HEADER: &str = "X-Internal-Key";
 
@@ -159,31 +159,46 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// A signed-in user (any role).
-pub struct CurrentUser(pub Claims);
+/// A signed-in user (any role): a valid token whose session is still open.
+/// `user` is read from the store on this request (one indexed read), so a
+/// role change or a revocation takes effect at once.
+pub struct CurrentUser {
+    pub session: uuid::Uuid,
+    pub user: User,
+}
 
-fn current_user(req: &HttpRequest) -> Result<Option<Claims>, ApiError> {
+/// The signed-in user of a request: `Ok(None)` without a token.
+async fn current_user(req: &HttpRequest) -> Result<Option<CurrentUser>, ApiError> {
     let Some(token) = bearer_token(req) else {
         return Ok(None);
     };
-    state(req)?
+    let state = state(req)?;
+    let claims = state
         .tokens
         .verify(&token)
-        .map(Some)
-        .map_err(|e| ApiError::unauthenticated(e.to_string()))
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
+    let user = state.accounts.session_user(claims.jti).await?;
+    if user.id != claims.sub {
+        return Err(ApiError::unauthenticated(
+            "the token does not match its session",
+        ));
+    }
+    Ok(Some(CurrentUser {
+        session: claims.jti,
+        user,
+    }))
 }
 
 impl FromRequest for CurrentUser {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match current_user(req) {
-            Ok(Some(claims)) => Ok(CurrentUser(claims)),
-            Ok(None) => Err(ApiError::unauthenticated(
-                "sign in first: no auth cookie or bearer token",
-            )),
-            Err(e) => Err(e),
+        let req = req.clone();
+        Box::pin(async move {
+            current_user(&req).await?.ok_or_else(|| {
+                ApiError::unauthenticated("sign in first: no auth cookie or bearer token")
+            })
         })
     }
 }
@@ -191,25 +206,27 @@ impl FromRequest for CurrentUser {
 /// Who may read progress: a SMAP service (internal key) or a signed-in user.
 pub enum ProgressReader {
     Internal,
-    User(Claims),
+    User(Box<CurrentUser>),
 }
 
 impl FromRequest for ProgressReader {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match internal_key(req) {
-            Ok(Some(())) => Ok(ProgressReader::Internal),
-            Err(e) => Err(e),
-            Ok(None) => match current_user(req) {
-                Ok(Some(claims)) => Ok(ProgressReader::User(claims)),
-                Ok(None) => Err(ApiError::unauthenticated(format!(
-                    "sign in, or send the `{INTERNAL_KEY_HEADER}` header"
-                ))),
-                Err(e) => Err(e),
-            },
-        };
-        std::future::ready(result)
+        let req = req.clone();
+        Box::pin(async move {
+            if internal_key(&req)?.is_some() {
+                return Ok(ProgressReader::Internal);
+            }
+            current_user(&req)
+                .await?
+                .map(|user| ProgressReader::User(Box::new(user)))
+                .ok_or_else(|| {
+                    ApiError::unauthenticated(format!(
+                        "sign in, or send the `{INTERNAL_KEY_HEADER}` header"
+                    ))
+                })
+        })
     }
 }

@@ -151,7 +151,7 @@ pub async fn create_plan(
     state: web::Data<AppState>,
     body: JsonBody<PlanRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&user, &state).await?;
+    require_admin(&user)?;
     let JsonBody(b) = body;
     let draft = PlanDraft {
         code: PlanCode::parse(b.code.as_deref().ok_or_else(|| missing("code"))?)
@@ -183,7 +183,7 @@ pub async fn update_plan(
     id: web::Path<String>,
     body: JsonBody<PlanRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&user, &state).await?;
+    require_admin(&user)?;
     let JsonBody(b) = body;
     if b.code.is_some() {
         return Err(ApiError::rule_violated(
@@ -220,7 +220,7 @@ pub async fn delete_plan(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_admin(&user, &state).await?;
+    require_admin(&user)?;
     state.billing.delete_plan(uuid_param(&id, "id")?).await?;
     Ok(ok(serde_json::json!({ "deleted": true })))
 }

@@ -62,8 +62,8 @@ impl From<&Subscription> for SubscriptionBody {
 
 fn actor(user: &CurrentUser) -> Actor {
     Actor {
-        user_id: user.0.sub,
-        role: user.0.role,
+        user_id: user.user.id,
+        role: user.user.role,
     }
 }
 
@@ -80,7 +80,7 @@ pub async fn my_subscription(
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = state.billing.my_subscription(user.0.sub).await?;
+    let s = state.billing.my_subscription(user.user.id).await?;
     Ok(ok(SubscriptionBody::from(&s)))
 }
 

@@ -1,25 +1,22 @@
-//! Use cases for administrators: grant the admin role, list and read users.
+//! Use cases for administrators: grant and revoke the admin role, list and
+//! read users. A role change takes effect on the next request of every
+//! session: requests read the role from the store, not from the token.
 
 use super::{AccountError, AccountService, Role, User};
-use crate::domain::email::Email;
+use crate::{domain::email::Email, ports::StoreError};
 
 impl AccountService {
-    #[tracing::instrument(name = "account.grant_admin", skip_all)]
-    pub async fn grant_admin(&self, email: &Email) -> Result<User, AccountError> {
-        let mut user = self
-            .store
-            .user_by_email(email)
-            .await?
-            .ok_or(AccountError::UserNotFound)?;
-        user.role = Role::Admin;
-        user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
-        tracing::warn!(user_id = %user.id, "admin role granted");
+    #[tracing::instrument(name = "account.set_role", skip_all)]
+    pub async fn set_role(&self, email: &Email, role: Role) -> Result<User, AccountError> {
+        let user = match self.store.set_role(email, role, self.clock.now()).await {
+            Err(StoreError::NotFound) => return Err(AccountError::UserNotFound),
+            other => other?,
+        };
+        tracing::warn!(user_id = %user.id, role = role.as_str(), "role changed");
         Ok(user)
     }
 
     #[tracing::instrument(name = "account.list_users", skip_all)]
-
     pub async fn list_users(
         &self,
         offset: u64,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use uuid::Uuid;
 
-use super::{BillingCycle, Plan, Role, Subscription};
+use super::{BillingCycle, Plan, Role, Subscription, SubscriptionPatch};
 use crate::{
     domain::{
         events::{EventData, EventService, SubscriptionCreatedPayload},
@@ -41,6 +41,12 @@ pub enum BillingError {
     PlanCodeTaken,
     #[error("the plan is still used by subscriptions")]
     PlanInUse,
+    /// A concurrent request moved the subscription first; nothing was
+    /// written by this one.
+    #[error(
+        "the subscription was changed by a concurrent request (it is now {status}); read it again"
+    )]
+    Conflict { status: SubscriptionStatus },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -171,6 +177,28 @@ impl BillingService {
                 tracing::error!(user_id = %s.user_id, subscription_id = %s.id, error = %error, "subscription event not published");
                 None
             }
+        }
+    }
+
+    /// Applies `patch` if the subscription is still in `patch.from`; the
+    /// loser of a race gets `Conflict` naming the status it found.
+    pub(super) async fn transition(
+        &self,
+        id: Uuid,
+        patch: &SubscriptionPatch,
+    ) -> Result<Subscription, BillingError> {
+        match self.store.transition_subscription(id, patch).await {
+            Ok(s) => Ok(s),
+            Err(StoreError::Conflict) => {
+                let now = self
+                    .store
+                    .subscription_by_id(id)
+                    .await?
+                    .ok_or(BillingError::SubscriptionNotFound)?;
+                Err(BillingError::Conflict { status: now.status })
+            }
+            Err(StoreError::NotFound) => Err(BillingError::SubscriptionNotFound),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -1,9 +1,11 @@
 //! Use case: cancel a subscription — by its owner (`user_requested` or their
-//! own words) or by an admin (`admin_action`, naming the admin).
+//! own words) or by an admin (`admin_action`, naming the admin). The write
+//! is conditional on the status read: a concurrent transition wins or loses
+//! as a whole (409), and only the winner publishes.
 
 use uuid::Uuid;
 
-use super::{Actor, BillingError, BillingService, Role, Subscription};
+use super::{Actor, BillingError, BillingService, Role, Subscription, SubscriptionPatch};
 use crate::domain::{
     events::{CancellationReason, EventData, SubscriptionCancelledPayload},
     subscription::SubscriptionStatus,
@@ -18,7 +20,7 @@ impl BillingService {
         actor: Actor,
         reason: Option<CancellationReason>,
     ) -> Result<Subscription, BillingError> {
-        let mut s = self.owned(id, actor).await?;
+        let s = self.owned(id, actor).await?;
         if !s.is_live() {
             return Err(BillingError::WrongStatus { status: s.status });
         }
@@ -37,11 +39,10 @@ impl BillingService {
         }
         .filter(|end| *end > now)
         .unwrap_or(now);
-        s.status = SubscriptionStatus::Cancelled;
-        s.cancelled_at = Some(now);
-        s.cancellation_reason = Some(reason.to_string());
-        s.updated_at = now;
-        self.store.update_subscription(&s).await?;
+        let mut patch = SubscriptionPatch::new(previous, SubscriptionStatus::Cancelled, now);
+        patch.cancelled_at = Some(now);
+        patch.cancellation_reason = Some(reason.to_string());
+        let s = self.transition(id, &patch).await?;
         self.announce_cancelled(
             &s,
             previous,

@@ -18,13 +18,13 @@ mod upgrade;
 mod verify_otp;
 
 pub use billing::{Actor, BillingError, BillingService, SweepReport};
-pub use plan_types::{BillingCycle, Plan, Subscription};
+pub use plan_types::{BillingCycle, Plan, Subscription, SubscriptionPatch};
 pub use plans::{PlanChanges, PlanDraft};
 pub use register::Registration;
 pub use types::{
     AccountStatus, FullName, FullNameError, LOGIN_THROTTLE_SECONDS, MAX_FAILED_LOGINS,
     MAX_OTP_ATTEMPTS, OTP_RESEND_COOLDOWN_SECONDS, OTP_TTL_MINUTES, OtpChallenge, Password,
-    PasswordError, PasswordHash, Role, User,
+    PasswordError, PasswordHash, Role, SESSION_TTL_HOURS, Session, User,
 };
 
 use std::sync::Arc;
@@ -61,6 +61,12 @@ pub enum AccountError {
     WrongPassword,
     #[error("no such user")]
     UserNotFound,
+    /// The token's session was ended (logout, password change) or expired.
+    #[error("the session has ended: sign in again")]
+    SessionEnded,
+    /// A concurrent request changed the account first; nothing was written.
+    #[error("the account was changed by a concurrent request; read it again and retry")]
+    Conflict,
     /// The verification e-mail could not be queued; nothing was stored.
     #[error("the verification e-mail could not be queued; please retry")]
     EventNotPublished(#[source] PublishError),
@@ -75,6 +81,7 @@ impl From<StoreError> for AccountError {
         match error {
             StoreError::EmailTaken => AccountError::EmailTaken,
             StoreError::RolledBack(e) => AccountError::EventNotPublished(e),
+            StoreError::Conflict => AccountError::Conflict,
             other => AccountError::Store(other),
         }
     }

@@ -2,13 +2,13 @@
 
 use uuid::Uuid;
 
-use super::{BillingError, BillingService, Subscription};
+use super::{BillingError, BillingService, Subscription, SubscriptionPatch};
 use crate::domain::{events::TransitionReason, subscription::SubscriptionStatus};
 
 impl BillingService {
     #[tracing::instrument(name = "billing.payment_failed", skip_all)]
     pub async fn payment_failed(&self, id: Uuid) -> Result<Subscription, BillingError> {
-        let mut s = self
+        let s = self
             .store
             .subscription_by_id(id)
             .await?
@@ -16,9 +16,12 @@ impl BillingService {
         if s.status != SubscriptionStatus::Active {
             return Err(BillingError::WrongStatus { status: s.status });
         }
-        s.status = SubscriptionStatus::PastDue;
-        s.updated_at = self.clock.now();
-        self.store.update_subscription(&s).await?;
+        let patch = SubscriptionPatch::new(
+            SubscriptionStatus::Active,
+            SubscriptionStatus::PastDue,
+            self.clock.now(),
+        );
+        let s = self.transition(id, &patch).await?;
         self.announce_changed(
             &s,
             SubscriptionStatus::Active,

@@ -1,9 +1,14 @@
-//! Use cases: read and update one's profile, change one's password.
+//! Use cases: read and update one's profile, change one's password. A
+//! profile edit writes only the fields it names; a password change is
+//! conditional on the hash it checked and ends every earlier session.
 
 use uuid::Uuid;
 
-use super::{AccountError, AccountService, FullName, Password, User};
-use crate::domain::locale::Locale;
+use super::{AccountError, AccountService, FullName, Password, Session, User};
+use crate::{
+    domain::locale::Locale,
+    ports::{ProfileChanges, UserRef},
+};
 
 impl AccountService {
     pub async fn user(&self, id: Uuid) -> Result<User, AccountError> {
@@ -14,41 +19,44 @@ impl AccountService {
     }
 
     #[tracing::instrument(name = "account.update_profile", skip_all)]
-
     pub async fn update_profile(
         &self,
         id: Uuid,
         full_name: Option<FullName>,
         locale: Option<Locale>,
     ) -> Result<User, AccountError> {
-        let mut user = self.user(id).await?;
-        if let Some(name) = full_name {
-            user.full_name = Some(name);
+        let changes = ProfileChanges { full_name, locale };
+        match self
+            .store
+            .update_profile(id, &changes, self.clock.now())
+            .await
+        {
+            Err(crate::ports::StoreError::NotFound) => Err(AccountError::UserNotFound),
+            other => Ok(other?),
         }
-        if let Some(locale) = locale {
-            user.locale = locale;
-        }
-        user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
-        Ok(user)
     }
 
+    /// Checks `current` (inside the account's password-check limit), stores
+    /// the new hash, ends every session of the user and opens a new one for
+    /// the caller, which it returns.
     #[tracing::instrument(name = "account.change_password", skip_all)]
-
     pub async fn change_password(
         &self,
         id: Uuid,
         current: &Password,
         new: &Password,
-    ) -> Result<(), AccountError> {
-        let mut user = self.user(id).await?;
-        if !self.hasher.verify(current, &user.password_hash).await? {
-            return Err(AccountError::WrongPassword);
-        }
-        user.password_hash = self.hasher.hash(new).await?;
-        user.updated_at = self.clock.now();
-        self.store.update_user(&user).await?;
-        tracing::info!(user_id = %user.id, "password changed");
-        Ok(())
+    ) -> Result<Session, AccountError> {
+        let now = self.clock.now();
+        let user = match self.check_password(UserRef::Id(id), current, now).await {
+            Err(AccountError::InvalidCredentials) => return Err(AccountError::WrongPassword),
+            other => other?,
+        };
+        let hash = self.hasher.hash(new).await?;
+        let session = Session::new(self.ids.new_uuid(), id, now);
+        self.store
+            .change_password(id, &user.password_hash, &hash, &session, now)
+            .await?;
+        tracing::info!(user_id = %user.id, "password changed; earlier sessions ended");
+        Ok(session)
     }
 }

@@ -1,65 +1,54 @@
-//! Use case: send the OTP again. The unexpired code is re-sent (a new one
-//! once it expired or was locked by wrong attempts), at most once per
-//! cool-down.
+//! Use case: send the OTP again. The password check takes its slot first
+//! (it is a password oracle like login), then the re-send takes the
+//! cool-down slot in one atomic step, so simultaneous re-sends send one
+//! e-mail. The unexpired code is re-sent (a new one once it expired or was
+//! locked by wrong attempts).
 
 use chrono::Duration;
 
 use super::{
     AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, OTP_RESEND_COOLDOWN_SECONDS,
-    OtpChallenge, Password, User,
+    OtpChallenge, Password,
 };
-use crate::domain::{
-    email::Email,
-    events::{EmailVerificationPayload, EventData},
-    timestamp::Timestamp,
+use crate::{
+    domain::{
+        email::Email,
+        events::{EmailVerificationPayload, EventData},
+        timestamp::Timestamp,
+    },
+    ports::{ResendSlot, UserRef},
 };
+
+const COOLDOWN: Duration = Duration::seconds(OTP_RESEND_COOLDOWN_SECONDS);
 
 impl AccountService {
-    pub(super) async fn authenticate(
-        &self,
-        email: &Email,
-        password: &Password,
-    ) -> Result<User, AccountError> {
-        let user = self.store.user_by_email(email).await?;
-        let Some(user) = user else {
-            // Same work as a real check, so timing does not tell who exists.
-            let _ = self.hasher.hash(password).await;
-            return Err(AccountError::InvalidCredentials);
-        };
-        if self.hasher.verify(password, &user.password_hash).await? {
-            Ok(user)
-        } else {
-            Err(AccountError::InvalidCredentials)
-        }
-    }
-
     #[tracing::instrument(name = "account.send_otp", skip_all)]
-
     pub async fn send_otp(&self, email: &Email, password: &Password) -> Result<(), AccountError> {
-        let mut user = self.authenticate(email, password).await?;
+        let now = self.clock.now();
+        let user = self
+            .check_password(UserRef::Email(email), password, now)
+            .await?;
         if user.status == AccountStatus::Active {
             return Err(AccountError::AlreadyVerified);
         }
-        let now = self.clock.now();
-        let previous = user.otp.clone();
-        if let Some(otp) = &previous {
-            let ready_at = otp.sent_at + Duration::seconds(OTP_RESEND_COOLDOWN_SECONDS);
-            if now < ready_at {
+        let fresh = OtpChallenge::new(self.otps.new_otp(), now);
+        let (challenge, user) = match self
+            .store
+            .take_resend_slot(user.id, now, COOLDOWN, MAX_OTP_ATTEMPTS, &fresh)
+            .await?
+        {
+            ResendSlot::Granted(challenge, user) => (challenge, user),
+            ResendSlot::Refused(None) => return Err(AccountError::InvalidCredentials),
+            ResendSlot::Refused(Some(user)) if user.status == AccountStatus::Active => {
+                return Err(AccountError::AlreadyVerified);
+            }
+            ResendSlot::Refused(Some(user)) => {
+                let ready_at = user.otp.map_or(now, |otp| otp.sent_at + COOLDOWN);
                 return Err(AccountError::OtpCooldown {
                     retry_after_secs: (ready_at - now).num_seconds().max(1),
                 });
             }
-        }
-        let challenge = match previous.clone() {
-            Some(otp) if !otp.is_expired(now) && otp.attempts < MAX_OTP_ATTEMPTS => OtpChallenge {
-                sent_at: now,
-                ..otp
-            },
-            _ => OtpChallenge::new(self.otps.new_otp(), now),
         };
-        user.otp = Some(challenge.clone());
-        user.updated_at = now;
-        self.store.update_user(&user).await?;
         let data = EventData::EmailVerificationRequested(EmailVerificationPayload {
             user_id: user.id,
             recipient: user.email.clone(),
@@ -68,9 +57,10 @@ impl AccountService {
             expires_at: Timestamp::new(challenge.expires_at),
         });
         if let Err(error) = self.events.publish(data).await {
-            // Undo the send time so the cool-down does not block a retry.
-            user.otp = previous;
-            let _ = self.store.update_user(&user).await;
+            // Give the slot back so the cool-down does not block a retry.
+            if let Err(e) = self.store.release_resend_slot(user.id, now, COOLDOWN).await {
+                tracing::error!(user_id = %user.id, error = %e, "re-send slot not released");
+            }
             tracing::error!(user_id = %user.id, error = %error, "OTP e-mail could not be queued");
             return Err(AccountError::EventNotPublished(error));
         }

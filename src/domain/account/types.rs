@@ -17,6 +17,8 @@ pub const OTP_RESEND_COOLDOWN_SECONDS: i64 = 60;
 /// Failed logins in a row before the account is throttled, and for how long.
 pub const MAX_FAILED_LOGINS: u32 = 5;
 pub const LOGIN_THROTTLE_SECONDS: i64 = 300;
+/// How long a login lasts (the token's lifetime and its session's).
+pub const SESSION_TTL_HOURS: i64 = 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,6 +173,28 @@ pub struct User {
     pub login_blocked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A login: what a token names (its `jti`) and what logout and a password
+/// change end. A token is honoured only while its session exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    /// Equals the token's `exp`; after it the session is dead and forgotten.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Session {
+    pub fn new(id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            user_id,
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(SESSION_TTL_HOURS),
+        }
+    }
 }
 
 #[cfg(test)]

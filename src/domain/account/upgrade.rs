@@ -1,9 +1,10 @@
 //! Use case: upgrade a trial to a paid plan; the paid period follows the
-//! plan's billing cycle.
+//! plan's billing cycle. Conditional on the trial still running: it races
+//! a cancellation or the expiry sweep, and exactly one of them wins.
 
 use uuid::Uuid;
 
-use super::{Actor, BillingError, BillingService, Subscription};
+use super::{Actor, BillingError, BillingService, Subscription, SubscriptionPatch};
 use crate::domain::{
     events::{EventData, SubscriptionStatusChangedPayload, TransitionReason},
     plan::PlanCode,
@@ -19,7 +20,7 @@ impl BillingService {
         actor: Actor,
         plan_code: &PlanCode,
     ) -> Result<Subscription, BillingError> {
-        let mut s = self
+        let s = self
             .store
             .subscription_by_id(id)
             .await?
@@ -40,12 +41,11 @@ impl BillingService {
         }
         let now = self.clock.now();
         let previous = s.status;
-        s.status = SubscriptionStatus::Active;
-        s.plan_code = plan.code.clone();
-        s.period_start = Some(now);
-        s.period_end = Some(plan.billing_cycle.period_end(now));
-        s.updated_at = now;
-        self.store.update_subscription(&s).await?;
+        let mut patch = SubscriptionPatch::new(previous, SubscriptionStatus::Active, now);
+        patch.plan_code = Some(plan.code.clone());
+        patch.period_start = Some(now);
+        patch.period_end = Some(plan.billing_cycle.period_end(now));
+        let s = self.transition(id, &patch).await?;
         self.announce_changed(&s, previous, TransitionReason::UPGRADED, true)
             .await;
         Ok(s)
