@@ -19,6 +19,7 @@ mod progress_errors;
 mod properties;
 mod readme;
 mod real_amqp;
+mod real_concurrency;
 #[cfg(feature = "legacy-fanout")]
 mod real_dual_publish;
 mod real_email;

@@ -61,8 +61,13 @@ impl Service {
     /// back from its "HTTP API listening" log line, so two services started
     /// at once cannot mix up their ports) and waits until `/live` answers.
     pub async fn start(env: &[(&str, &str)]) -> Service {
+        Self::start_command("all", env).await
+    }
+
+    /// Starts `smap-identity <command>` (`all` or `serve`) the same way.
+    pub async fn start_command(command: &str, env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_smap-identity"))
-            .arg("all")
+            .arg(command)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HTTP_PORT", "0")

@@ -98,7 +98,7 @@ async fn the_postgres_store_keeps_the_identity_contract_under_concurrency() {
 }
 
 /// A real-server app on a fresh database; `customize` may swap adapters.
-async fn app(customize: impl FnOnce(&mut Adapters)) -> Option<(String, String)> {
+pub async fn app(customize: impl FnOnce(&mut Adapters)) -> Option<(String, String)> {
     let mut settings = real_settings()?;
     settings.database_url = Some(Secret::new(fresh_database().await?));
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
