@@ -329,3 +329,72 @@ async fn passwords_and_hashes_never_come_back_and_subscription_events_carry_no_p
         assert!(!body.contains(personal), "{personal} in {body}");
     }
 }
+
+/// Secrets of this run's own, unlike anything in the repository.
+fn fresh_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_start_up_refuses_every_published_secret_naming_the_variable() {
+    use smap_identity::app::config::PUBLISHED_SECRETS;
+    let (jwt, key, password) = (fresh_secret(), fresh_secret(), fresh_secret());
+    let database_url = format!("postgres://smap:{password}@127.0.0.1:1/smap");
+    let amqp_url = format!("amqp://smap:{password}@127.0.0.1:1/%2f");
+    // Every secret variable set; the URLs point nowhere, as start-up must
+    // stop at the configuration, before connecting.
+    let base = [
+        ("APP_ENV", "production"),
+        ("HTTP_HOST", "127.0.0.1"),
+        ("JWT_SECRET", jwt.as_str()),
+        ("INTERNAL_KEY", key.as_str()),
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", "1"),
+        ("REDIS_PASSWORD", password.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PASSWORD", password.as_str()),
+        ("DATABASE_URL", database_url.as_str()),
+        ("AMQP_URL", amqp_url.as_str()),
+    ];
+    let mut refused = 0;
+    for secret in PUBLISHED_SECRETS {
+        let cases = [
+            ("JWT_SECRET", secret.to_owned()),
+            ("INTERNAL_KEY", secret.to_owned()),
+            ("REDIS_PASSWORD", secret.to_owned()),
+            ("SMTP_PASSWORD", secret.to_owned()),
+            (
+                "DATABASE_URL",
+                format!("postgres://smap:{secret}@127.0.0.1:1/smap"),
+            ),
+            ("AMQP_URL", format!("amqp://guest:{secret}@127.0.0.1:1/%2f")),
+        ];
+        for (var, value) in cases {
+            let mut env: Vec<(&str, &str)> =
+                base.iter().copied().filter(|(k, _)| *k != var).collect();
+            env.push((var, &value));
+            let (code, output) = crate::process::exit_of(&env).await;
+            assert_eq!(code, Some(2), "{var}={value}: {output}");
+            assert!(
+                output.contains(&format!("invalid configuration: {var} ")),
+                "{var}={value}: {output}"
+            );
+            refused += 1;
+        }
+    }
+    eprintln!("published secrets refused at start-up: {refused} (variable x value)");
+    assert_eq!(refused, PUBLISHED_SECRETS.len() * 6);
+    // The control: the same variables with this run's own values are a
+    // valid production configuration (the process itself would go on to
+    // connect to port 1).
+    let settings = smap_identity::app::config::Settings::from_lookup(|var| {
+        base.iter()
+            .find(|(k, _)| *k == var)
+            .map(|(_, v)| (*v).to_owned())
+    });
+    assert_eq!(settings.map(|s| s.app_env), Ok(AppEnv::Production));
+}
