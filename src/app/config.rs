@@ -161,7 +161,37 @@ pub struct ConfigError {
 /// refuses to start without real values.
 pub const DEV_INTERNAL_KEY: &str = "dev-internal-key";
 const DEV_JWT_SECRET: &str = "dev-only-jwt-secret-change-me-0123456789";
+/// The internal key of `Settings::for_tests`.
+const TEST_INTERNAL_KEY: &str = "test-internal-key";
 const MIN_SECRET_LEN: usize = 32;
+
+/// Every secret value this repository publishes (code defaults, the
+/// docker-compose file, template.env, README and docs examples). Anyone can
+/// read them, so production refuses each of them in any secret variable
+/// (DESIGN §10). A unit test scans those files for secret-looking values, so
+/// a new published default cannot slip past this list.
+pub const PUBLISHED_SECRETS: [&str; 8] = [
+    DEV_JWT_SECRET,
+    DEV_INTERNAL_KEY,
+    TEST_INTERNAL_KEY,
+    // docker-compose.yml's defaults until issue 12 (it now reads `.env`).
+    "compose-only-jwt-secret-change-me-0123456789",
+    "compose-only-internal-key",
+    // Passwords in the example URLs (PostgreSQL `smap:smap`, RabbitMQ
+    // `guest:guest`) of template.env, docs and examples.
+    "smap",
+    "guest",
+    // Grafana's password in docker-compose.yml.
+    "admin",
+];
+
+/// The password of `scheme://user:password@host/...`, if the URL has one.
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, password)| password)
+}
 
 struct Env<F> {
     lookup: F,
@@ -486,7 +516,7 @@ impl Settings {
             }
         }
 
-        Ok(Self {
+        let settings = Self {
             app_env,
             http_host,
             http_port,
@@ -523,7 +553,49 @@ impl Settings {
                 "a number from 1 to 65535",
             )?,
             start_consumers: true,
-        })
+        };
+        if production {
+            settings.refuse_published_secrets()?;
+        }
+        Ok(settings)
+    }
+
+    /// Production start-up fails on any secret anyone can read in this
+    /// repository, naming the variable (not the value: logs are not the
+    /// place for secrets, published or not).
+    fn refuse_published_secrets(&self) -> Result<(), ConfigError> {
+        fn password(secret: Option<&Secret>) -> Option<&str> {
+            secret.map(Secret::expose)
+        }
+        fn url(secret: &Option<Secret>) -> Option<&str> {
+            secret.as_ref().and_then(|s| url_password(s.expose()))
+        }
+        let candidates = [
+            ("JWT_SECRET", Some(self.jwt_secret.expose())),
+            ("INTERNAL_KEY", Some(self.internal_key.expose())),
+            (
+                "REDIS_PASSWORD",
+                password(self.redis.as_ref().and_then(|r| r.password.as_ref())),
+            ),
+            (
+                "SMTP_PASSWORD",
+                password(self.smtp.as_ref().and_then(|s| s.password.as_ref())),
+            ),
+            ("DATABASE_URL", url(&self.database_url)),
+            ("AMQP_URL", url(&self.amqp_url)),
+        ];
+        for (var, value) in candidates {
+            if value.is_some_and(|v| PUBLISHED_SECRETS.contains(&v.trim())) {
+                return Err(ConfigError {
+                    var,
+                    problem: "holds a secret published in this repository (a development \
+                              default or a docker-compose, template.env or docs example); \
+                              production needs one of your own, e.g. `openssl rand -hex 32`"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Settings for tests: development defaults, port 0, nothing external.
@@ -532,7 +604,7 @@ impl Settings {
             Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"));
         settings.app_env = AppEnv::Test;
         settings.http_port = 0;
-        settings.internal_key = Secret::new("test-internal-key");
+        settings.internal_key = Secret::new(TEST_INTERNAL_KEY);
         settings
     }
 
@@ -694,6 +766,204 @@ mod tests {
         assert!(s.cors_allowed_origins.is_empty(), "no origin unless listed");
         assert_eq!(s.http_host.to_string(), "0.0.0.0");
         assert!(!s.uses_dev_secrets());
+    }
+
+    /// Production with secrets of its own and every secret variable set.
+    const PRODUCTION: [(&str, &str); 9] = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "9f2c4e6a8b0d1f3e5a7c9e1b3d5f7a9c"),
+        ("INTERNAL_KEY", "4b8d2f6a0c4e8a2c6e0b"),
+        ("REDIS_HOST", "redis"),
+        ("REDIS_PASSWORD", "7e1a5c9e3b7d1f5a"),
+        ("SMTP_HOST", "mail"),
+        ("SMTP_PASSWORD", "3c7e1b5d9f3a7c1e"),
+        ("DATABASE_URL", "postgres://smap:5d9f3a7c1e5b@db/smap"),
+        ("AMQP_URL", "amqp://smap:1e5b9d3f7a1c@mq/%2f"),
+    ];
+
+    fn production_with(var: &str, value: &str) -> Result<Settings, ConfigError> {
+        let mut vars = PRODUCTION.to_vec();
+        vars.retain(|(k, _)| *k != var);
+        vars.push((var, value));
+        settings(&vars)
+    }
+
+    #[test]
+    fn production_refuses_every_published_secret_naming_the_variable() {
+        // The control: the same settings with values of their own start.
+        assert!(settings(&PRODUCTION).is_ok());
+        let mut refused = 0;
+        for secret in PUBLISHED_SECRETS {
+            let cases = [
+                ("JWT_SECRET", secret.to_owned()),
+                ("INTERNAL_KEY", secret.to_owned()),
+                ("REDIS_PASSWORD", secret.to_owned()),
+                ("SMTP_PASSWORD", format!(" {secret} ")),
+                ("DATABASE_URL", format!("postgres://smap:{secret}@db/smap")),
+                ("AMQP_URL", format!("amqp://smap:{secret}@mq:5672/%2f")),
+            ];
+            for (var, value) in cases {
+                let err = production_with(var, &value).unwrap_err();
+                assert_eq!(err.var, var, "{var}={value}: {err}");
+                // Short values may fail the length rule first; the error
+                // never repeats the value.
+                assert!(!err.to_string().contains(secret), "{err}");
+                refused += 1;
+            }
+            // Development keeps accepting them: `cargo run` and the tests.
+            let dev = [("INTERNAL_KEY", secret), ("REDIS_HOST", "r")];
+            assert!(settings(&dev).is_ok(), "{secret}");
+        }
+        assert_eq!(refused, PUBLISHED_SECRETS.len() * 6);
+        let compose = production_with("JWT_SECRET", "compose-only-jwt-secret-change-me-0123456789")
+            .unwrap_err();
+        assert!(compose.problem.contains("published"), "{compose}");
+    }
+
+    #[test]
+    fn url_passwords_are_read_from_the_userinfo() {
+        assert_eq!(
+            url_password("amqp://guest:guest@mq:5672/%2f"),
+            Some("guest")
+        );
+        assert_eq!(url_password("postgres://u:p@ss@db/x?a=b@c"), Some("p@ss"));
+        assert_eq!(url_password("postgres://postgres@127.0.0.1:5442/x"), None);
+        assert_eq!(url_password("postgres://db:5432/x"), None);
+    }
+
+    /// Secret-looking literals in `text`: the value of an upper-case
+    /// variable named like a secret (`NAME=value`, `NAME: value`, and the
+    /// default of `${NAME:-value}` anywhere), of an `X-Internal-Key:`
+    /// header, and the password of a `scheme://user:password@` URL.
+    /// References (`$VAR`, `${VAR:?message}`, `$(command)`) are not literals.
+    fn secret_looking_values(text: &str) -> Vec<String> {
+        fn literal(raw: &str) -> Option<String> {
+            let value: String = raw
+                .trim_start()
+                .trim_start_matches(['"', '\'', '`'])
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"\"'`,}".contains(*c))
+                .collect();
+            (!value.is_empty() && !value.starts_with(['$', '%', '<'])).then_some(value)
+        }
+        fn name_len(s: &str) -> usize {
+            s.bytes()
+                .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+                .count()
+        }
+        let secret_name = |name: &str| {
+            name.contains("SECRET")
+                || name.contains("PASSWORD")
+                || name.ends_with("_PASS")
+                || name.ends_with("_KEY")
+                || name.ends_with("TOKEN")
+        };
+        let mut found = Vec::new();
+        for line in text.lines() {
+            let mut i = 0;
+            while i < line.len() {
+                let len = name_len(&line[i..]);
+                if len == 0 {
+                    i += line[i..].chars().next().map_or(1, char::len_utf8);
+                    continue;
+                }
+                let (name, rest) = line[i..].split_at(len);
+                let value = rest.strip_prefix('=').or_else(|| rest.strip_prefix(": "));
+                if let Some(value) = value.filter(|v| secret_name(name) && !v.starts_with("${")) {
+                    found.extend(literal(value));
+                }
+                i += len;
+            }
+            for (at, _) in line.match_indices("${") {
+                let inner = &line[at + 2..];
+                let (name, rest) = inner.split_at(name_len(inner));
+                let default = rest.strip_prefix(":-").or_else(|| rest.strip_prefix('-'));
+                if let Some(default) = default.filter(|_| secret_name(name)) {
+                    found.extend(literal(default));
+                }
+            }
+            let lower = line.to_ascii_lowercase();
+            for (at, _) in lower.match_indices("x-internal-key:") {
+                found.extend(literal(&line[at + "x-internal-key:".len()..]));
+            }
+            for (at, _) in line.match_indices("://") {
+                let authority: String = line[at + 3..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !"/\"'`)".contains(*c))
+                    .collect();
+                if let Some((userinfo, _)) = authority.rsplit_once('@')
+                    && let Some((_, password)) = userinfo.split_once(':')
+                {
+                    found.extend(literal(password));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_scanner_finds_secret_looking_values() {
+        let text = "JWT_SECRET=abc\n  GF_SECURITY_ADMIN_PASSWORD: admin\n\
+                    KEY='X-Internal-Key: k1'\nX: ${INTERNAL_KEY:-d1}\n\
+                    see postgres://u:p1@db/x and `amqp://guest:g2@mq`\n\
+                    JWT_SECRET: ${JWT_SECRET:?create .env}\nINTERNAL_KEY=\n\
+                    db://u:${DB_PASSWORD:-d2}@h -a \"$REDIS_PASSWORD\" \
+                    `JWT_SECRET`/`INTERNAL_KEY` for v in JWT_SECRET; do echo \"$v=$(openssl)\"";
+        assert_eq!(
+            secret_looking_values(text),
+            ["abc", "admin", "k1", "d1", "p1", "g2", "d2"]
+        );
+    }
+
+    /// The files users copy from; each secret-looking value in them must be
+    /// one production refuses.
+    #[test]
+    fn every_secret_published_in_the_repository_is_refused_in_production() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![
+            root.join("docker-compose.yml"),
+            root.join("template.env"),
+            root.join("README.md"),
+            root.join("Dockerfile"),
+        ];
+        let mut dirs = vec![
+            root.join("docs"),
+            root.join("examples"),
+            root.join("scripts"),
+        ];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        let (mut seen, mut scanned, mut values) = (std::collections::BTreeSet::new(), 0, 0);
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            scanned += 1;
+            for value in secret_looking_values(&text) {
+                values += 1;
+                assert!(
+                    PUBLISHED_SECRETS.contains(&value.as_str()),
+                    "{}: `{value}` looks like a secret; add it to PUBLISHED_SECRETS \
+                     (production must refuse it) or stop publishing it",
+                    file.display()
+                );
+                seen.insert(value);
+            }
+        }
+        eprintln!("scanned {scanned} files: {values} secret-looking values, distinct {seen:?}");
+        // The scan reads what it should: the README's development key and
+        // the example URLs' passwords.
+        for expected in [DEV_INTERNAL_KEY, "guest", "smap", "admin"] {
+            assert!(seen.contains(expected), "{expected} not found: {seen:?}");
+        }
     }
 
     #[test]

@@ -208,6 +208,9 @@ fn spawn_health_sampler(indicators: Vec<Arc<dyn HealthIndicator>>) -> JoinHandle
 impl Application {
     /// Wires adapters from the settings and binds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The recorder goes in before anything can record: the `metrics`
+        // facade drops what is recorded earlier.
+        let _ = http::metrics::prometheus();
         let adapters = Adapters::from_settings(&settings).await?;
         Self::build_with(&settings, adapters)
     }
@@ -215,6 +218,10 @@ impl Application {
     /// Binds the server on adapters chosen by the caller (tests keep a handle
     /// on the in-memory broker this way).
     pub fn build_with(settings: &Settings, adapters: Adapters) -> anyhow::Result<Self> {
+        // Before the health sampler and the consumers start: a first
+        // `dependency_up` recorded without a recorder would be lost until
+        // the next sample, 15 s later.
+        let _ = http::metrics::prometheus();
         tracing::info!(adapters = %adapters.summary(), "adapters wired");
         if settings.uses_dev_secrets() {
             tracing::warn!("JWT_SECRET or INTERNAL_KEY is unset: using development defaults");

@@ -27,6 +27,34 @@ impl Locale {
     }
 }
 
+impl Locale {
+    /// The locale a language preference asks for, leniently: `vi-VN` is
+    /// `vi`, and a list (`fr-FR, vi;q=0.9`) gives its first supported tag
+    /// not ruled out by `q=0`. Anything else, garbage included, is English:
+    /// a header is a hint, unlike a field the client chose to send.
+    pub fn from_language_tags(tags: &str) -> Self {
+        tags.split(',')
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let tag = parts.next()?.trim();
+                let refused = parts.any(|param| {
+                    param
+                        .trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                if refused {
+                    return None;
+                }
+                let primary = tag.split(['-', '_']).next()?;
+                primary.to_ascii_lowercase().parse().ok()
+            })
+            .next()
+            .unwrap_or_default()
+    }
+}
+
 impl FromStr for Locale {
     type Err = LocaleError;
 
@@ -55,6 +83,28 @@ mod tests {
         assert_eq!("vi".parse(), Ok(Locale::Vi));
         for bad in ["", "EN", "fr", "en-US"] {
             assert_eq!(bad.parse::<Locale>(), Err(LocaleError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn language_tags_pick_the_first_supported_language_else_english() {
+        for (tags, expected) in [
+            ("vi", Locale::Vi),
+            ("vi-VN", Locale::Vi),
+            ("VI_vn", Locale::Vi),
+            (" vi-VN,vi;q=0.9,en;q=0.8", Locale::Vi),
+            ("en-US", Locale::En),
+            ("fr-FR, vi;q=0.9", Locale::Vi),
+            ("vi;q=0, fr", Locale::En),
+            ("vi;q=0.0,en-GB", Locale::En),
+            ("fr", Locale::En),
+            ("de-DE", Locale::En),
+            ("*", Locale::En),
+            ("", Locale::En),
+            (";;,,--", Locale::En),
+            ("vietnamese", Locale::En),
+        ] {
+            assert_eq!(Locale::from_language_tags(tags), expected, "{tags:?}");
         }
     }
 }

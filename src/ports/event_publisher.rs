@@ -32,6 +32,11 @@ impl PublishError {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_) | Self::Nacked)
     }
 
+    /// Every value [`PublishError::error_type`] returns, so the failure
+    /// counters can start at 0 for each of them.
+    pub const ERROR_TYPES: [&'static str; 5] =
+        ["validation", "unavailable", "timeout", "nack", "unexpected"];
+
     /// A short label for the `error_type` metric dimension.
     pub fn error_type(&self) -> &'static str {
         match self {
@@ -56,4 +61,22 @@ impl PublishError {
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_lists_every_label() {
+        let errors = [
+            PublishError::Rejected(EventValidationError::TrialLength),
+            PublishError::Unavailable(anyhow::anyhow!("down")),
+            PublishError::Timeout(Duration::from_secs(1)),
+            PublishError::Nacked,
+            PublishError::Unexpected(anyhow::anyhow!("odd")),
+        ];
+        let labels: Vec<_> = errors.iter().map(PublishError::error_type).collect();
+        assert_eq!(labels, PublishError::ERROR_TYPES);
+    }
 }

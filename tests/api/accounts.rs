@@ -41,28 +41,48 @@ async fn registering_stores_an_unverified_user_and_queues_a_verification_email()
 #[tokio::test]
 async fn the_locale_comes_from_the_body_then_the_lang_header_then_english() {
     let app = spawn_app().await;
-    let with_header = app
-        .client
-        .post(app.url("/authentication/register"))
-        .header("lang", "vi")
-        .json(&json!({"email": "vi@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let (_, by_header) = json(with_header).await;
-    let (_, default) = json(app.register("en@example.com", PASSWORD).await).await;
-    let bad = app
-        .client
-        .post(app.url("/authentication/register"))
-        .header("lang", "fr")
-        .json(&json!({"email": "fr@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-
-    assert_eq!(by_header["data"]["locale"], "vi");
-    assert_eq!(default["data"]["locale"], "en");
-    assert_eq!(bad.status().as_u16(), 400);
+    let register = |n: usize, lang: Option<&'static str>, body_locale: Option<&'static str>| {
+        let mut body = json!({"email": format!("lang{n}@example.com"), "password": PASSWORD});
+        if let Some(locale) = body_locale {
+            body["locale"] = json!(locale);
+        }
+        let mut request = app
+            .client
+            .post(app.url("/authentication/register"))
+            .json(&body);
+        if let Some(lang) = lang {
+            request = request.header("lang", lang);
+        }
+        async move { json(request.send().await.unwrap()).await }
+    };
+    // The header is a hint: a region or a list is fine, an unsupported
+    // language or garbage means English.
+    for (n, (lang, expected)) in [
+        (Some("vi"), "vi"),
+        (Some("vi-VN"), "vi"),
+        (Some("vi-VN,vi;q=0.9,en-US;q=0.8"), "vi"),
+        (Some("en-US"), "en"),
+        (Some("fr"), "en"),
+        (Some("de-DE"), "en"),
+        (Some("fr-FR, vi;q=0.5"), "vi"),
+        (Some("%%garbage%%"), "en"),
+        (None, "en"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, body) = register(n, lang, None).await;
+        assert_eq!(status, 201, "lang {lang:?}: {body}");
+        assert_eq!(body["data"]["locale"], expected, "lang {lang:?}");
+    }
+    // The body's locale wins over the header, and stays strict.
+    let (status, body) = register(100, Some("en-US"), Some("vi")).await;
+    assert_eq!((status, body["data"]["locale"].as_str()), (201, Some("vi")));
+    for bad in ["fr", "vi-VN", ""] {
+        let (status, body) = register(101, Some("vi"), Some(bad)).await;
+        assert_eq!(status, 400, "locale {bad:?}: {body}");
+        assert_eq!(body["errors"][0]["field"], "locale", "{body}");
+    }
 }
 
 #[tokio::test]

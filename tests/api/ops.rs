@@ -1,7 +1,8 @@
 //! The operations files hold: `/metrics` passes `promtool check metrics`,
 //! `docs/ops/alerts.yml` passes `promtool check rules` and its unit tests,
-//! every alert links to a runbook section that exists, and every metric the
-//! dashboard and the alerts query is one the service exports.
+//! every alert links to a runbook section that exists, every metric the
+//! dashboard and the alerts query is one the service exports (a fresh
+//! process included), and made-up methods and paths cannot add series.
 
 use std::{
     collections::BTreeSet,
@@ -21,6 +22,7 @@ use smap_identity::ports::HealthIndicator;
 
 use crate::{
     helpers::{Switchable, spawn_app_with},
+    process::Service,
     servers::redis,
 };
 
@@ -291,9 +293,8 @@ fn every_alert_has_a_severity_a_summary_and_a_runbook_section_that_exists() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
-    let exported = families(&exercised_metrics().await);
+/// Every metric name the dashboard's panels and the alert rules query.
+fn queried_metrics() -> BTreeSet<String> {
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo("docs/ops/grafana-dashboard.json")).unwrap(),
     )
@@ -316,6 +317,27 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
         // `up` is Prometheus' own series about the scrape.
         queried.extend(names.into_iter().filter(|n| n != "up"));
     }
+    queried
+}
+
+/// The queried metrics whose family is not in `exported`; the Redis
+/// gauges are left out without a Redis to sample.
+fn not_exported(queried: &BTreeSet<String>, exported: &BTreeSet<String>) -> Vec<String> {
+    queried
+        .iter()
+        .filter(|name| {
+            let family = family_of(name);
+            let skipped = family.starts_with("redis_") && redis().is_none();
+            !skipped && !exported.contains(family)
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
+    let exported = families(&exercised_metrics().await);
+    let queried = queried_metrics();
     // What the issue asks the dashboard to show is there.
     for needed in [
         "events_published_total",
@@ -331,17 +353,131 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
             "the dashboard does not query {needed}"
         );
     }
-    for name in &queried {
-        let family = family_of(name);
-        let needs_redis = family.starts_with("redis_");
-        if needs_redis && redis().is_none() {
-            continue;
-        }
+    let missing = not_exported(&queried, &exported);
+    assert!(
+        missing.is_empty(),
+        "queried but not exported: {missing:?}\n{exported:?}"
+    );
+}
+
+/// `/metrics` of the real binary, the first request it ever answers.
+async fn first_scrape(service: &Service) -> String {
+    let response = reqwest::get(format!("{}/metrics", service.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.text().await.unwrap()
+}
+
+/// The variables that point a process at the test Redis, if there is one.
+fn redis_env() -> Vec<(&'static str, String)> {
+    redis()
+        .map(|r| vec![("REDIS_HOST", r.host), ("REDIS_PORT", r.port.to_string())])
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_process_exports_every_metric_the_dashboard_and_the_alerts_query() {
+    let redis_env = redis_env();
+    let env: Vec<(&str, &str)> = redis_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let service = Service::listening(&env).await;
+    let first = first_scrape(&service).await;
+    let queried = queried_metrics();
+    // `dependency_up` and the Redis gauges are sampled health checks: the
+    // first sample runs at start-up, and may finish just after the first
+    // scrape; give it 2 s. Every other family is there at once.
+    let sampled = |name: &str| name.starts_with("dependency_up") || name.starts_with("redis_");
+    let missing: Vec<String> = not_exported(&queried, &families(&first))
+        .into_iter()
+        .filter(|name| !sampled(name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing from the first scrape: {missing:?}\n{first}"
+    );
+    let started = std::time::Instant::now();
+    let mut later = first;
+    while !not_exported(&queried, &families(&later)).is_empty() {
         assert!(
-            exported.contains(family),
-            "{name} is queried but not exported: {exported:?}"
+            started.elapsed() < Duration::from_secs(2),
+            "missing 2 s after start-up: {:?}\n{later}",
+            not_exported(&queried, &families(&later))
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        later = first_scrape(&service).await;
     }
+    eprintln!(
+        "fresh process: {} queried families, all exported; health samples after {:?}",
+        queried
+            .iter()
+            .map(|n| family_of(n))
+            .collect::<BTreeSet<_>>()
+            .len(),
+        started.elapsed()
+    );
+    let (ok, report) = run_promtool(&["check", "metrics"], Some(&later));
+    assert!(ok, "promtool check metrics:\n{report}\n{later}");
+}
+
+/// The distinct values of `label` on the series of `family`.
+fn label_values(metrics: &str, family: &str, label: &str) -> BTreeSet<String> {
+    let needle = format!("{label}=\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter_map(|l| {
+            let at = l.find(&needle)? + needle.len();
+            let end = l[at..].find('"')? + at;
+            Some(l[at..end].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_share_one_label_value() {
+    // A process of its own: its label values are only this test's.
+    let service = Service::start(&[]).await;
+    let client = reqwest::Client::new();
+    for i in 1..=200 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let response = client
+            .request(method, format!("{}/plans", service.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+        let response = client
+            .get(format!("{}/made-up/path-{i}", service.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404);
+    }
+    let metrics = first_scrape(&service).await;
+    let methods = label_values(&metrics, "http_requests_total", "method");
+    let routes = label_values(&metrics, "http_requests_total", "route");
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .count();
+    eprintln!(
+        "after 200 made-up methods and 200 unknown paths: {} method values {methods:?}, {} route values {routes:?}, {series} http_requests_total series",
+        methods.len(),
+        routes.len()
+    );
+    // GET (the probe, the paths), the made-up methods as one value.
+    assert_eq!(
+        methods,
+        BTreeSet::from(["GET".to_owned(), "_OTHER".to_owned()])
+    );
+    // /live (the start-up probe), the /metrics series from start-up, the
+    // 200 paths as one `unmatched`, and /plans: a route's template labels
+    // any method on its path (the made-up ones answer 405 there).
+    assert_eq!(
+        routes,
+        BTreeSet::from(["/live", "/metrics", "/plans", "unmatched"].map(str::to_owned))
+    );
+    assert!(series <= 5, "{series} series:\n{metrics}");
 }
 
 #[test]

@@ -56,6 +56,49 @@ fn listening_port(line: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
+fn command(subcommand: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smap-identity"));
+    command
+        .arg(subcommand)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HTTP_PORT", "0")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `smap-identity all` with `env`, expecting it to stop by itself
+/// (within 20 s, else it is killed and the test fails): its exit code and
+/// what it wrote.
+pub async fn exit_of(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = command("all", env)
+        .spawn()
+        .expect("the smap-identity binary starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after 20 s:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
 impl Service {
     /// Starts `smap-identity all` with `env` on a port the OS picks (read
     /// back from its "HTTP API listening" log line, so two services started
@@ -64,17 +107,33 @@ impl Service {
         Self::start_command("all", env).await
     }
 
-    /// Starts `smap-identity <command>` (`all` or `serve`) the same way.
-    pub async fn start_command(command: &str, env: &[(&str, &str)]) -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smap-identity"))
-            .arg(command)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HTTP_PORT", "0")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+    /// Starts `smap-identity <subcommand>` (`all` or `serve`) the same way.
+    pub async fn start_command(subcommand: &str, env: &[(&str, &str)]) -> Service {
+        let service = Self::listening_command(subcommand, env).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            let live = client.get(format!("{}/live", service.base)).send().await;
+            if live.is_ok_and(|r| r.status().is_success()) {
+                return service;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "smap-identity did not answer:\n{}",
+                service.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts `smap-identity all` with `env` and returns once it logged
+    /// "HTTP API listening", before any request: a fresh process.
+    pub async fn listening(env: &[(&str, &str)]) -> Service {
+        Self::listening_command("all", env).await
+    }
+
+    async fn listening_command(subcommand: &str, env: &[(&str, &str)]) -> Service {
+        let mut child = command(subcommand, env)
             .spawn()
             .expect("the smap-identity binary starts");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -101,19 +160,7 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         service.base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        loop {
-            let live = client.get(format!("{}/live", service.base)).send().await;
-            if live.is_ok_and(|r| r.status().is_success()) {
-                return service;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "smap-identity did not answer:\n{}",
-                service.lines().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        service
     }
 
     pub fn lines(&self) -> Vec<String> {

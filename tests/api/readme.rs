@@ -130,3 +130,111 @@ async fn the_readme_account_walk_through_works_with_the_code_from_the_log() {
         "the address is masked in the log"
     );
 }
+
+/// `text` with compose's `${VAR}`, `${VAR:-default}` and `${VAR:?message}`
+/// replaced from `env`; the variables a `:?` found unset or empty (compose
+/// then refuses to start, printing the message).
+fn interpolate(
+    text: &str,
+    env: &std::collections::HashMap<String, String>,
+) -> (String, Vec<String>) {
+    let (mut out, mut missing, mut rest) = (String::new(), Vec::new(), text);
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').expect("a closing brace") + at;
+        let inner = &rest[at + 2..end];
+        let name_len = inner
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(inner.len());
+        let (name, op) = inner.split_at(name_len);
+        let value = env.get(name).filter(|v| !v.is_empty()).cloned();
+        out.push_str(&match (value, op) {
+            (Some(v), _) => v,
+            (None, op) if op.starts_with(":-") => op[2..].to_owned(),
+            (None, op) if op.starts_with(":?") => {
+                missing.push(name.to_owned());
+                String::new()
+            }
+            (None, _) => String::new(),
+        });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    (out, missing)
+}
+
+/// The password of `scheme://user:password@host`.
+fn url_password(url: &str) -> &str {
+    let userinfo = url.split_once("://").unwrap().1.split_once('@').unwrap().0;
+    userinfo.split_once(':').unwrap().1
+}
+
+#[tokio::test]
+async fn the_compose_stack_runs_in_production_after_the_readme_step() {
+    use std::collections::HashMap;
+    // The README's step, run as written, up to `docker compose up` (no
+    // Docker here): it writes `.env`.
+    let block = sh_block_after("## The stack for users");
+    let (step, _) = block
+        .split_once("docker compose up")
+        .expect("the step before `docker compose up`");
+    let dir = std::env::temp_dir().join(format!("smap-compose-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    bash(step.to_owned(), dir.clone()).await;
+    let dotenv: HashMap<String, String> = std::fs::read_to_string(dir.join(".env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let compose =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+            .unwrap();
+    // Without `.env` compose stops on each secret, naming it.
+    let (_, missing) = interpolate(&compose, &HashMap::new());
+    for var in [
+        "JWT_SECRET",
+        "INTERNAL_KEY",
+        "POSTGRES_PASSWORD",
+        "RABBITMQ_PASSWORD",
+    ] {
+        assert!(
+            missing.iter().any(|m| m == var),
+            "{var} not required: {missing:?}"
+        );
+        assert!(
+            dotenv[var].len() >= 32,
+            "{var} from the README step: {dotenv:?}"
+        );
+    }
+    let (text, missing) = interpolate(&compose, &dotenv);
+    assert!(missing.is_empty(), "{missing:?}");
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let service = |name: &str| {
+        let env = doc["services"][name]["environment"]
+            .as_object()
+            .unwrap()
+            .clone();
+        env.into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap().to_owned()))
+            .collect::<HashMap<_, _>>()
+    };
+    let identity = service("identity");
+    assert_eq!(identity["APP_ENV"], "production");
+    // The service's configuration from compose: accepted by production.
+    let settings =
+        smap_identity::app::config::Settings::from_lookup(|var| identity.get(var).cloned())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(settings.app_env.is_production() && !settings.uses_dev_secrets());
+    // The service and the servers agree on the passwords.
+    assert_eq!(
+        url_password(&identity["DATABASE_URL"]),
+        service("postgres")["POSTGRES_PASSWORD"]
+    );
+    assert_eq!(
+        url_password(&identity["AMQP_URL"]),
+        service("rabbitmq")["RABBITMQ_DEFAULT_PASS"]
+    );
+}

@@ -364,3 +364,118 @@ async fn passwords_and_hashes_never_come_back_and_subscription_events_carry_no_p
         assert!(!body.contains(personal), "{personal} in {body}");
     }
 }
+
+/// Secrets of this run's own, unlike anything in the repository.
+fn fresh_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_start_up_refuses_every_published_secret_naming_the_variable() {
+    use smap_identity::app::config::PUBLISHED_SECRETS;
+    let (jwt, key, password) = (fresh_secret(), fresh_secret(), fresh_secret());
+    let database_url = format!("postgres://smap:{password}@127.0.0.1:1/smap");
+    let amqp_url = format!("amqp://smap:{password}@127.0.0.1:1/%2f");
+    // Every secret variable set; the URLs point nowhere, as start-up must
+    // stop at the configuration, before connecting.
+    let base = [
+        ("APP_ENV", "production"),
+        ("HTTP_HOST", "127.0.0.1"),
+        ("JWT_SECRET", jwt.as_str()),
+        ("INTERNAL_KEY", key.as_str()),
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", "1"),
+        ("REDIS_PASSWORD", password.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PASSWORD", password.as_str()),
+        ("DATABASE_URL", database_url.as_str()),
+        ("AMQP_URL", amqp_url.as_str()),
+    ];
+    let mut refused = 0;
+    for secret in PUBLISHED_SECRETS {
+        let cases = [
+            ("JWT_SECRET", secret.to_owned()),
+            ("INTERNAL_KEY", secret.to_owned()),
+            ("REDIS_PASSWORD", secret.to_owned()),
+            ("SMTP_PASSWORD", secret.to_owned()),
+            (
+                "DATABASE_URL",
+                format!("postgres://smap:{secret}@127.0.0.1:1/smap"),
+            ),
+            ("AMQP_URL", format!("amqp://guest:{secret}@127.0.0.1:1/%2f")),
+        ];
+        for (var, value) in cases {
+            let mut env: Vec<(&str, &str)> =
+                base.iter().copied().filter(|(k, _)| *k != var).collect();
+            env.push((var, &value));
+            let (code, output) = crate::process::exit_of(&env).await;
+            assert_eq!(code, Some(2), "{var}={value}: {output}");
+            assert!(
+                output.contains(&format!("invalid configuration: {var} ")),
+                "{var}={value}: {output}"
+            );
+            refused += 1;
+        }
+    }
+    eprintln!("published secrets refused at start-up: {refused} (variable x value)");
+    assert_eq!(refused, PUBLISHED_SECRETS.len() * 6);
+    // The control: the same variables with this run's own values are a
+    // valid production configuration (the process itself would go on to
+    // connect to port 1).
+    let settings = smap_identity::app::config::Settings::from_lookup(|var| {
+        base.iter()
+            .find(|(k, _)| *k == var)
+            .map(|(_, v)| (*v).to_owned())
+    });
+    assert_eq!(settings.map(|s| s.app_env), Ok(AppEnv::Production));
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_the_lang_header_from_an_allowed_origin() {
+    let app = spawn_app_with_settings(|s| {
+        s.app_env = AppEnv::Production;
+        s.cors_allowed_origins = vec!["https://app.smap.dev".into()];
+    })
+    .await;
+    let preflight = |headers: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/authentication/register", app.address),
+            )
+            .header("Origin", "https://app.smap.dev")
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", headers)
+            .send()
+    };
+    let allowed = preflight("content-type,lang").await.unwrap();
+    assert_eq!(allowed.status().as_u16(), 200, "{:?}", allowed.headers());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.smap.dev"
+    );
+    let allow_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for header in ["lang", "content-type"] {
+        assert!(
+            allow_headers.split(',').any(|h| h.trim() == header),
+            "{header} not in {allow_headers}"
+        );
+    }
+    // The control: a header the API does not take is refused, so the
+    // check above is not vacuous.
+    let other = preflight("content-type,x-made-up").await.unwrap();
+    assert!(
+        other.status().is_client_error()
+            || other.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        other.headers()
+    );
+}

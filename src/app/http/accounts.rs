@@ -36,6 +36,10 @@ fn password(field: &'static str, raw: &str) -> Result<Password, ApiError> {
     Password::parse(raw).map_err(|e| ApiError::invalid_field(field, e))
 }
 
+/// The request header registration reads its locale from when the body
+/// has none (DESIGN §6).
+pub const LANG_HEADER: &str = "lang";
+
 fn locale(raw: &str, field: &'static str) -> Result<Locale, ApiError> {
     raw.trim()
         .parse()
@@ -94,6 +98,7 @@ pub struct RegisterRequest {
     path = "/authentication/register",
     tag = "authentication",
     request_body = RegisterRequest,
+    params(("lang" = Option<String>, Header, description = "The locale when the body has none: a language tag or a list of them (`vi-VN`, `vi-VN,vi;q=0.9`); the first supported language (`en`, `vi`) wins, anything else means `en`.", example = "vi-VN")),
     responses((status = 201, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
     description = "Register an account. Publishes `email.verification.requested` inside the registration transaction."
 )]
@@ -104,10 +109,12 @@ pub async fn register(
     body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(body) = body;
-    // The body's locale, else the `lang` header, else English.
-    let locale = match (&body.locale, req.headers().get("lang")) {
+    // The body's locale (strict: the client chose it), else the `lang`
+    // header (lenient: `vi-VN` is `vi`, anything unsupported English),
+    // else English.
+    let locale = match (&body.locale, req.headers().get(LANG_HEADER)) {
         (Some(raw), _) => locale(raw, "locale")?,
-        (None, Some(header)) => locale(header.to_str().unwrap_or_default(), "lang")?,
+        (None, Some(header)) => Locale::from_language_tags(header.to_str().unwrap_or_default()),
         (None, None) => Locale::En,
     };
     let registration = Registration {

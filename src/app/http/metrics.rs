@@ -9,12 +9,13 @@ use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     get,
+    http::Method,
     middleware::Next,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::propagation::Extractor;
 
-use crate::adapters::topology;
+use crate::{adapters::topology, domain::events::keys, ports::PublishError};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -119,6 +120,28 @@ fn zero_known_series() {
         }
     }
     metrics::counter!("projects_completed_total").absolute(0);
+    // Publish series for every routing key (and failure kind): the
+    // dashboard's panels have data from the first scrape, and `increase()`
+    // in the alerts sees the first failure (a series born at 1 shows none).
+    for key in keys::ALL {
+        metrics::counter!("events_published_total", "routing_key" => key).absolute(0);
+        // Registering a histogram exports it with empty buckets.
+        let _ = metrics::histogram!("event_publish_duration_seconds", "routing_key" => key);
+        for error_type in PublishError::ERROR_TYPES {
+            metrics::counter!(
+                "event_publish_failures_total",
+                "routing_key" => key,
+                "error_type" => error_type
+            )
+            .absolute(0);
+        }
+    }
+    // The HTTP families exist from the first scrape too: that scrape's own
+    // series (GET /metrics 200), counted only once it has been answered,
+    // starts at 0.
+    let scrape = [("method", "GET"), ("route", "/metrics"), ("status", "200")];
+    metrics::counter!("http_requests_total", &scrape).absolute(0);
+    let _ = metrics::histogram!("http_request_duration_seconds", &scrape);
 }
 
 #[cfg(feature = "legacy-fanout")]
@@ -167,14 +190,36 @@ pub fn record_health(component: &'static str, healthy: bool) {
     metrics::gauge!("dependency_up", "component" => component).set(if healthy { 1.0 } else { 0.0 });
 }
 
+/// The method as a label: the standard methods by name, any other one
+/// (clients may invent methods at will) as `_OTHER`, the OpenTelemetry
+/// HTTP convention, so made-up methods cannot create series.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("_OTHER", Method::as_str)
+}
+
 /// Counts and times each request under its route template (`/projects/{id}/progress`),
-/// never the raw path, so ids do not explode the label set.
+/// never the raw path, so ids do not explode the label set; a path no
+/// route matches is `unmatched`.
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -199,7 +244,7 @@ pub async fn track(
         span.record("otel.status_code", "error");
     }
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];

@@ -147,6 +147,9 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::AUTHORIZATION,
             actix_web::http::header::ACCEPT,
+            // Registration's language (DESIGN §6); without it a browser's
+            // preflight fails and the UI cannot send it.
+            actix_web::http::header::HeaderName::from_static(accounts::LANG_HEADER),
         ])
         .supports_credentials()
         // Another origin gets no CORS headers (the browser then withholds
