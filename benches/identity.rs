@@ -94,7 +94,7 @@ async fn main() {
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     let pool = postgres::pool(&url, 16).unwrap();
     postgres::migrate(&pool).await.unwrap();
-    let store: Arc<dyn IdentityStore> = Arc::new(PgIdentityStore::new(pool));
+    let store: Arc<dyn IdentityStore> = Arc::new(PgIdentityStore::new(pool.clone()));
     let broker = AmqpBroker::connect(&env("AMQP_URL"), AmqpConfig::default()).await;
     let clock = Arc::new(SystemClock);
     let ids = Arc::new(RandomIds);
@@ -213,5 +213,65 @@ async fn main() {
     );
     row("verify OTP (activate + trial + publish)", &verify, None);
     row("login (verify password + read)", &login, Some(&verify_only));
+
+    // The auth check every signed-in request pays since sessions are
+    // revocable: one indexed read (session joined with its user), next to
+    // the primary-key read of the user that `/users/me` did before, and a
+    // bare round trip on the same pool — the floor of any read.
+    let mut sessions = Vec::with_capacity(USERS);
+    let mut user_ids = Vec::with_capacity(USERS);
+    for email in &emails {
+        let (user, session) = accounts.login(email, &password).await.unwrap();
+        sessions.push(session.id);
+        user_ids.push(user.id);
+    }
+    let reads = USERS * 25;
+    let session_check = measure(reads, |i| {
+        let store = store.clone();
+        let id = sessions[i % USERS];
+        async move {
+            let user = store.session_user(id, chrono::Utc::now()).await.unwrap();
+            assert!(user.is_some());
+        }
+    })
+    .await;
+    let user_read = measure(reads, |i| {
+        let store = store.clone();
+        let id = user_ids[i % USERS];
+        async move {
+            assert!(store.user_by_id(id).await.unwrap().is_some());
+        }
+    })
+    .await;
+    let round_trip = measure(reads, |_| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.get().await.unwrap();
+            diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    println!("\nPer-request auth check, {reads} reads, {CONCURRENCY} at a time\n");
+    println!("| read | throughput | p50 | p99 | p50 over a bare round trip |");
+    println!("|---|---|---|---|---|");
+    for (name, r) in [
+        (
+            "session check (session ⨝ user by primary key)",
+            &session_check,
+        ),
+        ("user by id (what `/users/me` read before)", &user_read),
+        ("`SELECT 1` (baseline, same pool)", &round_trip),
+    ] {
+        println!(
+            "| {name} | {:.0}/s | {:.3} ms | {:.3} ms | +{:.3} ms |",
+            r.rate,
+            r.p50.as_secs_f64() * 1000.0,
+            r.p99.as_secs_f64() * 1000.0,
+            (r.p50.as_secs_f64() - round_trip.p50.as_secs_f64()) * 1000.0
+        );
+    }
     broker.close().await;
 }

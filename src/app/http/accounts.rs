@@ -371,9 +371,9 @@ pub struct ChangePasswordRequest {
     path = "/users/me/change-password",
     tag = "users",
     request_body = ChangePasswordRequest,
-    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
+    responses((status = 200, description = "Success: `{changed, token, expires_at}` and a new auth cookie", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field (`current_password` when wrong)", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 409, description = "A concurrent password change won", body = ErrorBody), (status = 429, description = "Password checks locked; `data.retry_after_secs` says when to retry", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])),
-    description = "Change one's password."
+    description = "Change one's password: counts toward the account's password-check limit; ends every session of the account and answers a new one (token in the body and the cookie)."
 )]
 #[post("/users/me/change-password")]
 pub async fn change_password(

@@ -97,7 +97,7 @@ pub struct CancelRequest {
     tag = "subscriptions",
     request_body(content = Option<CancelRequest>, description = "Optional JSON body", content_type = "application/json"),
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not allowed in the current status, or a concurrent request changed the subscription first (nothing written; the message names the status found)", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])),
     description = "Cancel (owner or admin). Publishes `subscription.cancelled`."
 )]
@@ -142,7 +142,7 @@ pub struct UpgradeRequest {
     tag = "subscriptions",
     request_body = UpgradeRequest,
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not allowed in the current status, or a concurrent request changed the subscription first (nothing written; the message names the status found)", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])),
     description = "Upgrade a trial to a paid plan (owner). Publishes `subscription.status_changed` (`upgraded`)."
 )]
@@ -167,7 +167,7 @@ pub async fn upgrade(
     path = "/internal/subscriptions/{id}/payment-failed",
     tag = "internal",
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not allowed in the current status, or a concurrent request changed the subscription first (nothing written; the message names the status found)", body = ErrorBody)),
     security(("internal_key" = [])),
     description = "A payment failed: `active` to `past_due`. Publishes `subscription.status_changed` (`payment_failed`)."
 )]
