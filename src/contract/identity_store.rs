@@ -136,6 +136,42 @@ pub async fn run_all(store: Arc<dyn IdentityStore>, prefix: &str) {
     racing_transitions_have_exactly_one_winner(store.clone(), prefix).await;
     simultaneous_sweeps_move_each_subscription_once(store.clone(), prefix, 12).await;
     sessions_end_on_logout_password_change_and_expiry(store.as_ref(), prefix).await;
+    a_plan_edit_from_a_stale_read_is_refused(store.as_ref(), prefix).await;
+}
+
+pub async fn a_plan_edit_from_a_stale_read_is_refused(store: &dyn IdentityStore, prefix: &str) {
+    let code = plan(store, prefix).await;
+    let read = store
+        .plan_by_code(&code)
+        .await
+        .expect("read")
+        .expect("plan");
+    let mut first = read.clone();
+    first.name = "First".into();
+    first.updated_at = read.updated_at + Duration::seconds(1);
+    let mut second = read.clone();
+    second.price_minor = 500;
+    second.updated_at = read.updated_at + Duration::seconds(2);
+    store
+        .update_plan(&first, read.updated_at)
+        .await
+        .expect("first edit");
+    assert!(matches!(
+        store.update_plan(&second, read.updated_at).await,
+        Err(StoreError::Conflict)
+    ));
+    let stored = store
+        .plan_by_id(read.id)
+        .await
+        .expect("read")
+        .expect("plan");
+    assert_eq!((stored.name.as_str(), stored.price_minor), ("First", 0));
+    let mut ghost = read.clone();
+    ghost.id = Uuid::new_v4();
+    assert!(matches!(
+        store.update_plan(&ghost, read.updated_at).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 pub async fn otp_checks_take_at_most_five_slots_at_once(
@@ -237,7 +273,10 @@ pub async fn a_lock_that_ran_out_opens_a_new_window(store: &dyn IdentityStore, p
         (1, None),
         "a new window"
     );
-    store.clear_password_failures(user.id).await.expect("clear");
+    store
+        .clear_password_failures(user.id, after.failed_logins)
+        .await
+        .expect("clear");
     let stored = store
         .user_by_id(user.id)
         .await
@@ -246,6 +285,36 @@ pub async fn a_lock_that_ran_out_opens_a_new_window(store: &dyn IdentityStore, p
     assert_eq!(
         (stored.failed_logins, stored.login_blocked_until),
         (0, None)
+    );
+
+    // A right password clears only the count its own slot left: checks
+    // others took while it was verified keep their count and their lock.
+    let PasswordSlot::Granted(mine) = store
+        .take_password_slot(UserRef::Id(user.id), later, LIMIT)
+        .await
+        .expect("slot")
+    else {
+        panic!("a fresh window");
+    };
+    for _ in 0..4 {
+        store
+            .take_password_slot(UserRef::Id(user.id), later, LIMIT)
+            .await
+            .expect("slot");
+    }
+    store
+        .clear_password_failures(user.id, mine.failed_logins)
+        .await
+        .expect("clear");
+    let stored = store
+        .user_by_id(user.id)
+        .await
+        .expect("read")
+        .expect("user");
+    assert_eq!(
+        (stored.failed_logins, stored.login_blocked_until),
+        (5, Some(later + LIMIT.lock_for)),
+        "the lock others earned stays"
     );
 }
 
@@ -474,8 +543,14 @@ pub async fn sessions_end_on_logout_password_change_and_expiry(
         Session::new(Uuid::new_v4(), user.id, at),
         Session::new(Uuid::new_v4(), user.id, at),
     );
-    store.insert_session(&a).await.expect("session");
-    store.insert_session(&b).await.expect("session");
+    store
+        .insert_session(&a, &user.password_hash)
+        .await
+        .expect("session");
+    store
+        .insert_session(&b, &user.password_hash)
+        .await
+        .expect("session");
     let found = store.session_user(a.id, at).await.expect("read");
     assert_eq!(found.map(|u| u.id), Some(user.id));
     assert!(

@@ -142,8 +142,14 @@ pub trait IdentityStore: Send + Sync {
         now: DateTime<Utc>,
         limit: PasswordLimit,
     ) -> Result<PasswordSlot, StoreError>;
-    /// A right password: the count and the lock are cleared.
-    async fn clear_password_failures(&self, user: Uuid) -> Result<(), StoreError>;
+    /// A right password: the count and the lock are cleared — only if the
+    /// count is still `count_at_slot` (what the granted slot left): checks
+    /// taken meanwhile by others keep their count and their lock.
+    async fn clear_password_failures(
+        &self,
+        user: Uuid,
+        count_at_slot: u32,
+    ) -> Result<(), StoreError>;
     /// Counts one OTP comparison before it runs: granted only while the
     /// account is unverified and its code is unexpired at `now` with fewer
     /// than `max_attempts` attempts counted.
@@ -208,8 +214,14 @@ pub trait IdentityStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<User, StoreError>;
 
-    /// Opens a session (and forgets the user's expired ones).
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// Opens a session only if the user's password hash is still `checked`
+    /// (`Conflict` otherwise): a login that checked the old password while a
+    /// password change committed gets no session.
+    async fn insert_session(
+        &self,
+        session: &Session,
+        checked: &PasswordHash,
+    ) -> Result<(), StoreError>;
     /// The user of a session that is open and unexpired at `now`: one
     /// indexed read.
     async fn session_user(
@@ -226,7 +238,9 @@ pub trait IdentityStore: Send + Sync {
     async fn plan_by_id(&self, id: Uuid) -> Result<Option<Plan>, StoreError>;
     async fn plan_by_code(&self, code: &PlanCode) -> Result<Option<Plan>, StoreError>;
     async fn insert_plan(&self, plan: &Plan) -> Result<(), StoreError>;
-    async fn update_plan(&self, plan: &Plan) -> Result<(), StoreError>;
+    /// Writes `plan` only if it is still as read (`updated_at` equal to
+    /// `read_at`; `Conflict` otherwise, `NotFound` without the row).
+    async fn update_plan(&self, plan: &Plan, read_at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn delete_plan(&self, id: Uuid) -> Result<(), StoreError>;
 
     async fn subscription_by_id(&self, id: Uuid) -> Result<Option<Subscription>, StoreError>;

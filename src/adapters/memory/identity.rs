@@ -141,11 +141,17 @@ impl IdentityStore for InMemoryIdentityStore {
         Ok(PasswordSlot::Granted(user.clone()))
     }
 
-    async fn clear_password_failures(&self, user: Uuid) -> Result<(), StoreError> {
+    async fn clear_password_failures(
+        &self,
+        user: Uuid,
+        count_at_slot: u32,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         let user = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
-        user.failed_logins = 0;
-        user.login_blocked_until = None;
+        if user.failed_logins == count_at_slot {
+            user.failed_logins = 0;
+            user.login_blocked_until = None;
+        }
         Ok(())
     }
 
@@ -303,15 +309,19 @@ impl IdentityStore for InMemoryIdentityStore {
         Ok(user.clone())
     }
 
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        session: &Session,
+        checked: &PasswordHash,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if !state.users.contains_key(&session.user_id) {
-            return Err(StoreError::NotFound);
+        let user = state
+            .users
+            .get(&session.user_id)
+            .ok_or(StoreError::NotFound)?;
+        if &user.password_hash != checked {
+            return Err(StoreError::Conflict);
         }
-        let (user, now) = (session.user_id, session.created_at);
-        state
-            .sessions
-            .retain(|_, s| s.user_id != user || s.expires_at > now);
         state.sessions.insert(session.id, session.clone());
         Ok(())
     }
@@ -370,9 +380,12 @@ impl IdentityStore for InMemoryIdentityStore {
         Ok(())
     }
 
-    async fn update_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+    async fn update_plan(&self, plan: &Plan, read_at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut state = self.lock();
         let slot = state.plans.get_mut(&plan.id).ok_or(StoreError::NotFound)?;
+        if slot.updated_at != read_at {
+            return Err(StoreError::Conflict);
+        }
         *slot = plan.clone();
         Ok(())
     }

@@ -226,16 +226,24 @@ impl IdentityStore for PgIdentityStore {
         })
     }
 
-    async fn clear_password_failures(&self, user: Uuid) -> Result<(), StoreError> {
+    async fn clear_password_failures(
+        &self,
+        user: Uuid,
+        count_at_slot: u32,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        diesel::update(users::table.find(user))
-            .set((
-                users::failed_logins.eq(0),
-                users::login_blocked_until.eq(None::<DateTime<Utc>>),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
+        diesel::update(
+            users::table
+                .find(user)
+                .filter(users::failed_logins.eq(i32::try_from(count_at_slot).unwrap_or(i32::MAX))),
+        )
+        .set((
+            users::failed_logins.eq(0),
+            users::login_blocked_until.eq(None::<DateTime<Utc>>),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 
@@ -482,22 +490,32 @@ impl IdentityStore for PgIdentityStore {
         User::try_from(row)
     }
 
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(
+        &self,
+        session: &Session,
+        checked: &PasswordHash,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        diesel::delete(
-            sessions::table
-                .filter(sessions::user_id.eq(session.user_id))
-                .filter(sessions::expires_at.le(session.created_at)),
+        // One statement: the session exists only if the hash that was
+        // checked is still the account's (a password change deletes the
+        // sessions in the transaction that replaces the hash).
+        let rows = diesel::sql_query(
+            "INSERT INTO sessions (id, user_id, created_at, expires_at) \
+             SELECT $1, id, $2, $3 FROM users WHERE id = $4 AND password_hash = $5",
         )
+        .bind::<sql::Uuid, _>(session.id)
+        .bind::<sql::Timestamptz, _>(session.created_at)
+        .bind::<sql::Timestamptz, _>(session.expires_at)
+        .bind::<sql::Uuid, _>(session.user_id)
+        .bind::<sql::Text, _>(checked.0.as_str())
         .execute(&mut conn)
         .await
         .map_err(db_error)?;
-        diesel::insert_into(sessions::table)
-            .values(&SessionRow::from(session))
-            .execute(&mut conn)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        if rows == 0 {
+            Err(StoreError::Conflict)
+        } else {
+            Ok(())
+        }
     }
 
     async fn session_user(
@@ -581,15 +599,23 @@ impl IdentityStore for PgIdentityStore {
         Ok(())
     }
 
-    async fn update_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+    async fn update_plan(&self, plan: &Plan, read_at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        Self::found(
-            diesel::update(plans::table.find(plan.id))
-                .set(&PlanRow::from(plan))
-                .execute(&mut conn)
-                .await
-                .map_err(db_error)?,
+        let rows = diesel::update(
+            plans::table
+                .find(plan.id)
+                .filter(plans::updated_at.eq(read_at)),
         )
+        .set(&PlanRow::from(plan))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        drop(conn);
+        match rows {
+            0 if self.plan_by_id(plan.id).await?.is_some() => Err(StoreError::Conflict),
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
     }
 
     async fn delete_plan(&self, id: Uuid) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    extract::{CurrentUser, JsonBody},
+    extract::{CurrentUser, JsonBody, token_claims},
     response::{ApiError, ok, respond},
     state::AppState,
 };
@@ -268,14 +268,19 @@ fn signed_in<T: Serialize>(
     tag = "authentication",
     responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])),
-    description = "Log out: ends the session (its token is refused from now on, as cookie or bearer, on every replica) and clears the auth cookie."
+    description = "Log out: ends the session (its token is refused from now on, as cookie or bearer, on every replica) and clears the auth cookie; logging out of an already ended session succeeds."
 )]
 #[post("/authentication/logout")]
 pub async fn logout(
-    user: CurrentUser,
+    req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.accounts.logout(user.session).await?;
+    // A valid token is enough: logging out of an ended session (a retry
+    // after a lost answer) succeeds and clears the cookie again.
+    let claims = token_claims(&req)?.ok_or_else(|| {
+        ApiError::unauthenticated("sign in first: no auth cookie or bearer token")
+    })?;
+    state.accounts.logout(claims.jti).await?;
     let mut response = ok(serde_json::json!({ "logged_out": true }));
     response
         .add_cookie(&auth_cookie(&state, String::new(), CookieAge::ZERO))

@@ -76,6 +76,7 @@ impl From<BillingError> for ApiError {
             BillingError::NotOwner => ApiError::forbidden(message),
             BillingError::WrongStatus { .. }
             | BillingError::Conflict { .. }
+            | BillingError::PlanChanged
             | BillingError::PlanCodeTaken
             | BillingError::PlanInUse => ApiError::conflict(message),
             BillingError::BadPlan(problem) => ApiError::rule_violated("plan_code", problem),

@@ -18,7 +18,10 @@ use super::{
     response::{ApiError, codes},
     state::AppState,
 };
-use crate::{app::auth::AUTH_COOKIE, domain::account::User};
+use crate::{
+    app::auth::{AUTH_COOKIE, Claims},
+    domain::account::User,
+};
 
 pub const INTERNAL_KEY_HEADER: &str = "X-Internal-Key";
 
@@ -146,17 +149,31 @@ impl FromRequest for InternalCaller {
     }
 }
 
-/// The bearer token of a request: the auth cookie, else the
-/// `Authorization: Bearer` header.
+/// The bearer token of a request: the `Authorization: Bearer` header, else
+/// the auth cookie. An explicit header wins: a stale cookie left by a lost
+/// logout answer must not hide the token a client sends on purpose.
 fn bearer_token(req: &HttpRequest) -> Option<String> {
-    if let Some(cookie) = req.cookie(AUTH_COOKIE) {
-        return Some(cookie.value().to_owned());
-    }
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    header.or_else(|| req.cookie(AUTH_COOKIE).map(|c| c.value().to_owned()))
+}
+
+/// The claims of the request's token, checked for signature, expiry,
+/// issuer and audience but not for its session: `Ok(None)` without a token.
+pub fn token_claims(req: &HttpRequest) -> Result<Option<Claims>, ApiError> {
+    let Some(token) = bearer_token(req) else {
+        return Ok(None);
+    };
+    state(req)?
+        .tokens
+        .verify(&token)
+        .map(Some)
+        .map_err(|e| ApiError::unauthenticated(e.to_string()))
 }
 
 /// A signed-in user (any role): a valid token whose session is still open.
@@ -169,15 +186,10 @@ pub struct CurrentUser {
 
 /// The signed-in user of a request: `Ok(None)` without a token.
 async fn current_user(req: &HttpRequest) -> Result<Option<CurrentUser>, ApiError> {
-    let Some(token) = bearer_token(req) else {
+    let Some(claims) = token_claims(req)? else {
         return Ok(None);
     };
-    let state = state(req)?;
-    let claims = state
-        .tokens
-        .verify(&token)
-        .map_err(|e| ApiError::unauthenticated(e.to_string()))?;
-    let user = state.accounts.session_user(claims.jti).await?;
+    let user = state(req)?.accounts.session_user(claims.jti).await?;
     if user.id != claims.sub {
         return Err(ApiError::unauthenticated(
             "the token does not match its session",

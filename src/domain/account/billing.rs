@@ -41,6 +41,10 @@ pub enum BillingError {
     PlanCodeTaken,
     #[error("the plan is still used by subscriptions")]
     PlanInUse,
+    /// A concurrent edit of the plan was written first; nothing was written
+    /// by this one.
+    #[error("the plan was changed by a concurrent request; read it again")]
+    PlanChanged,
     /// A concurrent request moved the subscription first; nothing was
     /// written by this one.
     #[error(
@@ -198,6 +202,8 @@ impl BillingService {
                 Err(BillingError::Conflict { status: now.status })
             }
             Err(StoreError::NotFound) => Err(BillingError::SubscriptionNotFound),
+            // The plan it moves to was deleted meanwhile.
+            Err(StoreError::PlanInUse) => Err(BillingError::BadPlan("no such plan")),
             Err(e) => Err(e.into()),
         }
     }

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     domain::email::Email,
-    ports::{PasswordLimit, PasswordSlot, UserRef},
+    ports::{PasswordLimit, PasswordSlot, StoreError, UserRef},
 };
 
 /// The per-account password-check limit (DESIGN §10).
@@ -46,8 +46,11 @@ impl AccountService {
             }),
             PasswordSlot::Granted(user) => {
                 if self.hasher.verify(password, &user.password_hash).await? {
-                    // The slot counted this check as a failure until now.
-                    self.store.clear_password_failures(user.id).await?;
+                    // The slot counted this check as a failure until now;
+                    // checks others took meanwhile keep their count.
+                    self.store
+                        .clear_password_failures(user.id, user.failed_logins)
+                        .await?;
                     return Ok(user);
                 }
                 if user.login_blocked_until.is_some_and(|until| until > now) {
@@ -73,7 +76,16 @@ impl AccountService {
             return Err(AccountError::NotVerified);
         }
         let session = Session::new(self.ids.new_uuid(), user.id, now);
-        self.store.insert_session(&session).await?;
+        match self
+            .store
+            .insert_session(&session, &user.password_hash)
+            .await
+        {
+            // The password changed while it was checked: it is no longer
+            // the password, and the change ended every session.
+            Err(StoreError::Conflict) => return Err(AccountError::InvalidCredentials),
+            other => other?,
+        }
         tracing::info!(user_id = %user.id, "user logged in");
         Ok((user, session))
     }
@@ -88,6 +100,7 @@ impl AccountService {
     }
 
     /// Ends a session: its token is refused from now on, on every replica.
+    /// Ending an ended session is not an error (a retried logout).
     #[tracing::instrument(name = "account.logout", skip_all)]
     pub async fn logout(&self, session: uuid::Uuid) -> Result<(), AccountError> {
         self.store.delete_session(session).await?;

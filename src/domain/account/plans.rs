@@ -61,6 +61,7 @@ impl BillingService {
 
     pub async fn update_plan(&self, id: Uuid, changes: PlanChanges) -> Result<Plan, BillingError> {
         let mut plan = self.plan(id).await?;
+        let read_at = plan.updated_at;
         if let Some(name) = changes.name {
             plan.name = name;
         }
@@ -77,8 +78,11 @@ impl BillingService {
             plan.billing_cycle = cycle;
         }
         plan.updated_at = self.clock.now();
-        self.store.update_plan(&plan).await?;
-        Ok(plan)
+        match self.store.update_plan(&plan, read_at).await {
+            Err(crate::ports::StoreError::Conflict) => Err(BillingError::PlanChanged),
+            Err(crate::ports::StoreError::NotFound) => Err(BillingError::PlanNotFound),
+            other => Ok(other.map(|()| plan)?),
+        }
     }
 
     #[tracing::instrument(name = "billing.delete_plan", skip_all)]
