@@ -94,7 +94,7 @@ pub struct RegisterRequest {
     path = "/authentication/register",
     tag = "authentication",
     request_body = RegisterRequest,
-    responses((status = 201, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 201, description = "Success", body = Envelope<UserBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 503, description = "A dependency is unavailable, or too many password checks at once (then with `Retry-After` and `data.retry_after_secs`); retry later", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying; sent when password hashing is saturated")))),
     description = "Register an account. Publishes `email.verification.requested` inside the registration transaction."
 )]
 #[post("/authentication/register")]
@@ -143,7 +143,7 @@ pub struct CredentialsRequest {
     path = "/authentication/send-otp",
     tag = "authentication",
     request_body = CredentialsRequest,
-    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable, or too many password checks at once (then with `Retry-After` and `data.retry_after_secs`); retry later", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying; sent when password hashing is saturated")))),
     description = "Send the OTP again. Publishes `email.verification.requested`."
 )]
 #[post("/authentication/send-otp")]
@@ -217,7 +217,7 @@ fn auth_cookie(state: &AppState, token: String, age: CookieAge) -> Cookie<'stati
     path = "/authentication/login",
     tag = "authentication",
     request_body = CredentialsRequest,
-    responses((status = 200, description = "Success", body = Envelope<LoginBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<LoginBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Throttled; `data.retry_after_secs` says when to retry", body = ErrorBody), (status = 503, description = "A dependency is unavailable, or too many password checks at once (then with `Retry-After` and `data.retry_after_secs`); retry later", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying; sent when password hashing is saturated")))),
     description = "Log in: sets the HttpOnly cookie `smap_auth_token` and returns the token."
 )]
 #[post("/authentication/login")]
@@ -363,7 +363,7 @@ pub struct ChangePasswordRequest {
     path = "/users/me/change-password",
     tag = "users",
     request_body = ChangePasswordRequest,
-    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 503, description = "A dependency is unavailable, or too many password checks at once (then with `Retry-After` and `data.retry_after_secs`); retry later", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying; sent when password hashing is saturated")))),
     security(("bearer" = []), ("cookie" = [])),
     description = "Change one's password."
 )]

@@ -22,8 +22,9 @@ impl AccountService {
     ) -> Result<User, AccountError> {
         let user = self.store.user_by_email(email).await?;
         let Some(user) = user else {
-            // Same work as a real check, so timing does not tell who exists.
-            let _ = self.hasher.hash(password).await;
+            // Same work as a real check, so timing does not tell who exists;
+            // and the same bound, so a saturated hasher answers 503 alike.
+            self.hasher.hash(password).await?;
             return Err(AccountError::InvalidCredentials);
         };
         if self.hasher.verify(password, &user.password_hash).await? {
