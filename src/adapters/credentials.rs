@@ -5,14 +5,19 @@
 //! bounded: at most `concurrency` hashes run at once, on tokio's blocking
 //! pool (never on the async executor threads), and a caller that finds
 //! every slot taken for longer than `max_wait` gets `HashError::Busy`
-//! instead of queueing without limit (DESIGN §10; docs/decisions.md 36).
+//! instead of queueing without limit (docs/decisions.md 36). The 19 MiB
+//! working memory is kept and reused rather than allocated per hash.
 
-use std::{num::NonZeroUsize, sync::Arc, time::Duration};
+use std::{
+    num::NonZeroUsize,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use argon2::{
-    Algorithm, Argon2, Params, Version,
+    Algorithm, Argon2, Block, Params, Version,
     password_hash::{
-        PasswordHash as Phc, PasswordHasher as _, PasswordVerifier, SaltString, rand_core::OsRng,
+        self, Output, ParamsString, PasswordHash as Phc, Salt, SaltString, rand_core::OsRng,
     },
 };
 use async_trait::async_trait;
@@ -123,10 +128,50 @@ impl HashSlots {
     }
 }
 
+/// Argon2 working memory kept between hashes: at most one buffer per slot,
+/// reused. With a fresh 19 MiB allocation per hash, glibc kept the freed
+/// buffers in its heap (fragmented by the requests' small allocations): a
+/// 500-login storm through 2 slots peaked at 357-457 MiB RSS and grew with
+/// the wait; with reused buffers it peaks at 68 MiB (docs/benchmarks.md).
+struct Scratch {
+    buffers: Mutex<Vec<Vec<Block>>>,
+    /// Blocks of this hasher's own parameters; other sizes (a stored hash
+    /// made with other costs) are allocated for that hash and dropped.
+    blocks: usize,
+    keep: usize,
+}
+
+impl Scratch {
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        match buffers.iter().position(|b| b.len() == blocks) {
+            Some(i) => buffers.swap_remove(i),
+            None => vec![Block::default(); blocks],
+        }
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        let mut buffers = self.buffers.lock().unwrap_or_else(PoisonError::into_inner);
+        if buffer.len() == self.blocks && buffers.len() < self.keep {
+            buffers.push(buffer);
+        }
+    }
+
+    /// `f` with a buffer of `blocks`, handed back afterwards. Argon2 writes
+    /// every block before reading it, so a reused buffer needs no clearing.
+    fn with<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let mut buffer = self.take(blocks);
+        let out = f(&mut buffer);
+        self.give_back(buffer);
+        out
+    }
+}
+
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
     slots: HashSlots,
+    scratch: Arc<Scratch>,
 }
 
 impl Argon2Hasher {
@@ -142,17 +187,25 @@ impl Argon2Hasher {
             Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
                 .unwrap_or_default()
         });
-        Self {
-            params,
-            slots: HashSlots::new(HashBound::default()),
-        }
+        Self::build(params, HashBound::default())
     }
 
     /// The same costs under another bound.
     pub fn bounded(self, bound: HashBound) -> Self {
+        Self::build(self.params, bound)
+    }
+
+    fn build(params: Params, bound: HashBound) -> Self {
+        let slots = HashSlots::new(bound);
+        let scratch = Arc::new(Scratch {
+            buffers: Mutex::new(Vec::new()),
+            blocks: params.block_count(),
+            keep: slots.bound().concurrency,
+        });
         Self {
-            slots: HashSlots::new(bound),
-            ..self
+            params,
+            slots,
+            scratch,
         }
     }
 
@@ -178,31 +231,90 @@ impl Argon2Hasher {
     }
 }
 
+/// Argon2 of `password` and `salt` into an output of `len` bytes, in
+/// `scratch`'s memory: what `argon2`'s own `hash_password` computes, minus
+/// its allocation.
+fn compute(
+    argon2: &Argon2<'_>,
+    scratch: &Scratch,
+    password: &[u8],
+    salt: Salt<'_>,
+    len: usize,
+) -> password_hash::Result<Output> {
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut salt_bytes)?;
+    scratch.with(argon2.params().block_count(), |memory| {
+        Output::init_with(len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt, out, memory)?)
+        })
+    })
+}
+
+/// A new PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+fn hash_phc(
+    argon2: &Argon2<'_>,
+    scratch: &Scratch,
+    password: &[u8],
+) -> password_hash::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let params = argon2.params();
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = compute(argon2, scratch, password, salt.as_salt(), len)?;
+    let phc = Phc {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored`, with the algorithm,
+/// version and costs written in it (as `argon2`'s own verifier does).
+fn verify_phc(scratch: &Scratch, password: &[u8], stored: &str) -> password_hash::Result<bool> {
+    let phc = Phc::new(stored)?;
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+        return Err(password_hash::Error::PhcStringField);
+    };
+    let version = phc
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let argon2 = Argon2::new(
+        Algorithm::try_from(phc.algorithm)?,
+        version,
+        Params::try_from(&phc)?,
+    );
+    let computed = compute(&argon2, scratch, password, salt, expected.len())?;
+    // `Output`'s equality is constant-time.
+    Ok(computed == expected)
+}
+
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let argon2 = self.argon2();
+        let scratch = self.scratch.clone();
         let password = password.expose().to_owned();
         self.slots
             .run(move || {
-                let salt = SaltString::generate(&mut OsRng);
-                argon2
-                    .hash_password(password.as_bytes(), &salt)
-                    .map(|h| PasswordHash(h.to_string()))
+                hash_phc(&argon2, &scratch, password.as_bytes())
+                    .map(PasswordHash)
                     .map_err(|e| HashError::Failed(anyhow::anyhow!("{e}")))
             })
             .await?
     }
 
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError> {
-        let argon2 = self.argon2();
+        let scratch = self.scratch.clone();
         let password = password.expose().to_owned();
         let hash = hash.0.clone();
         self.slots
             .run(move || {
-                let parsed = Phc::new(&hash)
-                    .map_err(|e| HashError::Failed(anyhow::anyhow!("stored hash: {e}")))?;
-                Ok(argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+                verify_phc(&scratch, password.as_bytes(), &hash)
+                    .map_err(|e| HashError::Failed(anyhow::anyhow!("stored hash: {e}")))
             })
             .await?
     }
@@ -243,6 +355,65 @@ mod tests {
         assert_ne!(hash, again, "salted");
     }
 
+    #[tokio::test]
+    async fn hashes_stay_compatible_with_the_argon2_crates_own_format() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = Argon2Hasher::owasp();
+        let password = Password::parse("correct horse battery").unwrap();
+        let ours = hasher.hash(&password).await.unwrap();
+        let argon2 = hasher.argon2();
+        assert!(
+            argon2
+                .verify_password(password.expose().as_bytes(), &Phc::new(&ours.0).unwrap())
+                .is_ok()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon2
+            .hash_password(password.expose().as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert!(
+            hasher
+                .verify(&password, &PasswordHash(theirs.clone()))
+                .await
+                .unwrap()
+        );
+        let wrong = Password::parse("wrong password").unwrap();
+        assert!(!hasher.verify(&wrong, &PasswordHash(theirs)).await.unwrap());
+        // A hash made with other costs verifies with its own.
+        let cheap = Argon2Hasher::with(8_192, 1, 1)
+            .hash(&password)
+            .await
+            .unwrap();
+        assert!(cheap.0.contains("m=8192,t=1,p=1"), "{}", cheap.0);
+        assert!(hasher.verify(&password, &cheap).await.unwrap());
+        assert!(matches!(
+            hasher
+                .verify(&password, &PasswordHash("$argon2id$nonsense".into()))
+                .await,
+            Err(HashError::Failed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn working_memory_is_reused_and_never_kept_beyond_one_buffer_per_slot() {
+        let hasher = Argon2Hasher::owasp().bounded(HashBound {
+            concurrency: 2,
+            max_wait: Duration::from_secs(30),
+        });
+        let password = Password::parse("correct horse battery").unwrap();
+        let hashes = futures_util::future::join_all((0..4).map(|_| hasher.hash(&password))).await;
+        let cheap = Argon2Hasher::with(8_192, 1, 1)
+            .hash(&password)
+            .await
+            .unwrap();
+        assert!(hasher.verify(&password, &cheap).await.unwrap());
+        let kept = hasher.scratch.buffers.lock().unwrap();
+        assert!(hashes.iter().all(Result::is_ok));
+        assert!((1..=2).contains(&kept.len()), "{} kept", kept.len());
+        assert!(kept.iter().all(|b| b.len() == 19_456), "only our own size");
+    }
+
     /// Runs `n` jobs at once through `slots`, each a real OWASP hash that
     /// counts how many jobs are inside their slot; returns the results
     /// and the most seen inside at once.
@@ -257,11 +428,10 @@ mod tests {
                     .run(move || {
                         let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(now, Ordering::SeqCst);
-                        let salt = SaltString::generate(&mut OsRng);
-                        let hashed = Argon2Hasher::owasp()
-                            .argon2()
-                            .hash_password(b"correct horse battery", &salt)
-                            .is_ok();
+                        let hasher = Argon2Hasher::owasp();
+                        let hashed =
+                            hash_phc(&hasher.argon2(), &hasher.scratch, b"correct horse battery")
+                                .is_ok();
                         inside.fetch_sub(1, Ordering::SeqCst);
                         assert!(hashed);
                     })
