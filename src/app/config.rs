@@ -4,6 +4,8 @@
 
 use std::{fmt, net::IpAddr};
 
+use crate::adapters::credentials::HashBound;
+
 /// A value that must not appear in logs or `{:?}` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -145,6 +147,12 @@ pub struct Settings {
     pub email_concurrency: usize,
     /// Unacknowledged messages RabbitMQ hands each consumer channel.
     pub email_prefetch: u16,
+    /// Argon2 hashes run at once (`PASSWORD_HASH_CONCURRENCY`; default: the
+    /// cores available, after the container's CPU quota).
+    pub password_hash_concurrency: usize,
+    /// How long a request waits for a hashing slot before it is answered
+    /// 503 with `Retry-After` (`PASSWORD_HASH_MAX_WAIT_MS`; default 2000).
+    pub password_hash_max_wait: std::time::Duration,
     /// Run the e-mail consumers in this process (`all`, `consume`); the
     /// command line decides, not the environment.
     pub start_consumers: bool,
@@ -164,6 +172,10 @@ const DEV_JWT_SECRET: &str = "dev-only-jwt-secret-change-me-0123456789";
 /// The internal key of `Settings::for_tests`.
 const TEST_INTERNAL_KEY: &str = "test-internal-key";
 const MIN_SECRET_LEN: usize = 32;
+/// 1024 hashes at once already take 19 GiB; more is a typo, not a setting.
+const MAX_HASH_CONCURRENCY: usize = 1024;
+/// A minute: longer waits only hold connections past clients' timeouts.
+const MAX_HASH_WAIT_MS: u64 = 60_000;
 
 /// Every secret value this repository publishes (code defaults, the
 /// docker-compose file, template.env, README and docs examples). Anyone can
@@ -552,6 +564,22 @@ impl Settings {
                 |s| s.parse().ok().filter(|n| *n > 0),
                 "a number from 1 to 65535",
             )?,
+            password_hash_concurrency: env.parse(
+                "PASSWORD_HASH_CONCURRENCY",
+                HashBound::default_concurrency(),
+                |s| {
+                    s.parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_HASH_CONCURRENCY).contains(n))
+                },
+                "a number from 1 to 1024",
+            )?,
+            password_hash_max_wait: std::time::Duration::from_millis(env.parse(
+                "PASSWORD_HASH_MAX_WAIT_MS",
+                HashBound::DEFAULT_MAX_WAIT.as_millis() as u64,
+                |s| s.parse().ok().filter(|ms| *ms <= MAX_HASH_WAIT_MS),
+                "a number of milliseconds from 0 to 60000",
+            )?),
             start_consumers: true,
         };
         if production {
@@ -605,6 +633,9 @@ impl Settings {
         settings.app_env = AppEnv::Test;
         settings.http_port = 0;
         settings.internal_key = Secret::new(TEST_INTERNAL_KEY);
+        // Test binaries run many apps at once on few cores: a test that is
+        // not about shedding must not get a 503 because its neighbours hash.
+        settings.password_hash_max_wait = std::time::Duration::from_secs(30);
         settings
     }
 
@@ -649,6 +680,28 @@ mod tests {
     }
 
     #[test]
+    fn password_hashing_is_bounded_by_the_cores_and_a_short_wait_unless_set() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            s.password_hash_concurrency,
+            HashBound::default_concurrency()
+        );
+        assert_eq!(
+            s.password_hash_max_wait,
+            std::time::Duration::from_millis(2_000)
+        );
+        let s = settings(&[
+            ("PASSWORD_HASH_CONCURRENCY", "8"),
+            ("PASSWORD_HASH_MAX_WAIT_MS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.password_hash_concurrency, s.password_hash_max_wait),
+            (8, std::time::Duration::ZERO)
+        );
+    }
+
+    #[test]
     fn empty_values_count_as_unset() {
         let s = settings(&[("AMQP_URL", ""), ("REDIS_HOST", "  ")]).unwrap();
         assert!(s.amqp_url.is_none() && s.redis.is_none());
@@ -673,6 +726,12 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "*"),
             ("CORS_ALLOWED_ORIGINS", "https://app.smap.dev/login"),
             ("CORS_ALLOWED_ORIGINS", "app.smap.dev"),
+            ("PASSWORD_HASH_CONCURRENCY", "0"),
+            ("PASSWORD_HASH_CONCURRENCY", "1025"),
+            ("PASSWORD_HASH_CONCURRENCY", "two"),
+            ("PASSWORD_HASH_MAX_WAIT_MS", "-1"),
+            ("PASSWORD_HASH_MAX_WAIT_MS", "60001"),
+            ("PASSWORD_HASH_MAX_WAIT_MS", "2s"),
         ];
         for (var, value) in cases {
             let err = settings(&[(var, value)]).unwrap_err();

@@ -8,7 +8,7 @@ use crate::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
         clock::{RandomIds, SystemClock},
-        credentials::{Argon2Hasher, RandomOtps},
+        credentials::{Argon2Hasher, HashBound, RandomOtps},
         mail::{LogMailer, SmtpMailer},
         memory::{
             InMemoryBroker, InMemoryDedup, InMemoryEventBus, InMemoryHealth, InMemoryIdentityStore,
@@ -106,7 +106,7 @@ impl Adapters {
             None => memory_progress(clock.clone()),
         };
         let cache = progress.redis.as_ref().map(|r| r.cache.clone());
-        let mut adapters = Self::assemble(clock, Arc::new(RandomIds), bus, progress);
+        let mut adapters = Self::assemble(settings, clock, Arc::new(RandomIds), bus, progress);
         adapters.use_configured_mailer(settings)?;
         if let Some(cache) = cache {
             adapters.dedup = Arc::new(RedisDedup::new(cache));
@@ -130,17 +130,23 @@ impl Adapters {
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         let progress = memory_progress(clock.clone());
-        Self::assemble(clock, ids, memory_bus(settings), progress)
+        Self::assemble(settings, clock, ids, memory_bus(settings), progress)
     }
 
     /// The given event bus and progress store; everything else in memory.
     fn assemble(
+        settings: &Settings,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         bus: Bus,
         progress: Progress,
     ) -> Self {
         let identity: Arc<dyn IdentityStore> = Arc::new(InMemoryIdentityStore::new());
+        let hasher = Argon2Hasher::owasp().bounded(HashBound {
+            concurrency: settings.password_hash_concurrency,
+            max_wait: settings.password_hash_max_wait,
+        });
+        let hasher_described = hasher.describe();
         Self {
             clock,
             ids,
@@ -148,7 +154,7 @@ impl Adapters {
             progress: progress.store,
             plans: Arc::new(StorePlanCatalog::new(identity.clone())),
             identity,
-            hasher: Arc::new(Argon2Hasher::owasp()),
+            hasher: Arc::new(hasher),
             otps: Arc::new(RandomOtps),
             mailer: Arc::new(LogMailer),
             dedup: Arc::new(InMemoryDedup::new()),
@@ -161,7 +167,7 @@ impl Adapters {
                 ("event_publisher", bus.described),
                 ("progress_store", progress.described),
                 ("identity_store", "memory".into()),
-                ("password_hasher", "argon2id (m=19456 KiB, t=2, p=1)".into()),
+                ("password_hasher", hasher_described),
                 ("mailer", "log".into()),
                 ("dedup", "memory".into()),
             ],

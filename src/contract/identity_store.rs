@@ -316,6 +316,40 @@ pub async fn a_lock_that_ran_out_opens_a_new_window(store: &dyn IdentityStore, p
         (5, Some(later + LIMIT.lock_for)),
         "the lock others earned stays"
     );
+
+    // A slot whose check could not run (shed) is given back, lifting the
+    // lock it set; a stale release changes nothing.
+    let other = insert(store, prefix, "release").await;
+    for _ in 0..4 {
+        store
+            .take_password_slot(UserRef::Id(other.id), at, LIMIT)
+            .await
+            .expect("slot");
+    }
+    let PasswordSlot::Granted(fifth) = store
+        .take_password_slot(UserRef::Id(other.id), at, LIMIT)
+        .await
+        .expect("slot")
+    else {
+        panic!("the fifth slot");
+    };
+    store
+        .release_password_slot(other.id, 3, LIMIT)
+        .await
+        .expect("stale release");
+    store
+        .release_password_slot(other.id, fifth.failed_logins, LIMIT)
+        .await
+        .expect("release");
+    let stored = store
+        .user_by_id(other.id)
+        .await
+        .expect("read")
+        .expect("user");
+    assert_eq!(
+        (stored.failed_logins, stored.login_blocked_until),
+        (4, None)
+    );
 }
 
 pub async fn simultaneous_resends_take_one_slot(

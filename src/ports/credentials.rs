@@ -9,13 +9,22 @@ use crate::domain::{
 };
 
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed")]
-pub struct HashError(#[source] pub anyhow::Error);
+pub enum HashError {
+    /// Every hashing slot stayed taken for the whole allowed wait: the
+    /// process is at its CPU and memory budget for hashing. Nothing was
+    /// hashed; the caller may retry after `retry_after_secs`.
+    #[error("too many password checks at once; retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+    /// Hashing itself failed (a malformed stored hash, a panicked worker).
+    #[error("password hashing failed")]
+    Failed(#[source] anyhow::Error),
+}
 
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
-    /// `Ok(false)` for a wrong password; `Err` only for a malformed hash.
+    /// `Ok(false)` for a wrong password; `Err` for a malformed hash or when
+    /// no hashing slot came free in time (`Busy`).
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError>;
 }
 

@@ -150,6 +150,15 @@ pub trait IdentityStore: Send + Sync {
         user: Uuid,
         count_at_slot: u32,
     ) -> Result<(), StoreError>;
+    /// Gives a granted slot back when its check could not run (the hasher
+    /// shed it): only if the count is still `count_at_slot`; a lock that
+    /// slot set is lifted with it.
+    async fn release_password_slot(
+        &self,
+        user: Uuid,
+        count_at_slot: u32,
+        limit: PasswordLimit,
+    ) -> Result<(), StoreError>;
     /// Counts one OTP comparison before it runs: granted only while the
     /// account is unverified and its code is unexpired at `now` with fewer
     /// than `max_attempts` attempts counted.

@@ -13,6 +13,7 @@ mod layout;
 mod openapi;
 mod ops;
 mod otlp_collector;
+mod password_hashing;
 mod process;
 mod progress;
 mod progress_errors;

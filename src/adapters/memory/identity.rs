@@ -155,6 +155,23 @@ impl IdentityStore for InMemoryIdentityStore {
         Ok(())
     }
 
+    async fn release_password_slot(
+        &self,
+        user: Uuid,
+        count_at_slot: u32,
+        limit: PasswordLimit,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let user = state.users.get_mut(&user).ok_or(StoreError::NotFound)?;
+        if user.failed_logins == count_at_slot && count_at_slot > 0 {
+            if count_at_slot >= limit.max_checks {
+                user.login_blocked_until = None;
+            }
+            user.failed_logins -= 1;
+        }
+        Ok(())
+    }
+
     async fn take_otp_slot(
         &self,
         email: &Email,

@@ -247,6 +247,28 @@ impl IdentityStore for PgIdentityStore {
         Ok(())
     }
 
+    async fn release_password_slot(
+        &self,
+        user: Uuid,
+        count_at_slot: u32,
+        limit: PasswordLimit,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(
+            "UPDATE users SET failed_logins = failed_logins - 1, \
+               login_blocked_until = CASE WHEN failed_logins >= $3 THEN NULL \
+                                          ELSE login_blocked_until END \
+             WHERE id = $1 AND failed_logins = $2 AND failed_logins > 0",
+        )
+        .bind::<sql::Uuid, _>(user)
+        .bind::<sql::Integer, _>(i32::try_from(count_at_slot).unwrap_or(i32::MAX))
+        .bind::<sql::Integer, _>(i32::try_from(limit.max_checks).unwrap_or(i32::MAX))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn take_otp_slot(
         &self,
         email: &Email,

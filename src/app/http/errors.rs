@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use super::response::{ApiError, codes};
 use crate::{
     domain::account::{AccountError, BillingError},
-    ports::StoreError,
+    ports::{HashError, StoreError},
 };
 
 fn store(error: StoreError) -> ApiError {
@@ -61,7 +61,12 @@ impl From<AccountError> for ApiError {
             AccountError::Conflict => ApiError::conflict(message),
             AccountError::EventNotPublished(_) => ApiError::unavailable(message, error),
             AccountError::Store(e) => store(e),
-            AccountError::Hash(_) => ApiError::internal(error),
+            AccountError::Hash(HashError::Busy { retry_after_secs }) => {
+                ApiError::unavailable(message, error)
+                    .with_retry_after(retry_after_secs)
+                    .with_data(serde_json::json!({ "retry_after_secs": retry_after_secs }))
+            }
+            AccountError::Hash(HashError::Failed(_)) => ApiError::internal(error),
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct ApiError {
     message: String,
     errors: Vec<FieldIssue>,
     data: serde_json::Value,
+    /// Seconds for the `Retry-After` header, when the client should wait.
+    retry_after: Option<u64>,
     cause: Option<anyhow::Error>,
 }
 
@@ -83,6 +85,7 @@ impl ApiError {
             message: message.into(),
             errors: Vec::new(),
             data: serde_json::Value::Null,
+            retry_after: None,
             cause: None,
         }
     }
@@ -154,6 +157,12 @@ impl ApiError {
         self
     }
 
+    /// Adds `Retry-After: secs` (RFC 9110 §10.2.3) to the answer.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
         self.cause = Some(cause.into());
         self
@@ -203,7 +212,11 @@ impl ResponseError for ApiError {
         } else {
             tracing::debug!(status = self.status.as_u16(), error_code = self.code, message = %self.message, "request refused");
         }
-        HttpResponse::build(self.status).json(Envelope {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        response.json(Envelope {
             error_code: self.code,
             message: self.message.clone(),
             errors: (!self.errors.is_empty()).then(|| self.errors.clone()),

@@ -37,15 +37,28 @@ impl AccountService {
             .await?
         {
             PasswordSlot::NoUser => {
-                // Same work as a real check, so timing does not tell who exists.
-                let _ = self.hasher.hash(password).await;
+                // Same work as a real check, so timing does not tell who
+                // exists; and the same bound, so a saturated hasher answers
+                // 503 alike.
+                self.hasher.hash(password).await?;
                 Err(AccountError::InvalidCredentials)
             }
             PasswordSlot::Locked { until } => Err(AccountError::LoginThrottled {
                 retry_after_secs: (until - now).num_seconds().max(1),
             }),
             PasswordSlot::Granted(user) => {
-                if self.hasher.verify(password, &user.password_hash).await? {
+                let verified = match self.hasher.verify(password, &user.password_hash).await {
+                    Ok(verified) => verified,
+                    Err(error) => {
+                        // No check ran (shed under load): the slot is given
+                        // back, so an owner retrying a 503 is not locked out.
+                        self.store
+                            .release_password_slot(user.id, user.failed_logins, PASSWORD_LIMIT)
+                            .await?;
+                        return Err(error.into());
+                    }
+                };
+                if verified {
                     // The slot counted this check as a failure until now;
                     // checks others took meanwhile keep their count.
                     self.store
