@@ -143,6 +143,9 @@ pub struct Settings {
     pub rust_log: String,
     /// How often ended trials and paid periods are swept.
     pub expiry_sweep_interval: std::time::Duration,
+    /// `EVENT_DELIVERY`: `outbox` (the default, with or without a database)
+    /// or `direct` (the seed's publish-in-the-request behaviour).
+    pub event_delivery: EventDelivery,
     /// E-mails handled at once by the consumers.
     pub email_concurrency: usize,
     /// Unacknowledged messages RabbitMQ hands each consumer channel.
@@ -157,6 +160,8 @@ pub struct Settings {
     /// command line decides, not the environment.
     pub start_consumers: bool,
 }
+
+pub use crate::domain::events::EventDelivery;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {var} {problem}")]
@@ -580,6 +585,16 @@ impl Settings {
                 |s| s.parse().ok().filter(|ms| *ms <= MAX_HASH_WAIT_MS),
                 "a number of milliseconds from 0 to 60000",
             )?),
+            event_delivery: env.parse(
+                "EVENT_DELIVERY",
+                EventDelivery::Outbox,
+                |s| match s {
+                    "outbox" => Some(EventDelivery::Outbox),
+                    "direct" => Some(EventDelivery::Direct),
+                    _ => None,
+                },
+                "outbox or direct",
+            )?,
             start_consumers: true,
         };
         if production {
@@ -657,6 +672,19 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|var| map.get(var).cloned())
+    }
+
+    #[test]
+    fn event_delivery_defaults_to_the_outbox_and_refuses_other_values() {
+        assert_eq!(settings(&[]).unwrap().event_delivery, EventDelivery::Outbox);
+        assert_eq!(
+            settings(&[("EVENT_DELIVERY", "direct")])
+                .unwrap()
+                .event_delivery,
+            EventDelivery::Direct
+        );
+        let error = settings(&[("EVENT_DELIVERY", "sometimes")]).unwrap_err();
+        assert_eq!(error.var, "EVENT_DELIVERY");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod events_tool;
 pub mod http;
+pub mod relay;
 pub mod startup;
 pub mod telemetry;
 pub mod wiring;

@@ -14,6 +14,7 @@ use super::{
     auth::TokenService,
     config::Settings,
     http::{self, state::AppState},
+    relay::{OutboxHealth, OutboxRelay, RelayConfig},
     wiring::{Adapters, Resources},
 };
 use crate::adapters::{
@@ -25,7 +26,7 @@ use crate::adapters::{
 };
 use crate::domain::{
     account::{AccountService, BillingService},
-    events::EventService,
+    events::{EventDelivery, EventService},
     mail::DeliveryService,
     progress::ProgressService,
 };
@@ -36,6 +37,8 @@ pub struct Application {
     resources: Resources,
     /// The expiry sweep; stops at a batch boundary once `stop` is cancelled.
     sweeper: tokio::task::JoinHandle<()>,
+    /// The outbox relay (and its LISTEN connection); stop between passes.
+    relay: Vec<JoinHandle<()>>,
     stop: CancellationToken,
     sampler: JoinHandle<()>,
     draining: http::Draining,
@@ -226,18 +229,38 @@ impl Application {
         if settings.uses_dev_secrets() {
             tracing::warn!("JWT_SECRET or INTERNAL_KEY is unset: using development defaults");
         }
-        let events = Arc::new(EventService::new(
-            adapters.publisher.clone(),
-            adapters.clock.clone(),
-            adapters.ids.clone(),
-            adapters.plans.clone(),
-        ));
+        let events = Arc::new(
+            EventService::new(
+                adapters.publisher.clone(),
+                adapters.clock.clone(),
+                adapters.ids.clone(),
+                adapters.plans.clone(),
+            )
+            .with_delivery(settings.event_delivery),
+        );
         let progress = Arc::new(ProgressService::new(
             adapters.progress.clone(),
             events.clone(),
             adapters.clock.clone(),
         ));
-        let (accounts, billing) = identity_services(&adapters, events);
+        let (accounts, billing) = identity_services(&adapters, events.clone());
+        let stop = CancellationToken::new();
+        let mut health = adapters.health.clone();
+        let mut relay = Vec::new();
+        if settings.event_delivery == EventDelivery::Outbox {
+            relay.push(
+                OutboxRelay::new(adapters.identity.clone(), events, RelayConfig::default())
+                    .spawn(stop.clone()),
+            );
+            if let Some((store, url)) = &adapters.outbox_listen {
+                relay.push(store.spawn_listener(url.clone(), stop.clone()));
+            }
+            health.push(Arc::new(OutboxHealth::new(adapters.identity.clone())));
+        }
+        tracing::info!(
+            event_delivery = settings.event_delivery.as_str(),
+            "event delivery"
+        );
         let state = AppState {
             internal_key: settings.internal_key.clone(),
             tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
@@ -246,9 +269,8 @@ impl Application {
             progress,
             accounts,
             billing: billing.clone(),
-            health: adapters.health.clone(),
+            health,
         };
-        let stop = CancellationToken::new();
         let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval, stop.clone());
         let sampler = spawn_health_sampler(adapters.health.clone());
         let consumers = if settings.start_consumers {
@@ -271,6 +293,7 @@ impl Application {
             server,
             resources: adapters.resources,
             sweeper,
+            relay,
             stop,
             sampler,
             consumers,
@@ -308,6 +331,15 @@ impl Application {
         {
             tracing::warn!("expiry sweep still running at shutdown: stopped");
             sweeper.abort();
+        }
+        for mut task in self.relay {
+            if tokio::time::timeout(SWEEP_STOP_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("outbox relay still running at shutdown: stopped");
+                task.abort();
+            }
         }
         self.sampler.abort();
         self.consumers.stop().await;

@@ -61,6 +61,9 @@ pub struct Adapters {
     pub described: Vec<(&'static str, String)>,
     /// The in-process broker, when the event bus is in memory (tests read it).
     pub memory_broker: Option<Arc<InMemoryBroker>>,
+    /// The PostgreSQL store and its URL, for the outbox relay's LISTEN
+    /// connection.
+    pub outbox_listen: Option<(Arc<PgIdentityStore>, String)>,
     pub resources: Resources,
 }
 
@@ -116,7 +119,9 @@ impl Adapters {
             let pool = postgres::pool(url.expose(), 16)?;
             let applied = migrate_with_retries(&pool).await?;
             tracing::info!(applied = ?applied, "database migrations up to date");
-            adapters.use_identity_store(Arc::new(PgIdentityStore::new(pool.clone())), "postgres");
+            let store = Arc::new(PgIdentityStore::new(pool.clone()));
+            adapters.outbox_listen = Some((store.clone(), url.expose().to_owned()));
+            adapters.use_identity_store(store, "postgres");
             adapters.health.retain(|h| h.component() != "database");
             adapters.health.push(Arc::new(PgHealth::new(pool)));
         }
@@ -172,6 +177,7 @@ impl Adapters {
                 ("dedup", "memory".into()),
             ],
             memory_broker: bus.memory,
+            outbox_listen: None,
             resources: Resources {
                 amqp: bus.amqp,
                 redis: progress.redis,

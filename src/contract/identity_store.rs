@@ -21,9 +21,13 @@ use crate::{
         plan::PlanCode,
         subscription::SubscriptionStatus,
     },
+    domain::{
+        events::{EmailVerificationPayload, EventData, EventEnvelope, EventId, SealedEvent},
+        timestamp::Timestamp,
+    },
     ports::{
-        IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, ResendSlot,
-        StoreError, UserRef,
+        IdentityStore, OtpSlot, OutboxEntry, OutboxEvent, PasswordLimit, PasswordSlot,
+        ProfileChanges, ResendSlot, StoreError, UserRef,
     },
 };
 
@@ -120,7 +124,7 @@ async fn subscriber(
     let code = plan(store, prefix).await;
     let s = trial(&user, &code, ends);
     store
-        .activate_with_subscription(user.id, "123456", &s, now())
+        .activate_with_subscription(user.id, "123456", &s, now(), &[])
         .await
         .expect("activate");
     s
@@ -137,6 +141,7 @@ pub async fn run_all(store: Arc<dyn IdentityStore>, prefix: &str) {
     simultaneous_sweeps_move_each_subscription_once(store.clone(), prefix, 12).await;
     sessions_end_on_logout_password_change_and_expiry(store.as_ref(), prefix).await;
     a_plan_edit_from_a_stale_read_is_refused(store.as_ref(), prefix).await;
+    the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(store.clone(), prefix).await;
 }
 
 pub async fn a_plan_edit_from_a_stale_read_is_refused(store: &dyn IdentityStore, prefix: &str) {
@@ -172,6 +177,126 @@ pub async fn a_plan_edit_from_a_stale_read_is_refused(store: &dyn IdentityStore,
         store.update_plan(&ghost, read.updated_at).await,
         Err(StoreError::NotFound)
     ));
+}
+
+fn verification(user: &User) -> SealedEvent {
+    let otp = user.otp.clone().expect("contract users have an OTP");
+    EventEnvelope::new(
+        EventId::from_uuid(Uuid::new_v4()),
+        Timestamp::new(now()),
+        EventData::EmailVerificationRequested(EmailVerificationPayload {
+            user_id: user.id,
+            recipient: user.email.clone(),
+            otp_code: otp.code,
+            locale: user.locale,
+            expires_at: Timestamp::new(otp.expires_at),
+        }),
+    )
+    .seal()
+    .expect("a small event")
+}
+
+/// Rows are written with the change (a failed write leaves none), handed
+/// out to concurrent relays once, one aggregate at a time in the order
+/// written, and back again after a failure only from its retry time.
+pub async fn the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(
+    store: Arc<dyn IdentityStore>,
+    prefix: &str,
+) {
+    let a = unverified(&format!("{prefix}-outbox-a@example.com"), now());
+    let b = unverified(&format!("{prefix}-outbox-b@example.com"), now());
+    let (a1, a2, b1) = (verification(&a), verification(&a), verification(&b));
+    let ours = [a1.event_id(), a2.event_id(), b1.event_id()].map(|id| id.to_string());
+    store
+        .insert_user_enqueue(
+            &a,
+            &[
+                OutboxEvent::user(a.id, a1.clone()),
+                OutboxEvent::user(a.id, a2.clone()),
+            ],
+        )
+        .await
+        .expect("insert a");
+    store
+        .insert_user_enqueue(&b, &[OutboxEvent::user(b.id, b1.clone())])
+        .await
+        .expect("insert b");
+    let twin = unverified(&format!("{prefix}-OUTBOX-a@example.com"), now());
+    let lost = verification(&twin);
+    assert!(matches!(
+        store
+            .insert_user_enqueue(&twin, &[OutboxEvent::user(twin.id, lost.clone())])
+            .await,
+        Err(StoreError::EmailTaken)
+    ));
+    let at = now();
+    let lease = Duration::seconds(30);
+    let claims = join_all((0..8).map(|_| {
+        let store = store.clone();
+        async move { store.claim_outbox(at, 100, lease).await.expect("claim") }
+    }))
+    .await;
+    let claimed: Vec<OutboxEntry> = claims.into_iter().flatten().collect();
+    let mut ids: Vec<String> = claimed.iter().map(|e| e.event_id.clone()).collect();
+    ids.sort();
+    let mut first = vec![ours[0].clone(), ours[2].clone()];
+    first.sort();
+    assert_eq!(ids, first, "{prefix}: a1 and b1 once each; a2 waits for a1");
+    assert!(
+        !ids.contains(&lost.event_id().to_string()),
+        "a rolled-back write left a row"
+    );
+    let a1_row = claimed
+        .iter()
+        .find(|e| e.event_id == ours[0])
+        .expect("a1 claimed");
+    assert_eq!(
+        a1_row.body.as_bytes(),
+        a1.body(),
+        "{prefix}: the body as sealed"
+    );
+    assert_eq!(a1_row.aggregate, format!("user:{}", a.id));
+    let backlog = store.outbox_backlog().await.expect("backlog");
+    assert!(backlog.pending >= 3 && backlog.oldest.is_some());
+
+    store
+        .outbox_published(&[a1_row.id], at)
+        .await
+        .expect("published");
+    // b1 is still leased; a2 is now the oldest of its aggregate.
+    let next = store.claim_outbox(at, 100, lease).await.expect("claim");
+    let next: Vec<&OutboxEntry> = next.iter().filter(|e| ours.contains(&e.event_id)).collect();
+    assert_eq!(next.len(), 1, "{prefix}: {next:?}");
+    assert_eq!(next[0].event_id, ours[1]);
+    store
+        .outbox_failed(next[0].id, "broker down", at + Duration::hours(1))
+        .await
+        .expect("failed");
+    let later = at + Duration::minutes(10);
+    let retried = store.claim_outbox(later, 100, lease).await.expect("claim");
+    assert!(
+        retried.iter().all(|e| e.event_id != ours[1]),
+        "{prefix}: not before its retry time"
+    );
+    assert!(
+        retried.iter().any(|e| e.event_id == ours[2]),
+        "{prefix}: b1's lease ran out: claimable again"
+    );
+    let much_later = at + Duration::hours(2);
+    let retried = store
+        .claim_outbox(much_later, 100, lease)
+        .await
+        .expect("claim");
+    let a2_row = retried
+        .iter()
+        .find(|e| e.event_id == ours[1])
+        .expect("a2 after its retry time");
+    assert_eq!(a2_row.attempts, 1);
+    let purged = store
+        .purge_outbox(at + Duration::seconds(1))
+        .await
+        .expect("purge");
+    assert!(purged >= 1, "{prefix}: the published row is forgotten");
 }
 
 pub async fn otp_checks_take_at_most_five_slots_at_once(
@@ -365,7 +490,9 @@ pub async fn simultaneous_resends_take_one_slot(
         let fresh = fresh.clone();
         async move {
             store
-                .take_resend_slot(user.id, later, Duration::seconds(60), 5, &fresh)
+                .take_resend_slot(user.id, later, Duration::seconds(60), 5, &fresh, &|_, _| {
+                    Vec::new()
+                })
                 .await
                 .expect("slot")
         }
@@ -390,7 +517,9 @@ pub async fn simultaneous_resends_take_one_slot(
         .await
         .expect("release");
     let again = store
-        .take_resend_slot(user.id, later, Duration::seconds(60), 5, &fresh)
+        .take_resend_slot(user.id, later, Duration::seconds(60), 5, &fresh, &|_, _| {
+            Vec::new()
+        })
         .await
         .expect("slot");
     assert!(matches!(again, ResendSlot::Granted(..)), "{again:?}");
@@ -398,7 +527,14 @@ pub async fn simultaneous_resends_take_one_slot(
     let much_later = later + Duration::minutes(11);
     let fresh = OtpChallenge::new(OtpCode::from_number(111_222), much_later);
     let ResendSlot::Granted(replaced, _) = store
-        .take_resend_slot(user.id, much_later, Duration::seconds(60), 5, &fresh)
+        .take_resend_slot(
+            user.id,
+            much_later,
+            Duration::seconds(60),
+            5,
+            &fresh,
+            &|_, _| Vec::new(),
+        )
         .await
         .expect("slot")
     else {
@@ -420,7 +556,7 @@ pub async fn activation_is_conditional_and_survives_concurrent_writes(
         let s = trial(&user, &code, at + Duration::days(14));
         async move {
             store
-                .activate_with_subscription(user.id, "123456", &s, at)
+                .activate_with_subscription(user.id, "123456", &s, at, &[])
                 .await
         }
     }));
@@ -464,7 +600,7 @@ pub async fn activation_is_conditional_and_survives_concurrent_writes(
     let s = trial(&other, &code, at + Duration::days(14));
     assert!(matches!(
         store
-            .activate_with_subscription(other.id, "000000", &s, at)
+            .activate_with_subscription(other.id, "000000", &s, at, &[])
             .await,
         Err(StoreError::Conflict)
     ));
@@ -498,7 +634,7 @@ pub async fn racing_transitions_have_exactly_one_winner(
         .collect();
     let results = join_all(patches.iter().map(|p| {
         let store = store.clone();
-        async move { store.transition_subscription(s.id, p).await }
+        async move { store.transition_subscription(s.id, p, &[]).await }
     }))
     .await;
     let winners: Vec<&Subscription> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
@@ -514,7 +650,9 @@ pub async fn racing_transitions_have_exactly_one_winner(
         .expect("row");
     assert_eq!(&stored, winners[0], "the winner's write is what is stored");
     assert!(matches!(
-        store.transition_subscription(Uuid::new_v4(), &cancel).await,
+        store
+            .transition_subscription(Uuid::new_v4(), &cancel, &[])
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -535,11 +673,10 @@ pub async fn simultaneous_sweeps_move_each_subscription_once(
     }
     let at = now();
     let rule = move |s: &Subscription| {
-        Some(SubscriptionPatch::new(
-            s.status,
-            SubscriptionStatus::Cancelled,
-            at,
-        ))
+        Some(crate::ports::SweepMove {
+            patch: SubscriptionPatch::new(s.status, SubscriptionStatus::Cancelled, at),
+            outbox: Vec::new(),
+        })
     };
     // Small batches, so the sweeps interleave.
     let sweeps = join_all((0..4).map(|_| {

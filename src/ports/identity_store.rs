@@ -4,7 +4,7 @@
 //! atomic step before the work it limits, and a transition names the status
 //! it leaves, so of two racing writers exactly one wins.
 
-use std::{future::Future, pin::Pin};
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -17,6 +17,7 @@ use crate::{
             SubscriptionPatch, User,
         },
         email::Email,
+        events::SealedEvent,
         locale::Locale,
         plan::PlanCode,
         subscription::SubscriptionStatus,
@@ -115,8 +116,69 @@ pub struct SweptSubscription {
     pub subscription: Subscription,
 }
 
+/// What the sweep does with one due subscription: the patch, and the events
+/// that report it (written to the outbox in the same transaction).
+#[derive(Debug, Clone)]
+pub struct SweepMove {
+    pub patch: SubscriptionPatch,
+    pub outbox: Vec<OutboxEvent>,
+}
+
 /// Decides what the sweep does with one due subscription (`None`: leave it).
-pub type SweepRule<'a> = &'a (dyn Fn(&Subscription) -> Option<SubscriptionPatch> + Send + Sync);
+pub type SweepRule<'a> = &'a (dyn Fn(&Subscription) -> Option<SweepMove> + Send + Sync);
+
+/// The events that report a granted re-send slot, from the challenge granted
+/// and the user row as written.
+pub type ResendEvents<'a> = &'a (dyn Fn(&OtpChallenge, &User) -> Vec<OutboxEvent> + Send + Sync);
+
+/// An event to write to the outbox in the transaction of the change it
+/// reports (DESIGN §10). `aggregate` is the ordering key: the relay
+/// publishes the events of one aggregate in the order they were written.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub aggregate: String,
+    pub event: SealedEvent,
+}
+
+impl OutboxEvent {
+    pub fn user(id: Uuid, event: SealedEvent) -> Self {
+        Self {
+            aggregate: format!("user:{id}"),
+            event,
+        }
+    }
+
+    pub fn subscription(id: Uuid, event: SealedEvent) -> Self {
+        Self {
+            aggregate: format!("subscription:{id}"),
+            event,
+        }
+    }
+}
+
+/// An outbox row a relay claimed: publish it, then mark it published.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub aggregate: String,
+    pub event_id: String,
+    pub routing_key: String,
+    /// The sealed envelope's bytes, as written.
+    pub body: String,
+    /// The writer's W3C trace context (`traceparent`, `tracestate`).
+    pub trace: BTreeMap<String, String>,
+    /// Failed publishes so far.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The unpublished part of the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    pub pending: u64,
+    /// When the oldest unpublished row was written.
+    pub oldest: Option<DateTime<Utc>>,
+}
 
 /// Contract (every adapter): e-mails are unique ignoring case; a user has at
 /// most one live (trialing, active, past due) subscription; a plan in use
@@ -128,6 +190,12 @@ pub trait IdentityStore: Send + Sync {
     /// Inserts `user`, runs `hook` inside the same transaction, commits when
     /// it succeeds and rolls back (no user remains) when it fails.
     async fn insert_user_then<'a>(&self, user: &User, hook: TxHook<'a>) -> Result<(), StoreError>;
+    /// Inserts `user` and writes `outbox` in one transaction.
+    async fn insert_user_enqueue(
+        &self,
+        user: &User,
+        outbox: &[OutboxEvent],
+    ) -> Result<(), StoreError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     /// Users by creation time, newest first, and the total count.
@@ -170,7 +238,8 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<OtpSlot, StoreError>;
     /// Takes the re-send slot: granted only while the account is unverified
     /// and no OTP was sent after `now - cooldown`. Keeps the code while it is
-    /// unexpired with attempts left, else installs `fresh`; `sent_at = now`.
+    /// unexpired with attempts left, else installs `fresh`; `sent_at = now`. `outbox` gives the events that
+    /// report the challenge granted, written in the same transaction.
     async fn take_resend_slot(
         &self,
         user: Uuid,
@@ -178,6 +247,7 @@ pub trait IdentityStore: Send + Sync {
         cooldown: Duration,
         max_attempts: u32,
         fresh: &OtpChallenge,
+        outbox: ResendEvents<'_>,
     ) -> Result<ResendSlot, StoreError>;
     /// Gives a re-send slot back (its e-mail could not be queued), if it is
     /// still the one taken at `taken_at`.
@@ -189,13 +259,14 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Marks the user active and stores the trial, in one transaction, only
     /// if the user is still unverified with the OTP `code`
-    /// (`Conflict` otherwise).
+    /// (`Conflict` otherwise), and writes `outbox` with them.
     async fn activate_with_subscription(
         &self,
         user: Uuid,
         code: &str,
         subscription: &Subscription,
         now: DateTime<Utc>,
+        outbox: &[OutboxEvent],
     ) -> Result<User, StoreError>;
     /// Applies the given profile fields only.
     async fn update_profile(
@@ -258,20 +329,51 @@ pub trait IdentityStore: Send + Sync {
     async fn latest_subscription(&self, user: Uuid) -> Result<Option<Subscription>, StoreError>;
     /// Applies `patch` only if the subscription is still in the status the
     /// patch leaves (`Conflict` otherwise, `NotFound` without the row);
-    /// returns the row as written.
+    /// returns the row as written. `outbox` is written in the same
+    /// transaction (and not at all when the patch loses).
     async fn transition_subscription(
         &self,
         id: Uuid,
         patch: &SubscriptionPatch,
+        outbox: &[OutboxEvent],
     ) -> Result<Subscription, StoreError>;
     /// Claims up to `limit` subscriptions due at `now` (trials ended, paid
     /// periods ended) that no concurrent sweep holds, applies `rule` to each
-    /// and commits; returns those it moved. Two sweeps at once never move
-    /// one subscription twice.
+    /// and commits each move with its outbox events; returns those it moved.
+    /// Two sweeps at once never move one subscription twice.
     async fn sweep_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         rule: SweepRule<'_>,
     ) -> Result<Vec<SweptSubscription>, StoreError>;
+
+    /// Claims up to `limit` outbox rows for one relay until `now + lease`:
+    /// unpublished, not claimed by another relay, and each the oldest
+    /// unpublished row of its aggregate (so one aggregate's events go out
+    /// in order). Concurrent relays never claim one row twice while the
+    /// lease lasts (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Marks rows published at `now`.
+    async fn outbox_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// A publish failed: counts the attempt, keeps the error, and leaves the
+    /// row to a relay again from `retry_at`.
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// How many rows wait, and since when.
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError>;
+    /// Forgets rows published before `before`; returns how many.
+    async fn purge_outbox(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Notified when rows may have been written (in this process, or in
+    /// another one sharing the database); the relay also polls.
+    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify>;
 }

@@ -17,8 +17,9 @@ pub use dedup::{DedupError, DedupStore};
 pub use event_publisher::{EventPublisher, PublishError};
 pub use health::{Health, HealthIndicator};
 pub use identity_store::{
-    IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, ResendSlot, StoreError,
-    SweepRule, SweptSubscription, TxHook, UserRef,
+    IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, PasswordLimit, PasswordSlot,
+    ProfileChanges, ResendEvents, ResendSlot, StoreError, SweepMove, SweepRule, SweptSubscription,
+    TxHook, UserRef,
 };
 pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};

@@ -25,7 +25,7 @@ async fn registering_stores_an_unverified_user_and_queues_a_verification_email()
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["status"], "unverified");
     assert_eq!(body["data"]["locale"], "vi");
-    let events = app.drain(EMAILS_QUEUE);
+    let events = app.drain(EMAILS_QUEUE).await;
     assert_eq!(events.len(), 1);
     let EventData::EmailVerificationRequested(p) = &events[0].data else {
         panic!("wrong event")
@@ -89,7 +89,7 @@ async fn the_locale_comes_from_the_body_then_the_lang_header_then_english() {
 async fn verifying_the_otp_activates_the_account_and_starts_a_14_day_trial() {
     let app = spawn_app().await;
     app.register("bob@example.com", PASSWORD).await;
-    let otp = app.otp_for("bob@example.com");
+    let otp = app.otp_for("bob@example.com").await;
 
     let (status, body) = json(
         app.post_json(
@@ -102,7 +102,7 @@ async fn verifying_the_otp_activates_the_account_and_starts_a_14_day_trial() {
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["status"], "active");
-    let events = app.drain(SUBSCRIPTIONS_QUEUE);
+    let events = app.drain(SUBSCRIPTIONS_QUEUE).await;
     assert_eq!(events.len(), 1);
     let EventData::SubscriptionCreated(p) = &events[0].data else {
         panic!("wrong event")
@@ -238,7 +238,7 @@ async fn two_registrations_of_one_email_at_once_leave_one_user() {
 async fn a_wrong_otp_counts_and_the_sixth_attempt_is_refused() {
     let app = spawn_app().await;
     app.register("hal@example.com", PASSWORD).await;
-    let otp = app.otp_for("hal@example.com");
+    let otp = app.otp_for("hal@example.com").await;
     let wrong = if otp == "000000" { "111111" } else { "000000" };
 
     let mut statuses = Vec::new();
@@ -270,7 +270,7 @@ async fn a_wrong_otp_counts_and_the_sixth_attempt_is_refused() {
 async fn an_expired_otp_asks_for_a_new_one_and_send_otp_delivers_it() {
     let app = spawn_app().await;
     app.register("ida@example.com", PASSWORD).await;
-    let old = app.otp_for("ida@example.com");
+    let old = app.otp_for("ida@example.com").await;
     app.clock.advance(Duration::minutes(11));
 
     let (status, body) = json(
@@ -287,7 +287,7 @@ async fn an_expired_otp_asks_for_a_new_one_and_send_otp_delivers_it() {
             &json!({"email": "ida@example.com", "password": PASSWORD}),
         )
         .await;
-    let new = app.otp_for("ida@example.com");
+    let new = app.otp_for("ida@example.com").await;
     let verified = app
         .post_json(
             "/authentication/verify-otp",
@@ -305,13 +305,13 @@ async fn an_expired_otp_asks_for_a_new_one_and_send_otp_delivers_it() {
 async fn send_otp_has_a_cool_down_and_resends_the_unexpired_code() {
     let app = spawn_app().await;
     app.register("jo@example.com", PASSWORD).await;
-    let first = app.otp_for("jo@example.com");
+    let first = app.otp_for("jo@example.com").await;
     let creds = json!({"email": "jo@example.com", "password": PASSWORD});
 
     let (too_soon, body) = json(app.post_json("/authentication/send-otp", &creds).await).await;
     app.clock.advance(Duration::seconds(61));
     let later = app.post_json("/authentication/send-otp", &creds).await;
-    let again = app.otp_for("jo@example.com");
+    let again = app.otp_for("jo@example.com").await;
 
     assert_eq!(too_soon, 429);
     assert!(body["data"]["retry_after_secs"].as_i64().unwrap() > 0);
@@ -501,20 +501,25 @@ mod rollback {
         atomic::{AtomicBool, Ordering},
     };
 
+    use smap_identity::app::config::EventDelivery;
+
     use super::*;
-    use crate::helpers::{Switchable, spawn_app_with};
+    use crate::helpers::{Switchable, spawn_app_configured, spawn_app_with};
 
     #[tokio::test]
-    async fn when_the_event_cannot_be_published_registration_is_rolled_back_with_503_and_can_be_retried()
+    async fn with_direct_delivery_when_the_event_cannot_be_published_registration_is_rolled_back_with_503_and_can_be_retried()
      {
         let down = Arc::new(AtomicBool::new(true));
         let switch = down.clone();
-        let app = spawn_app_with(move |adapters| {
-            adapters.publisher = Arc::new(Switchable {
-                inner: adapters.publisher.clone(),
-                down: switch,
-            });
-        })
+        let app = spawn_app_configured(
+            |settings| settings.event_delivery = EventDelivery::Direct,
+            move |adapters| {
+                adapters.publisher = Arc::new(Switchable {
+                    inner: adapters.publisher.clone(),
+                    down: switch,
+                });
+            },
+        )
         .await;
 
         let (status, body) = json(app.register("rob@example.com", PASSWORD).await).await;
@@ -531,6 +536,33 @@ mod rollback {
         assert_eq!(body["error_code"], 50300);
         assert_eq!(login.status().as_u16(), 401, "no user remained");
         assert_eq!(retry, 201);
-        assert_eq!(app.otp_for("rob@example.com").len(), 6);
+        assert_eq!(app.otp_for("rob@example.com").await.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn with_the_outbox_a_registration_while_the_bus_is_down_answers_201_and_its_email_follows()
+     {
+        let down = Arc::new(AtomicBool::new(true));
+        let switch = down.clone();
+        let app = spawn_app_with(move |adapters| {
+            adapters.publisher = Arc::new(Switchable {
+                inner: adapters.publisher.clone(),
+                down: switch,
+            });
+        })
+        .await;
+
+        let (status, body) = json(app.register("ola@example.com", PASSWORD).await).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let while_down = app.drain_now(crate::helpers::EMAILS_QUEUE);
+        down.store(false, Ordering::SeqCst);
+        let otp = app.otp_for("ola@example.com").await;
+
+        assert_eq!(status, 201, "{body}");
+        assert!(
+            while_down.is_empty(),
+            "nothing reached the bus while it was down"
+        );
+        assert_eq!(otp.len(), 6, "the e-mail followed once the bus was back");
     }
 }

@@ -9,7 +9,7 @@ use crate::helpers::{SUBSCRIPTIONS_QUEUE, TestApp, json, spawn_app};
 async fn admin(app: &TestApp) -> String {
     let token = app.signed_up("admin@example.com").await;
     app.make_admin("admin@example.com").await;
-    app.drain(SUBSCRIPTIONS_QUEUE);
+    app.drain(SUBSCRIPTIONS_QUEUE).await;
     token
 }
 
@@ -167,7 +167,7 @@ async fn a_plan_in_use_cannot_be_deleted() {
 async fn the_owner_cancels_with_a_reason_and_the_event_says_so() {
     let app = spawn_app().await;
     let token = app.signed_up("own@example.com").await;
-    app.drain(SUBSCRIPTIONS_QUEUE);
+    app.drain(SUBSCRIPTIONS_QUEUE).await;
     let sub = my_subscription(&app, &token).await;
     let id = sub["id"].as_str().unwrap();
 
@@ -189,7 +189,7 @@ async fn the_owner_cancels_with_a_reason_and_the_event_says_so() {
 
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(twice.status().as_u16(), 409);
-    let events = app.drain(SUBSCRIPTIONS_QUEUE);
+    let events = app.drain(SUBSCRIPTIONS_QUEUE).await;
     assert_eq!(events.len(), 1);
     let EventData::SubscriptionCancelled(p) = &events[0].data else {
         panic!("wrong event")
@@ -209,7 +209,7 @@ async fn an_admin_cancels_anyones_subscription_as_admin_action_and_others_may_no
     let admin = admin(&app).await;
     let owner = app.signed_up("o@example.com").await;
     let stranger = app.signed_up("s@example.com").await;
-    app.drain(SUBSCRIPTIONS_QUEUE);
+    app.drain(SUBSCRIPTIONS_QUEUE).await;
     let id = my_subscription(&app, &owner).await["id"]
         .as_str()
         .unwrap()
@@ -233,7 +233,7 @@ async fn an_admin_cancels_anyones_subscription_as_admin_action_and_others_may_no
     let by_admin = cancel(admin.clone()).await;
 
     assert_eq!((by_stranger, by_admin), (403, 200));
-    let events = app.drain(SUBSCRIPTIONS_QUEUE);
+    let events = app.drain(SUBSCRIPTIONS_QUEUE).await;
     let EventData::SubscriptionCancelled(p) = &events[0].data else {
         panic!("wrong event")
     };
@@ -247,7 +247,7 @@ async fn a_trial_upgrades_to_a_paid_plan_for_one_billing_cycle() {
     let admin = admin(&app).await;
     create_plan(&app, &admin, pro()).await;
     let token = app.signed_up("up@example.com").await;
-    app.drain(SUBSCRIPTIONS_QUEUE);
+    app.drain(SUBSCRIPTIONS_QUEUE).await;
     let id = my_subscription(&app, &token).await["id"]
         .as_str()
         .unwrap()
@@ -269,7 +269,7 @@ async fn a_trial_upgrades_to_a_paid_plan_for_one_billing_cycle() {
 
     assert_eq!((unknown, to_free, status, again), (422, 422, 200, 409));
     assert_eq!(body["data"]["status"], "active");
-    let events = app.drain(SUBSCRIPTIONS_QUEUE);
+    let events = app.drain(SUBSCRIPTIONS_QUEUE).await;
     assert_eq!(events.len(), 1);
     let EventData::SubscriptionStatusChanged(p) = &events[0].data else {
         panic!("wrong event")
@@ -313,7 +313,7 @@ async fn a_failed_payment_makes_an_active_subscription_past_due() {
         .send()
         .await
         .unwrap();
-    app.drain(SUBSCRIPTIONS_QUEUE);
+    app.drain(SUBSCRIPTIONS_QUEUE).await;
 
     let no_key = app.client.post(&url).send().await.unwrap();
     let failed = app
@@ -331,7 +331,7 @@ async fn a_failed_payment_makes_an_active_subscription_past_due() {
     );
     assert_eq!(no_key.status().as_u16(), 401);
     assert_eq!(failed.status().as_u16(), 200);
-    let events = app.drain(SUBSCRIPTIONS_QUEUE);
+    let events = app.drain(SUBSCRIPTIONS_QUEUE).await;
     let EventData::SubscriptionStatusChanged(p) = &events[0].data else {
         panic!("wrong event")
     };
@@ -361,7 +361,7 @@ async fn the_expiry_sweep_cancels_ended_trials_and_ends_paid_periods() {
         .send()
         .await
         .unwrap();
-    app.drain(SUBSCRIPTIONS_QUEUE);
+    app.drain(SUBSCRIPTIONS_QUEUE).await;
     let sweep = || {
         app.client
             .post(app.url("/internal/subscriptions/expire-due"))
@@ -388,7 +388,7 @@ async fn the_expiry_sweep_cancels_ended_trials_and_ends_paid_periods() {
         after_period["data"],
         json!({"trials_cancelled": 0, "subscriptions_ended": 1})
     );
-    let events = app.drain(SUBSCRIPTIONS_QUEUE);
+    let events = app.drain(SUBSCRIPTIONS_QUEUE).await;
     let trial_id = trial["id"].as_str().unwrap();
     let c = events
         .iter()

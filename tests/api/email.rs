@@ -73,7 +73,7 @@ async fn a_registration_sends_exactly_one_email_with_the_otp_in_its_language() {
         .await,
     )
     .await;
-    let otp = app.otp_for("mai@example.com");
+    let otp = app.otp_for("mai@example.com").await;
     let emails = sent(&mailer, 2, Duration::from_secs(1)).await;
 
     assert_eq!(status, 201);
@@ -118,7 +118,7 @@ async fn garbage_and_a_bad_otp_are_dead_lettered_at_once_and_good_mail_still_flo
     app.register("good-first@example.com", "correct horse battery")
         .await;
     let mut envelope: serde_json::Value = {
-        let mut events = app.drain(crate::helpers::EMAILS_QUEUE);
+        let mut events = app.drain(crate::helpers::EMAILS_QUEUE).await;
         serde_json::from_slice(&events.remove(0).to_json()).unwrap()
     };
     app.broker
@@ -167,7 +167,7 @@ async fn the_same_event_delivered_twice_sends_one_email() {
     let (app, mailer) = app().await;
     app.register("twice@example.com", "correct horse battery")
         .await;
-    let event = app.drain(crate::helpers::EMAILS_QUEUE).remove(0);
+    let event = app.drain(crate::helpers::EMAILS_QUEUE).await.remove(0);
     sent(&mailer, 1, Duration::from_secs(2)).await;
 
     app.broker

@@ -71,6 +71,14 @@ pub async fn spawn_app_with_settings(configure: impl FnOnce(&mut Settings)) -> T
     spawn(configure, |_| {}).await
 }
 
+/// A test app with both settings and adapters adjusted.
+pub async fn spawn_app_configured(
+    configure: impl FnOnce(&mut Settings),
+    customize: impl FnOnce(&mut Adapters),
+) -> TestApp {
+    spawn(configure, customize).await
+}
+
 async fn spawn(
     configure: impl FnOnce(&mut Settings),
     customize: impl FnOnce(&mut Adapters),
@@ -184,8 +192,32 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Every envelope in `queue`, drained.
-    pub fn drain(&self, queue: &str) -> Vec<EventEnvelope> {
+    /// Waits (bounded) until the outbox relay published every row written
+    /// so far: events leave through the outbox (`EVENT_DELIVERY=outbox`, the
+    /// default), a moment after the request that wrote them.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let backlog = self
+                .identity
+                .outbox_backlog()
+                .await
+                .expect("outbox backlog");
+            if backlog.pending == 0 || std::time::Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every envelope in `queue`, drained once the outbox is empty.
+    pub async fn drain(&self, queue: &str) -> Vec<EventEnvelope> {
+        self.settle().await;
+        self.drain_now(queue)
+    }
+
+    /// Every envelope in `queue` right now, without waiting for the outbox.
+    pub fn drain_now(&self, queue: &str) -> Vec<EventEnvelope> {
         let mut out = Vec::new();
         while let Some(d) = self.broker.try_take(queue).expect("queue exists") {
             out.push(EventEnvelope::from_json(&d.body).expect("a valid envelope"));
@@ -194,8 +226,9 @@ impl TestApp {
     }
 
     /// The OTP of the newest verification e-mail to `email`.
-    pub fn otp_for(&self, email: &str) -> String {
+    pub async fn otp_for(&self, email: &str) -> String {
         self.drain(EMAILS_QUEUE)
+            .await
             .into_iter()
             .rev()
             .find_map(|e| match e.data {
@@ -225,7 +258,7 @@ impl TestApp {
 
     /// Verifies the account with the OTP of its last e-mail.
     async fn verified(&self, email: &str) {
-        let otp = self.otp_for(email);
+        let otp = self.otp_for(email).await;
         let verified = self
             .post_json(
                 "/authentication/verify-otp",

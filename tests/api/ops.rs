@@ -21,7 +21,7 @@ use smap_identity::adapters::redis::{RedisClients, RedisHealth};
 use smap_identity::ports::HealthIndicator;
 
 use crate::{
-    helpers::{Switchable, spawn_app_with},
+    helpers::{Switchable, spawn_app_configured},
     process::Service,
     servers::redis,
 };
@@ -82,12 +82,17 @@ fn run_promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
 async fn exercised_metrics() -> String {
     let down = Arc::new(AtomicBool::new(false));
     let switch = down.clone();
-    let app = spawn_app_with(move |adapters| {
-        adapters.publisher = Arc::new(Switchable {
-            inner: adapters.publisher.clone(),
-            down: switch,
-        });
-    })
+    // Direct delivery: the failed publish shows in the request's answer and
+    // in `event_publish_failures_total` at once.
+    let app = spawn_app_configured(
+        |settings| settings.event_delivery = smap_identity::app::config::EventDelivery::Direct,
+        move |adapters| {
+            adapters.publisher = Arc::new(Switchable {
+                inner: adapters.publisher.clone(),
+                down: switch,
+            });
+        },
+    )
     .await;
     assert_eq!(
         app.register("metrics@example.com", "correct horse battery")

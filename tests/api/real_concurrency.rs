@@ -398,7 +398,7 @@ async fn expired_trial(store: &PgIdentityStore, i: usize) -> Uuid {
         updated_at: now,
     };
     store
-        .activate_with_subscription(user.id, "123456", &trial, now)
+        .activate_with_subscription(user.id, "123456", &trial, now, &[])
         .await
         .unwrap();
     trial.id

@@ -11,7 +11,10 @@ use smap_identity::{
         postgres::{self, PgIdentityStore},
         topology::EVENTS_EXCHANGE,
     },
-    app::{config::Secret, wiring::Adapters},
+    app::{
+        config::{EventDelivery, Secret},
+        wiring::Adapters,
+    },
     domain::{
         account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
         email::Email,
@@ -99,7 +102,16 @@ async fn the_postgres_store_keeps_the_identity_contract_under_concurrency() {
 
 /// A real-server app on a fresh database; `customize` may swap adapters.
 pub async fn app(customize: impl FnOnce(&mut Adapters)) -> Option<(String, String)> {
+    app_delivering(EventDelivery::Outbox, customize).await
+}
+
+/// An app on a fresh database with the given `EVENT_DELIVERY`.
+pub async fn app_delivering(
+    delivery: EventDelivery,
+    customize: impl FnOnce(&mut Adapters),
+) -> Option<(String, String)> {
     let mut settings = real_settings()?;
+    settings.event_delivery = delivery;
     settings.database_url = Some(Secret::new(fresh_database().await?));
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
     assert!(
@@ -231,14 +243,15 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registration_whose_event_cannot_be_published_leaves_no_row_and_a_retry_succeeds() {
+async fn with_direct_delivery_a_registration_whose_event_cannot_be_published_leaves_no_row_and_a_retry_succeeds()
+ {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::helpers::Switchable;
 
     let down = Arc::new(AtomicBool::new(true));
     let switch = down.clone();
-    let Some((base, db)) = app(move |a| {
+    let Some((base, db)) = app_delivering(EventDelivery::Direct, move |a| {
         a.publisher = Arc::new(Switchable {
             inner: a.publisher.clone(),
             down: switch,
@@ -556,11 +569,15 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_rabbitmq_stopped_registration_answers_503_leaves_no_row_and_works_once_it_is_back() {
+async fn with_direct_delivery_and_rabbitmq_stopped_registration_answers_503_leaves_no_row_and_works_once_it_is_back()
+ {
     use crate::servers::{free_port, services};
     let Some(mut settings) = real_settings() else {
         return;
     };
+    // The seed's behaviour, kept under `EVENT_DELIVERY=direct`; the outbox
+    // answers 201 instead (`real_outbox.rs`).
+    settings.event_delivery = EventDelivery::Direct;
     let Some(db) = fresh_database().await else {
         return;
     };

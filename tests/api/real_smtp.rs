@@ -119,7 +119,7 @@ async fn a_registration_is_one_real_email_with_the_otp_in_its_language() {
         &json!({"email": "sink@example.com", "password": "correct horse battery", "locale": "vi"}),
     )
     .await;
-    let otp = app.otp_for("sink@example.com");
+    let otp = app.otp_for("sink@example.com").await;
     let first = mails(&dir, 1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = mails(&dir, 2, Duration::ZERO).await;

@@ -323,7 +323,7 @@ async fn passwords_and_hashes_never_come_back_and_subscription_events_carry_no_p
         .await
         .unwrap();
     let token = {
-        let otp = app.otp_for("private@example.com");
+        let otp = app.otp_for("private@example.com").await;
         app.post_json(
             "/authentication/verify-otp",
             &json!({"email": "private@example.com", "otp": otp}),

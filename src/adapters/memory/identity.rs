@@ -5,8 +5,8 @@
 //! slot and transition as one step under the store's lock.
 
 use std::{
-    collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use async_trait::async_trait;
@@ -24,8 +24,9 @@ use crate::{
         subscription::SubscriptionStatus,
     },
     ports::{
-        IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, ResendSlot,
-        StoreError, SweepRule, SweptSubscription, TxHook, UserRef,
+        IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, PasswordLimit,
+        PasswordSlot, ProfileChanges, ResendEvents, ResendSlot, StoreError, SweepRule,
+        SweptSubscription, TxHook, UserRef,
     },
 };
 
@@ -36,6 +37,16 @@ struct State {
     sessions: HashMap<Uuid, Session>,
     plans: HashMap<Uuid, Plan>,
     subscriptions: HashMap<Uuid, Subscription>,
+    /// The outbox, in the order of writing (`id` ascending).
+    outbox: Vec<OutboxRow>,
+    next_outbox_id: i64,
+}
+
+struct OutboxRow {
+    entry: OutboxEntry,
+    locked_until: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    published_at: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -46,11 +57,36 @@ impl State {
         };
         self.users.get_mut(&id)
     }
+
+    /// Appends `events` to the outbox; the caller holds the lock that makes
+    /// this part of its change.
+    fn enqueue(&mut self, events: &[OutboxEvent]) {
+        let trace = crate::adapters::message::trace_headers();
+        for e in events {
+            self.next_outbox_id += 1;
+            self.outbox.push(OutboxRow {
+                entry: OutboxEntry {
+                    id: self.next_outbox_id,
+                    aggregate: e.aggregate.clone(),
+                    event_id: e.event.event_id().to_string(),
+                    routing_key: e.event.routing_key().to_string(),
+                    body: String::from_utf8_lossy(e.event.body()).into_owned(),
+                    trace: trace.clone(),
+                    attempts: 0,
+                    created_at: Utc::now(),
+                },
+                locked_until: None,
+                last_error: None,
+                published_at: None,
+            });
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct InMemoryIdentityStore {
     state: Mutex<State>,
+    wakeup: Arc<tokio::sync::Notify>,
 }
 
 fn email_key(email: &Email) -> String {
@@ -64,6 +100,12 @@ impl InMemoryIdentityStore {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_if(&self, events: usize) {
+        if events > 0 {
+            self.wakeup.notify_one();
+        }
     }
 }
 
@@ -85,6 +127,25 @@ impl IdentityStore for InMemoryIdentityStore {
             state.by_email.remove(&email_key(&user.email));
             return Err(StoreError::RolledBack(error));
         }
+        Ok(())
+    }
+
+    async fn insert_user_enqueue(
+        &self,
+        user: &User,
+        outbox: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
+        {
+            let mut state = self.lock();
+            let key = email_key(&user.email);
+            if state.by_email.contains_key(&key) {
+                return Err(StoreError::EmailTaken);
+            }
+            state.by_email.insert(key, user.id);
+            state.users.insert(user.id, user.clone());
+            state.enqueue(outbox);
+        }
+        self.wake_if(outbox.len());
         Ok(())
     }
 
@@ -199,8 +260,10 @@ impl IdentityStore for InMemoryIdentityStore {
         cooldown: Duration,
         max_attempts: u32,
         fresh: &OtpChallenge,
+        outbox: ResendEvents<'_>,
     ) -> Result<ResendSlot, StoreError> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(user) = state.users.get_mut(&user) else {
             return Ok(ResendSlot::Refused(None));
         };
@@ -220,7 +283,12 @@ impl IdentityStore for InMemoryIdentityStore {
         };
         user.otp = Some(challenge.clone());
         user.updated_at = now;
-        Ok(ResendSlot::Granted(challenge, user.clone()))
+        let user = user.clone();
+        let events = outbox(&challenge, &user);
+        state.enqueue(&events);
+        drop(guard);
+        self.wake_if(events.len());
+        Ok(ResendSlot::Granted(challenge, user))
     }
 
     async fn release_resend_slot(
@@ -244,6 +312,7 @@ impl IdentityStore for InMemoryIdentityStore {
         code: &str,
         subscription: &Subscription,
         now: DateTime<Utc>,
+        outbox: &[OutboxEvent],
     ) -> Result<User, StoreError> {
         let mut state = self.lock();
         let current = state.users.get(&user).ok_or(StoreError::NotFound)?;
@@ -268,7 +337,11 @@ impl IdentityStore for InMemoryIdentityStore {
         user.status = AccountStatus::Active;
         user.otp = None;
         user.updated_at = now;
-        Ok(user.clone())
+        let user = user.clone();
+        state.enqueue(outbox);
+        drop(state);
+        self.wake_if(outbox.len());
+        Ok(user)
     }
 
     async fn update_profile(
@@ -448,6 +521,7 @@ impl IdentityStore for InMemoryIdentityStore {
         &self,
         id: Uuid,
         patch: &SubscriptionPatch,
+        outbox: &[OutboxEvent],
     ) -> Result<Subscription, StoreError> {
         let mut state = self.lock();
         let s = state
@@ -458,7 +532,11 @@ impl IdentityStore for InMemoryIdentityStore {
             return Err(StoreError::Conflict);
         }
         patch.apply(s);
-        Ok(s.clone())
+        let s = s.clone();
+        state.enqueue(outbox);
+        drop(state);
+        self.wake_if(outbox.len());
+        Ok(s)
     }
 
     async fn sweep_due(
@@ -467,7 +545,8 @@ impl IdentityStore for InMemoryIdentityStore {
         limit: u32,
         rule: SweepRule<'_>,
     ) -> Result<Vec<SweptSubscription>, StoreError> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut due: Vec<&mut Subscription> = state
             .subscriptions
             .values_mut()
@@ -481,17 +560,99 @@ impl IdentityStore for InMemoryIdentityStore {
             .collect();
         due.sort_by_key(|s| s.created_at);
         let mut swept = Vec::new();
+        let mut events = Vec::new();
         for s in due.into_iter().take(limit as usize) {
-            if let Some(patch) = rule(s).filter(|p| p.from == s.status) {
+            if let Some(step) = rule(s).filter(|m| m.patch.from == s.status) {
                 let previous = s.status;
-                patch.apply(s);
+                step.patch.apply(s);
+                events.extend(step.outbox);
                 swept.push(SweptSubscription {
                     previous,
                     subscription: s.clone(),
                 });
             }
         }
+        state.enqueue(&events);
+        drop(guard);
+        self.wake_if(events.len());
         Ok(swept)
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut state = self.lock();
+        // Rows are in id order: the first unpublished row met for an
+        // aggregate is its oldest; later ones wait for it.
+        let mut seen = HashSet::new();
+        let mut claimed = Vec::new();
+        for row in state.outbox.iter_mut().filter(|r| r.published_at.is_none()) {
+            if !seen.insert(row.entry.aggregate.clone()) {
+                continue;
+            }
+            if row.locked_until.is_some_and(|until| until > now) {
+                continue;
+            }
+            row.locked_until = Some(now + lease);
+            claimed.push(row.entry.clone());
+            if claimed.len() >= limit as usize {
+                break;
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn outbox_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for row in state
+            .outbox
+            .iter_mut()
+            .filter(|r| ids.contains(&r.entry.id))
+        {
+            row.published_at = Some(now);
+            row.locked_until = None;
+        }
+        Ok(())
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(row) = state.outbox.iter_mut().find(|r| r.entry.id == id) {
+            row.entry.attempts += 1;
+            row.last_error = Some(error.to_owned());
+            row.locked_until = Some(retry_at);
+        }
+        Ok(())
+    }
+
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let state = self.lock();
+        let pending = state.outbox.iter().filter(|r| r.published_at.is_none());
+        Ok(OutboxBacklog {
+            pending: pending.clone().count() as u64,
+            oldest: pending.map(|r| r.entry.created_at).min(),
+        })
+    }
+
+    async fn purge_outbox(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let len = state.outbox.len();
+        state
+            .outbox
+            .retain(|r| r.published_at.is_none_or(|at| at >= before));
+        Ok((len - state.outbox.len()) as u64)
+    }
+
+    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.wakeup.clone()
     }
 }
 

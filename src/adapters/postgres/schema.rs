@@ -60,6 +60,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        event_id -> Text,
+        aggregate -> Text,
+        routing_key -> Text,
+        body -> Text,
+        traceparent -> Nullable<Text>,
+        tracestate -> Nullable<Text>,
+        created_at -> Timestamptz,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        locked_until -> Nullable<Timestamptz>,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(subscriptions -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, plans, subscriptions, sessions);
+diesel::allow_tables_to_appear_in_same_query!(users, plans, subscriptions, sessions, outbox);

@@ -4,6 +4,8 @@
 //! and transition is one conditional statement (or one transaction), so the
 //! rules hold across connections and replicas.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use diesel::{
@@ -16,8 +18,11 @@ use uuid::Uuid;
 
 use super::{
     PgPool,
-    models::{PlanRow, ProfileChange, SessionRow, SubscriptionChange, SubscriptionRow, UserRow},
-    schema::{plans, sessions, subscriptions, users},
+    models::{
+        NewOutboxRow, OutboxRow, PlanRow, ProfileChange, SessionRow, SubscriptionChange,
+        SubscriptionRow, UserRow,
+    },
+    schema::{outbox, plans, sessions, subscriptions, users},
 };
 use crate::{
     domain::{
@@ -28,8 +33,9 @@ use crate::{
         plan::PlanCode,
     },
     ports::{
-        IdentityStore, OtpSlot, PasswordLimit, PasswordSlot, ProfileChanges, PublishError,
-        ResendSlot, StoreError, SweepRule, SweptSubscription, TxHook, UserRef,
+        IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, PasswordLimit,
+        PasswordSlot, ProfileChanges, PublishError, ResendEvents, ResendSlot, StoreError,
+        SweepRule, SweptSubscription, TxHook, UserRef,
     },
 };
 
@@ -38,8 +44,46 @@ diesel::define_sql_function! { fn lower(x: sql::Text) -> sql::Text; }
 
 const LIVE: [&str; 3] = ["trialing", "active", "past_due"];
 
+/// The `LISTEN/NOTIFY` channel a commit that wrote outbox rows notifies.
+pub const OUTBOX_CHANNEL: &str = "outbox";
+
 pub struct PgIdentityStore {
     pool: PgPool,
+    wakeup: Arc<tokio::sync::Notify>,
+}
+
+/// Writes `events` to the outbox on `conn` (inside the caller's
+/// transaction), with the current span's trace context, and notifies the
+/// relays: PostgreSQL delivers the NOTIFY at commit, and drops it with a
+/// rollback.
+async fn enqueue(
+    conn: &mut diesel_async::AsyncPgConnection,
+    events: &[OutboxEvent],
+) -> Result<(), DieselError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut trace = crate::adapters::message::trace_headers();
+    let rows: Vec<NewOutboxRow> = events
+        .iter()
+        .map(|e| NewOutboxRow {
+            event_id: e.event.event_id().to_string(),
+            aggregate: e.aggregate.clone(),
+            routing_key: e.event.routing_key().to_string(),
+            body: String::from_utf8_lossy(e.event.body()).into_owned(),
+            traceparent: trace.get("traceparent").cloned(),
+            tracestate: trace.get("tracestate").cloned(),
+        })
+        .collect();
+    trace.clear();
+    diesel::insert_into(outbox::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// What a transaction body can fail with.
@@ -79,7 +123,58 @@ fn db_error(error: DieselError) -> StoreError {
 
 impl PgIdentityStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            wakeup: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Listens on the outbox channel on a connection of its own (a pooled
+    /// one would go back to the pool) and wakes the relay on every NOTIFY,
+    /// from this process or another; reconnects after a loss, until `stop`.
+    pub fn spawn_listener(
+        &self,
+        url: String,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let wakeup = self.wakeup.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            loop {
+                match diesel_async::AsyncPgConnection::establish(&url).await {
+                    Ok(mut conn) => {
+                        let listen = diesel::sql_query(format!("LISTEN {OUTBOX_CHANNEL}"))
+                            .execute(&mut conn)
+                            .await;
+                        if let Err(error) = listen {
+                            tracing::warn!(error = %error, "outbox LISTEN failed; polling only");
+                        } else {
+                            let mut stream = std::pin::pin!(conn.notifications_stream());
+                            loop {
+                                tokio::select! {
+                                    () = stop.cancelled() => return,
+                                    n = stream.next() => match n {
+                                        Some(Ok(_)) => wakeup.notify_one(),
+                                        Some(Err(error)) => {
+                                            tracing::warn!(error = %error, "outbox listener lost its connection");
+                                            break;
+                                        }
+                                        None => break,
+                                    },
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "outbox listener cannot connect; polling only");
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                }
+            }
+        })
     }
 
     async fn conn(&self) -> Result<Object<diesel_async::AsyncPgConnection>, StoreError> {
@@ -87,6 +182,14 @@ impl PgIdentityStore {
             .get()
             .await
             .map_err(|e| StoreError::Unavailable(anyhow::anyhow!("no database connection: {e}")))
+    }
+
+    /// Wakes this process's relay after a commit that wrote outbox rows
+    /// (other processes hear the NOTIFY).
+    fn wake_if(&self, events: usize) {
+        if events > 0 {
+            self.wakeup.notify_one();
+        }
     }
 
     fn one<R, T>(row: Option<R>) -> Result<Option<T>, StoreError>
@@ -146,6 +249,26 @@ impl IdentityStore for PgIdentityStore {
             Err(TxError::Hook(e)) => Err(StoreError::RolledBack(e)),
             Err(TxError::Store(e)) => Err(e),
         }
+    }
+
+    async fn insert_user_enqueue(
+        &self,
+        user: &User,
+        events: &[OutboxEvent],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let row = UserRow::from(user);
+        conn.transaction::<(), DieselError, _>(async move |conn| {
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            enqueue(conn, events).await
+        })
+        .await
+        .map_err(db_error)?;
+        self.wake_if(events.len());
+        Ok(())
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
@@ -307,42 +430,57 @@ impl IdentityStore for PgIdentityStore {
         cooldown: Duration,
         max_attempts: u32,
         fresh: &OtpChallenge,
+        outbox: ResendEvents<'_>,
     ) -> Result<ResendSlot, StoreError> {
         let mut conn = self.conn().await?;
-        // Every SET expression reads the row as it was before the update.
-        let row: Option<UserRow> = diesel::sql_query(
-            "UPDATE users SET \
-               otp_code = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
-                                    AND otp_attempts < $3 THEN otp_code ELSE $4 END, \
-               otp_expires_at = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
-                                    AND otp_attempts < $3 THEN otp_expires_at ELSE $5 END, \
-               otp_attempts = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
-                                    AND otp_attempts < $3 THEN otp_attempts ELSE 0 END, \
-               otp_sent_at = $2, updated_at = $2 \
-             WHERE id = $1 AND status = 'unverified' \
-               AND (otp_sent_at IS NULL OR otp_sent_at <= $6) \
-             RETURNING *",
-        )
-        .bind::<sql::Uuid, _>(user)
-        .bind::<sql::Timestamptz, _>(now)
-        .bind::<sql::Integer, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-        .bind::<sql::Text, _>(fresh.code.as_str())
-        .bind::<sql::Timestamptz, _>(fresh.expires_at)
-        .bind::<sql::Timestamptz, _>(now - cooldown)
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(db_error)?;
-        let Some(row) = row else {
-            drop(conn);
-            return Ok(ResendSlot::Refused(self.user_by_id(user).await?));
-        };
-        let user = User::try_from(row)?;
-        match user.otp.clone() {
-            Some(challenge) => Ok(ResendSlot::Granted(challenge, user)),
-            None => Err(StoreError::Unexpected(anyhow::anyhow!(
-                "re-send slot taken without an OTP"
-            ))),
+        let fresh = fresh.clone();
+        let granted = conn
+            .transaction::<Option<(OtpChallenge, User, usize)>, TxError, _>(async move |conn| {
+                // Every SET expression reads the row as it was before the update.
+                let row: Option<UserRow> = diesel::sql_query(
+                    "UPDATE users SET \
+                       otp_code = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
+                                            AND otp_attempts < $3 THEN otp_code ELSE $4 END, \
+                       otp_expires_at = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
+                                            AND otp_attempts < $3 THEN otp_expires_at ELSE $5 END, \
+                       otp_attempts = CASE WHEN otp_code IS NOT NULL AND otp_expires_at > $2 \
+                                            AND otp_attempts < $3 THEN otp_attempts ELSE 0 END, \
+                       otp_sent_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND status = 'unverified' \
+                       AND (otp_sent_at IS NULL OR otp_sent_at <= $6) \
+                     RETURNING *",
+                )
+                .bind::<sql::Uuid, _>(user)
+                .bind::<sql::Timestamptz, _>(now)
+                .bind::<sql::Integer, _>(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+                .bind::<sql::Text, _>(fresh.code.as_str())
+                .bind::<sql::Timestamptz, _>(fresh.expires_at)
+                .bind::<sql::Timestamptz, _>(now - cooldown)
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let user = User::try_from(row).map_err(TxError::Store)?;
+                let Some(challenge) = user.otp.clone() else {
+                    return Err(TxError::Store(StoreError::Unexpected(anyhow::anyhow!(
+                        "re-send slot taken without an OTP"
+                    ))));
+                };
+                let events = outbox(&challenge, &user);
+                enqueue(conn, &events).await?;
+                Ok(Some((challenge, user, events.len())))
+            })
+            .await
+            .map_err(tx_error)?;
+        drop(conn);
+        match granted {
+            Some((challenge, user, events)) => {
+                self.wake_if(events);
+                Ok(ResendSlot::Granted(challenge, user))
+            }
+            None => Ok(ResendSlot::Refused(self.user_by_id(user).await?)),
         }
     }
 
@@ -389,6 +527,7 @@ impl IdentityStore for PgIdentityStore {
         code: &str,
         subscription: &Subscription,
         now: DateTime<Utc>,
+        events: &[OutboxEvent],
     ) -> Result<User, StoreError> {
         let mut conn = self.conn().await?;
         let sub_row = SubscriptionRow::from(subscription);
@@ -418,12 +557,15 @@ impl IdentityStore for PgIdentityStore {
                         .values(&sub_row)
                         .execute(conn)
                         .await?;
+                    enqueue(conn, events).await?;
                 }
                 Ok(row)
             })
             .await
             .map_err(db_error)?;
-        User::try_from(row.ok_or(StoreError::Conflict)?)
+        let user = User::try_from(row.ok_or(StoreError::Conflict)?)?;
+        self.wake_if(events.len());
+        Ok(user)
     }
 
     async fn update_profile(
@@ -692,22 +834,37 @@ impl IdentityStore for PgIdentityStore {
         &self,
         id: Uuid,
         patch: &SubscriptionPatch,
+        events: &[OutboxEvent],
     ) -> Result<Subscription, StoreError> {
         let mut conn = self.conn().await?;
-        let row = diesel::update(
-            subscriptions::table
-                .find(id)
-                .filter(subscriptions::status.eq(patch.from.as_str())),
-        )
-        .set(&SubscriptionChange::from(patch))
-        .returning(SubscriptionRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(db_error)?;
+        let change = SubscriptionChange::from(patch);
+        let from = patch.from.as_str();
+        let row = conn
+            .transaction::<Option<SubscriptionRow>, DieselError, _>(async move |conn| {
+                let row = diesel::update(
+                    subscriptions::table
+                        .find(id)
+                        .filter(subscriptions::status.eq(from)),
+                )
+                .set(&change)
+                .returning(SubscriptionRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                // The loser of a race writes no event.
+                if row.is_some() {
+                    enqueue(conn, events).await?;
+                }
+                Ok(row)
+            })
+            .await
+            .map_err(db_error)?;
         drop(conn);
         match row {
-            Some(row) => Subscription::try_from(row),
+            Some(row) => {
+                self.wake_if(events.len());
+                Subscription::try_from(row)
+            }
             None if self.subscription_by_id(id).await?.is_some() => Err(StoreError::Conflict),
             None => Err(StoreError::NotFound),
         }
@@ -743,14 +900,15 @@ impl IdentityStore for PgIdentityStore {
                 let mut swept = Vec::new();
                 for row in rows {
                     let s = Subscription::try_from(row).map_err(TxError::Store)?;
-                    let Some(patch) = rule(&s).filter(|p| p.from == s.status) else {
+                    let Some(step) = rule(&s).filter(|m| m.patch.from == s.status) else {
                         continue;
                     };
                     let row = diesel::update(subscriptions::table.find(s.id))
-                        .set(&SubscriptionChange::from(&patch))
+                        .set(&SubscriptionChange::from(&step.patch))
                         .returning(SubscriptionRow::as_returning())
                         .get_result(conn)
                         .await?;
+                    enqueue(conn, &step.outbox).await?;
                     swept.push(SweptSubscription {
                         previous: s.status,
                         subscription: Subscription::try_from(row).map_err(TxError::Store)?,
@@ -759,10 +917,138 @@ impl IdentityStore for PgIdentityStore {
                 Ok(swept)
             })
             .await;
-        result.map_err(|e| match e {
-            TxError::Db(e) => db_error(e),
-            TxError::Store(e) => e,
-            TxError::Hook(e) => StoreError::RolledBack(e),
+        let swept = result.map_err(tx_error)?;
+        // The events are rows now: wake the relay (no event, no harm).
+        self.wake_if(swept.len());
+        Ok(swept)
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut conn = self.conn().await?;
+        // Only the oldest unpublished row of each aggregate is a candidate
+        // (order per aggregate); rows another relay is claiming right now
+        // are skipped, not waited for, and a claimed row carries a lease.
+        let rows: Vec<OutboxRow> = diesel::sql_query(
+            "UPDATE outbox SET locked_until = $2 \
+             WHERE id IN ( \
+               SELECT o.id FROM outbox o \
+               WHERE o.published_at IS NULL \
+                 AND (o.locked_until IS NULL OR o.locked_until <= $1) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox older \
+                                 WHERE older.aggregate = o.aggregate \
+                                   AND older.published_at IS NULL AND older.id < o.id) \
+               ORDER BY o.id LIMIT $3 \
+               FOR UPDATE SKIP LOCKED) \
+             RETURNING id, event_id, aggregate, routing_key, body, traceparent, tracestate, \
+                       created_at, attempts",
+        )
+        .bind::<sql::Timestamptz, _>(now)
+        .bind::<sql::Timestamptz, _>(now + lease)
+        .bind::<sql::BigInt, _>(i64::from(limit))
+        .load(&mut conn)
+        .await
+        .map_err(db_error)?;
+        let mut entries: Vec<OutboxEntry> = rows
+            .into_iter()
+            .map(|r| {
+                let mut trace = std::collections::BTreeMap::new();
+                if let Some(tp) = r.traceparent {
+                    trace.insert("traceparent".to_owned(), tp);
+                }
+                if let Some(ts) = r.tracestate {
+                    trace.insert("tracestate".to_owned(), ts);
+                }
+                OutboxEntry {
+                    id: r.id,
+                    aggregate: r.aggregate,
+                    event_id: r.event_id,
+                    routing_key: r.routing_key,
+                    body: r.body,
+                    trace,
+                    attempts: u32::try_from(r.attempts).unwrap_or(0),
+                    created_at: r.created_at,
+                }
+            })
+            .collect();
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
+    }
+
+    async fn outbox_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+            .set((
+                outbox::published_at.eq(now),
+                outbox::locked_until.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::update(outbox::table.find(id))
+            .set((
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::last_error.eq(error),
+                outbox::locked_until.eq(retry_at),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let mut conn = self.conn().await?;
+        let (pending, oldest): (i64, Option<DateTime<Utc>>) = outbox::table
+            .filter(outbox::published_at.is_null())
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::min(outbox::created_at),
+            ))
+            .get_result(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(OutboxBacklog {
+            pending: u64::try_from(pending).unwrap_or(0),
+            oldest,
         })
+    }
+
+    async fn purge_outbox(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let n = diesel::delete(outbox::table.filter(outbox::published_at.lt(before)))
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        Ok(n as u64)
+    }
+
+    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.wakeup.clone()
+    }
+}
+
+fn tx_error(e: TxError) -> StoreError {
+    match e {
+        TxError::Db(e) => db_error(e),
+        TxError::Store(e) => e,
+        TxError::Hook(e) => StoreError::RolledBack(e),
     }
 }

@@ -100,6 +100,19 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request duration by method, route template and status."
     );
+    metrics::describe_gauge!(
+        "outbox_pending",
+        "Outbox rows not yet published (EVENT_DELIVERY=outbox), at the relay's last look."
+    );
+    metrics::describe_gauge!(
+        "outbox_oldest_age_seconds",
+        metrics::Unit::Seconds,
+        "Age of the oldest unpublished outbox row (0 when none)."
+    );
+    metrics::describe_counter!(
+        "outbox_relay_failures_total",
+        "Outbox relay failures by kind: publish (a row not published), store (the outbox not read or updated)."
+    );
     zero_known_series();
 }
 
@@ -120,6 +133,11 @@ fn zero_known_series() {
         }
     }
     metrics::counter!("projects_completed_total").absolute(0);
+    metrics::gauge!("outbox_pending").set(0.0);
+    metrics::gauge!("outbox_oldest_age_seconds").set(0.0);
+    for kind in ["publish", "store"] {
+        metrics::counter!("outbox_relay_failures_total", "kind" => kind).absolute(0);
+    }
     // Publish series for every routing key (and failure kind): the
     // dashboard's panels have data from the first scrape, and `increase()`
     // in the alerts sees the first failure (a series born at 1 shows none).

@@ -1,6 +1,8 @@
 //! `BillingService`: plans and subscriptions. Subscription events are
-//! published after the store committed; a publish that still fails after
-//! the retry policy is logged at ERROR and counted, and the change stands.
+//! written to the outbox in the transaction of the transition they report
+//! (`EVENT_DELIVERY=outbox`), or published after the store committed
+//! (`direct`: a publish that still fails after the retry policy is logged at
+//! ERROR and counted, and the change stands).
 
 use std::sync::Arc;
 
@@ -10,12 +12,12 @@ use uuid::Uuid;
 use super::{BillingCycle, Plan, Role, Subscription, SubscriptionPatch};
 use crate::{
     domain::{
-        events::{EventData, EventService, SubscriptionCreatedPayload},
+        events::{EventData, EventDelivery, EventId, EventService, SubscriptionCreatedPayload},
         plan::PlanCode,
         subscription::{SubscriptionStatus, TRIAL_DAYS},
         timestamp::Timestamp,
     },
-    ports::{Clock, IdGenerator, IdentityStore, StoreError},
+    ports::{Clock, IdGenerator, IdentityStore, OutboxEvent, StoreError},
 };
 
 /// Who acts on a subscription.
@@ -156,25 +158,62 @@ impl BillingService {
 
     /// Publishes `subscription.created` for a stored subscription.
     pub async fn announce_created(&self, s: &Subscription) {
-        let data = EventData::SubscriptionCreated(SubscriptionCreatedPayload {
-            subscription_id: s.id,
-            user_id: s.user_id,
-            plan_code: s.plan_code.clone(),
-            status: s.status,
-            created_at: Timestamp::new(s.created_at),
-            trial_start: s.trial_start.map(Timestamp::new),
-            trial_end: s.trial_end.map(Timestamp::new),
-            subscription_start: s.period_start.map(Timestamp::new),
-            subscription_end: s.period_end.map(Timestamp::new),
-        });
-        self.announce(s, data).await;
+        self.announce(s, created_data(s)).await;
     }
 
-    pub(super) async fn announce(
+    /// `subscription.created` for a subscription about to be stored, sealed
+    /// for the outbox of the transaction that stores it; `None` (logged and
+    /// counted) if it cannot be sealed.
+    pub async fn created_for_outbox(&self, s: &Subscription) -> Option<OutboxEvent> {
+        self.for_outbox(s, created_data(s)).await
+    }
+
+    async fn for_outbox(&self, s: &Subscription, data: EventData) -> Option<OutboxEvent> {
+        match self.events.prepare(data).await {
+            Ok(event) => Some(OutboxEvent::subscription(s.id, event)),
+            Err(error) => {
+                tracing::error!(user_id = %s.user_id, subscription_id = %s.id, error = %error, "subscription event not written");
+                None
+            }
+        }
+    }
+
+    /// Applies `patch` to `before` (if it is still in `patch.from`) and
+    /// reports the transition with the event `data` builds from the row as
+    /// the patch leaves it: in the outbox of the same transaction, or
+    /// published after the commit (`direct`). Returns the row written and
+    /// the event's id.
+    pub(super) async fn transition_reporting(
         &self,
-        s: &Subscription,
-        data: EventData,
-    ) -> Option<crate::domain::events::EventId> {
+        before: &Subscription,
+        patch: &SubscriptionPatch,
+        data: impl FnOnce(&Subscription) -> Option<EventData>,
+    ) -> Result<(Subscription, Option<EventId>), BillingError> {
+        let mut after = before.clone();
+        patch.apply(&mut after);
+        let data = data(&after);
+        match self.events.delivery() {
+            EventDelivery::Outbox => {
+                let outbox = match data {
+                    Some(data) => self.for_outbox(before, data).await,
+                    None => None,
+                };
+                let event_id = outbox.as_ref().map(|o| o.event.event_id());
+                let written = self.transition(before.id, patch, outbox.as_slice()).await?;
+                Ok((written, event_id))
+            }
+            EventDelivery::Direct => {
+                let written = self.transition(before.id, patch, &[]).await?;
+                let event_id = match data {
+                    Some(data) => self.announce(&written, data).await,
+                    None => None,
+                };
+                Ok((written, event_id))
+            }
+        }
+    }
+
+    pub(super) async fn announce(&self, s: &Subscription, data: EventData) -> Option<EventId> {
         match self.events.publish(data).await {
             Ok(id) => Some(id),
             Err(error) => {
@@ -184,14 +223,16 @@ impl BillingService {
         }
     }
 
-    /// Applies `patch` if the subscription is still in `patch.from`; the
-    /// loser of a race gets `Conflict` naming the status it found.
+    /// Applies `patch` if the subscription is still in `patch.from`, with
+    /// `outbox` in the same transaction; the loser of a race gets `Conflict`
+    /// naming the status it found.
     pub(super) async fn transition(
         &self,
         id: Uuid,
         patch: &SubscriptionPatch,
+        outbox: &[OutboxEvent],
     ) -> Result<Subscription, BillingError> {
-        match self.store.transition_subscription(id, patch).await {
+        match self.store.transition_subscription(id, patch, outbox).await {
             Ok(s) => Ok(s),
             Err(StoreError::Conflict) => {
                 let now = self
@@ -232,4 +273,19 @@ impl BillingService {
             .await?
             .ok_or(BillingError::SubscriptionNotFound)
     }
+}
+
+/// `subscription.created` for `s`.
+fn created_data(s: &Subscription) -> EventData {
+    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
+        subscription_id: s.id,
+        user_id: s.user_id,
+        plan_code: s.plan_code.clone(),
+        status: s.status,
+        created_at: Timestamp::new(s.created_at),
+        trial_start: s.trial_start.map(Timestamp::new),
+        trial_end: s.trial_end.map(Timestamp::new),
+        subscription_start: s.period_start.map(Timestamp::new),
+        subscription_end: s.period_end.map(Timestamp::new),
+    })
 }

@@ -1,13 +1,14 @@
 //! Use case: cancel a subscription — by its owner (`user_requested` or their
 //! own words) or by an admin (`admin_action`, naming the admin). The write
 //! is conditional on the status read: a concurrent transition wins or loses
-//! as a whole (409), and only the winner publishes.
+//! as a whole (409), and only the winner's event is written (or published).
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Actor, BillingError, BillingService, Role, Subscription, SubscriptionPatch};
 use crate::domain::{
-    events::{CancellationReason, EventData, SubscriptionCancelledPayload},
+    events::{CancellationReason, EventData, EventId, SubscriptionCancelledPayload},
     subscription::SubscriptionStatus,
     timestamp::Timestamp,
 };
@@ -42,45 +43,73 @@ impl BillingService {
         let mut patch = SubscriptionPatch::new(previous, SubscriptionStatus::Cancelled, now);
         patch.cancelled_at = Some(now);
         patch.cancellation_reason = Some(reason.to_string());
-        let s = self.transition(id, &patch).await?;
-        self.announce_cancelled(
-            &s,
-            previous,
-            reason,
-            effective_until,
-            by_admin.then_some(actor.user_id),
-        )
-        .await;
+        let admin = by_admin.then_some(actor.user_id);
+        let (s, event_id) = self
+            .transition_reporting(&s, &patch, |after| {
+                Some(cancelled_data(
+                    after,
+                    previous,
+                    reason.clone(),
+                    effective_until,
+                    admin,
+                ))
+            })
+            .await?;
+        log_cancelled(&s, event_id, &reason, effective_until);
         Ok(s)
     }
+}
 
+/// `subscription.cancelled` for `s` as the cancellation leaves it.
+pub(super) fn cancelled_data(
+    s: &Subscription,
+    previous: SubscriptionStatus,
+    reason: CancellationReason,
+    effective_until: DateTime<Utc>,
+    admin_user_id: Option<Uuid>,
+) -> EventData {
+    EventData::SubscriptionCancelled(SubscriptionCancelledPayload {
+        subscription_id: s.id,
+        user_id: s.user_id,
+        plan_code: s.plan_code.clone(),
+        previous_status: previous,
+        new_status: SubscriptionStatus::Cancelled,
+        cancelled_at: Timestamp::new(s.cancelled_at.unwrap_or(s.updated_at)),
+        cancellation_reason: reason,
+        effective_until: Timestamp::new(effective_until),
+        admin_user_id,
+    })
+}
+
+pub(super) fn log_cancelled(
+    s: &Subscription,
+    event_id: Option<EventId>,
+    reason: &CancellationReason,
+    effective_until: DateTime<Utc>,
+) {
+    tracing::warn!(
+        event_id = event_id.map(|id| id.to_string()).unwrap_or_default(),
+        subscription_id = %s.id,
+        user_id = %s.user_id,
+        cancellation_reason = %reason,
+        effective_until = %Timestamp::new(effective_until),
+        "subscription cancelled"
+    );
+}
+
+impl BillingService {
+    /// Publishes `subscription.cancelled` for a stored cancellation
+    /// (`direct` delivery).
     pub(super) async fn announce_cancelled(
         &self,
         s: &Subscription,
         previous: SubscriptionStatus,
         reason: CancellationReason,
-        effective_until: chrono::DateTime<chrono::Utc>,
+        effective_until: DateTime<Utc>,
         admin_user_id: Option<Uuid>,
     ) {
-        let data = EventData::SubscriptionCancelled(SubscriptionCancelledPayload {
-            subscription_id: s.id,
-            user_id: s.user_id,
-            plan_code: s.plan_code.clone(),
-            previous_status: previous,
-            new_status: SubscriptionStatus::Cancelled,
-            cancelled_at: Timestamp::new(s.cancelled_at.unwrap_or(s.updated_at)),
-            cancellation_reason: reason.clone(),
-            effective_until: Timestamp::new(effective_until),
-            admin_user_id,
-        });
+        let data = cancelled_data(s, previous, reason.clone(), effective_until, admin_user_id);
         let event_id = self.announce(s, data).await;
-        tracing::warn!(
-            event_id = event_id.map(|id| id.to_string()).unwrap_or_default(),
-            subscription_id = %s.id,
-            user_id = %s.user_id,
-            cancellation_reason = %reason,
-            effective_until = %Timestamp::new(effective_until),
-            "subscription cancelled"
-        );
+        log_cancelled(s, event_id, &reason, effective_until);
     }
 }

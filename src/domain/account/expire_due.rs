@@ -3,15 +3,23 @@
 //! (`subscription_ended`). Runs on a timer in every replica and on its
 //! internal route: the store claims due rows in batches that no concurrent
 //! sweep holds (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so each
-//! subscription moves once and publishes one event. Expired sessions are
+//! subscription moves once and reports it with one event — written to the
+//! outbox in the transaction that moves it (`EVENT_DELIVERY=outbox`), or
+//! published after the batch commits (`direct`). Expired sessions are
 //! forgotten on the way.
 
 use chrono::{DateTime, Utc};
 
-use super::{BillingError, BillingService, Subscription, SubscriptionPatch, SweepReport};
-use crate::domain::{
-    events::{CancellationReason, TransitionReason},
-    subscription::SubscriptionStatus,
+use super::{
+    BillingError, BillingService, Subscription, SubscriptionPatch, SweepReport,
+    cancel::cancelled_data, upgrade::changed_data,
+};
+use crate::{
+    domain::{
+        events::{CancellationReason, EventData, EventDelivery, TransitionReason},
+        subscription::SubscriptionStatus,
+    },
+    ports::{OutboxEvent, SweepMove},
 };
 
 /// Subscriptions claimed per store transaction.
@@ -35,6 +43,30 @@ fn expiry(s: &Subscription, now: DateTime<Utc>) -> Option<SubscriptionPatch> {
     }
 }
 
+/// The event that reports the sweep's move of `before` to `after`.
+fn sweep_event(
+    before: &Subscription,
+    after: &Subscription,
+    now: DateTime<Utc>,
+) -> Option<EventData> {
+    if after.status == SubscriptionStatus::Cancelled {
+        Some(cancelled_data(
+            after,
+            before.status,
+            CancellationReason::trial_expired(),
+            after.trial_end.unwrap_or(now),
+            None,
+        ))
+    } else {
+        changed_data(
+            after,
+            before.status,
+            TransitionReason::SUBSCRIPTION_ENDED,
+            false,
+        )
+    }
+}
+
 impl BillingService {
     /// One whole sweep.
     pub async fn expire_due(&self) -> Result<SweepReport, BillingError> {
@@ -50,12 +82,41 @@ impl BillingService {
     ) -> Result<SweepReport, BillingError> {
         let now = self.clock.now();
         let mut report = SweepReport::default();
-        let rule = move |s: &Subscription| expiry(s, now);
+        let outbox = self.events.delivery() == EventDelivery::Outbox;
+        // With the outbox, the event is sealed inside the store transaction
+        // that moves the row (synchronously: the plan code of a stored
+        // subscription is guaranteed by the database), so the move and its
+        // event commit or roll back together.
+        let rule = move |s: &Subscription| {
+            let patch = expiry(s, now)?;
+            let mut events = Vec::new();
+            if outbox {
+                let mut after = s.clone();
+                patch.apply(&mut after);
+                match sweep_event(s, &after, now).map(|data| self.events.seal(data)) {
+                    Some(Ok(event)) => events.push(OutboxEvent::subscription(s.id, event)),
+                    Some(Err(error)) => {
+                        tracing::error!(subscription_id = %s.id, error = %error, "sweep event not written");
+                    }
+                    None => {}
+                }
+            }
+            Some(SweepMove {
+                patch,
+                outbox: events,
+            })
+        };
         loop {
             let batch = self.store.sweep_due(now, SWEEP_BATCH, &rule).await?;
             for swept in &batch {
                 let s = &swept.subscription;
-                if s.status == SubscriptionStatus::Cancelled {
+                if outbox {
+                    if s.status == SubscriptionStatus::Cancelled {
+                        report.trials_cancelled += 1;
+                    } else {
+                        report.subscriptions_ended += 1;
+                    }
+                } else if s.status == SubscriptionStatus::Cancelled {
                     let trial_end = s.trial_end.unwrap_or(now);
                     self.announce_cancelled(
                         s,

@@ -21,14 +21,16 @@ impl BillingService {
             SubscriptionStatus::PastDue,
             self.clock.now(),
         );
-        let s = self.transition(id, &patch).await?;
-        self.announce_changed(
-            &s,
-            SubscriptionStatus::Active,
-            TransitionReason::PAYMENT_FAILED,
-            false,
-        )
-        .await;
+        let (s, _) = self
+            .transition_reporting(&s, &patch, |after| {
+                super::upgrade::changed_data(
+                    after,
+                    SubscriptionStatus::Active,
+                    TransitionReason::PAYMENT_FAILED,
+                    false,
+                )
+            })
+            .await?;
         Ok(s)
     }
 }

@@ -1,17 +1,21 @@
-//! Use case: register. The user is stored unverified with a fresh OTP and
-//! `email.verification.requested` is published inside the same database
-//! transaction: if the event cannot be published (after the retry policy)
-//! nothing is stored and the caller gets a retryable error.
+//! Use case: register. The user is stored unverified with a fresh OTP, and
+//! `email.verification.requested` goes with it in one database
+//! transaction: written to the outbox (`EVENT_DELIVERY=outbox`; the relay
+//! publishes it, so a broker outage does not refuse the registration), or
+//! published inside the transaction (`direct`: if the event cannot be
+//! published after the retry policy, nothing is stored and the caller gets a
+//! retryable error).
 
 use super::{
     AccountError, AccountService, AccountStatus, FullName, OtpChallenge, Password, Role, User,
 };
 use crate::domain::{
     email::Email,
-    events::{EmailVerificationPayload, EventData},
+    events::{EmailVerificationPayload, EventData, EventDelivery},
     locale::Locale,
     timestamp::Timestamp,
 };
+use crate::ports::OutboxEvent;
 
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -54,8 +58,18 @@ impl AccountService {
             ))
             .await
             .map_err(AccountError::EventNotPublished)?;
-        let publish = Box::pin(async move { self.events.publish_sealed(&event).await.map(drop) });
-        match self.store.insert_user_then(&user, publish).await {
+        let stored = match self.events.delivery() {
+            EventDelivery::Outbox => {
+                let outbox = [OutboxEvent::user(user.id, event)];
+                self.store.insert_user_enqueue(&user, &outbox).await
+            }
+            EventDelivery::Direct => {
+                let publish =
+                    Box::pin(async move { self.events.publish_sealed(&event).await.map(drop) });
+                self.store.insert_user_then(&user, publish).await
+            }
+        };
+        match stored {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, recipient = %user.email.masked(), locale = %user.locale, "user registered; verification e-mail queued");
                 Ok(user)

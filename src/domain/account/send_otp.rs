@@ -2,21 +2,23 @@
 //! (it is a password oracle like login), then the re-send takes the
 //! cool-down slot in one atomic step, so simultaneous re-sends send one
 //! e-mail. The unexpired code is re-sent (a new one once it expired or was
-//! locked by wrong attempts).
+//! locked by wrong attempts). With `EVENT_DELIVERY=outbox` the e-mail's
+//! event is written in the transaction that takes the slot; with `direct`
+//! it is published after, and the slot given back if that fails.
 
 use chrono::Duration;
 
 use super::{
     AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, OTP_RESEND_COOLDOWN_SECONDS,
-    OtpChallenge, Password,
+    OtpChallenge, Password, User,
 };
 use crate::{
     domain::{
         email::Email,
-        events::{EmailVerificationPayload, EventData},
+        events::{EmailVerificationPayload, EventData, EventDelivery},
         timestamp::Timestamp,
     },
-    ports::{ResendSlot, UserRef},
+    ports::{OutboxEvent, ResendSlot, UserRef},
 };
 
 const COOLDOWN: Duration = Duration::seconds(OTP_RESEND_COOLDOWN_SECONDS);
@@ -32,9 +34,25 @@ impl AccountService {
             return Err(AccountError::AlreadyVerified);
         }
         let fresh = OtpChallenge::new(self.otps.new_otp(), now);
+        let outbox = self.events.delivery() == EventDelivery::Outbox;
+        // Sealed inside the store transaction, for the challenge it grants
+        // (the kept code or the fresh one). No plan is named: no catalogue
+        // look-up is needed.
+        let seal = move |challenge: &OtpChallenge, user: &User| -> Vec<OutboxEvent> {
+            if !outbox {
+                return Vec::new();
+            }
+            match self.events.seal(verification(challenge, user)) {
+                Ok(event) => vec![OutboxEvent::user(user.id, event)],
+                Err(error) => {
+                    tracing::error!(user_id = %user.id, error = %error, "OTP e-mail event not written");
+                    Vec::new()
+                }
+            }
+        };
         let (challenge, user) = match self
             .store
-            .take_resend_slot(user.id, now, COOLDOWN, MAX_OTP_ATTEMPTS, &fresh)
+            .take_resend_slot(user.id, now, COOLDOWN, MAX_OTP_ATTEMPTS, &fresh, &seal)
             .await?
         {
             ResendSlot::Granted(challenge, user) => (challenge, user),
@@ -49,14 +67,11 @@ impl AccountService {
                 });
             }
         };
-        let data = EventData::EmailVerificationRequested(EmailVerificationPayload {
-            user_id: user.id,
-            recipient: user.email.clone(),
-            otp_code: challenge.code.clone(),
-            locale: user.locale,
-            expires_at: Timestamp::new(challenge.expires_at),
-        });
-        if let Err(error) = self.events.publish(data).await {
+        if outbox {
+            tracing::info!(user_id = %user.id, recipient = %user.email.masked(), "OTP sent again (outbox)");
+            return Ok(());
+        }
+        if let Err(error) = self.events.publish(verification(&challenge, &user)).await {
             // Give the slot back so the cool-down does not block a retry.
             if let Err(e) = self.store.release_resend_slot(user.id, now, COOLDOWN).await {
                 tracing::error!(user_id = %user.id, error = %e, "re-send slot not released");
@@ -67,4 +82,14 @@ impl AccountService {
         tracing::info!(user_id = %user.id, recipient = %user.email.masked(), "OTP sent again");
         Ok(())
     }
+}
+
+fn verification(challenge: &OtpChallenge, user: &User) -> EventData {
+    EventData::EmailVerificationRequested(EmailVerificationPayload {
+        user_id: user.id,
+        recipient: user.email.clone(),
+        otp_code: challenge.code.clone(),
+        locale: user.locale,
+        expires_at: Timestamp::new(challenge.expires_at),
+    })
 }

@@ -45,12 +45,16 @@ impl BillingService {
         patch.plan_code = Some(plan.code.clone());
         patch.period_start = Some(now);
         patch.period_end = Some(plan.billing_cycle.period_end(now));
-        let s = self.transition(id, &patch).await?;
-        self.announce_changed(&s, previous, TransitionReason::UPGRADED, true)
-            .await;
+        let (s, _) = self
+            .transition_reporting(&s, &patch, |after| {
+                changed_data(after, previous, TransitionReason::UPGRADED, true)
+            })
+            .await?;
         Ok(s)
     }
 
+    /// Publishes `subscription.status_changed` for a stored transition
+    /// (`direct` delivery).
     pub(super) async fn announce_changed(
         &self,
         s: &Subscription,
@@ -58,11 +62,25 @@ impl BillingService {
         reason: &'static str,
         with_period: bool,
     ) {
-        let Ok(transition_reason) = TransitionReason::parse(reason) else {
-            tracing::error!(reason, "not a transition reason");
-            return;
-        };
-        let data = EventData::SubscriptionStatusChanged(SubscriptionStatusChangedPayload {
+        if let Some(data) = changed_data(s, previous, reason, with_period) {
+            self.announce(s, data).await;
+        }
+    }
+}
+
+/// `subscription.status_changed` for `s` as the transition leaves it.
+pub(super) fn changed_data(
+    s: &Subscription,
+    previous: SubscriptionStatus,
+    reason: &'static str,
+    with_period: bool,
+) -> Option<EventData> {
+    let Ok(transition_reason) = TransitionReason::parse(reason) else {
+        tracing::error!(reason, "not a transition reason");
+        return None;
+    };
+    Some(EventData::SubscriptionStatusChanged(
+        SubscriptionStatusChangedPayload {
             subscription_id: s.id,
             user_id: s.user_id,
             plan_code: s.plan_code.clone(),
@@ -72,7 +90,6 @@ impl BillingService {
             changed_at: Timestamp::new(s.updated_at),
             subscription_start: s.period_start.filter(|_| with_period).map(Timestamp::new),
             subscription_end: s.period_end.filter(|_| with_period).map(Timestamp::new),
-        });
-        self.announce(s, data).await;
-    }
+        },
+    ))
 }

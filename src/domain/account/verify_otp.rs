@@ -2,14 +2,15 @@
 //! store (at most `MAX_OTP_ATTEMPTS` per code, whatever the concurrency);
 //! a right code activates the account and starts a 14-day trial on the free
 //! plan, conditional on the account still being unverified with that code;
-//! `subscription.created` is published after the commit.
+//! `subscription.created` is written to the outbox in the same transaction
+//! (`EVENT_DELIVERY=outbox`) or published after the commit (`direct`).
 
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
 use super::{AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, User};
 use crate::{
-    domain::{email::Email, otp::OtpCode},
+    domain::{email::Email, events::EventDelivery, otp::OtpCode},
     ports::{OtpSlot, StoreError},
 };
 
@@ -58,9 +59,19 @@ impl AccountService {
             .new_trial(user.id)
             .await
             .map_err(|e| AccountError::Store(e.into_store()))?;
+        let outbox = self.events.delivery() == EventDelivery::Outbox;
+        let events: Vec<_> = if outbox {
+            self.billing
+                .created_for_outbox(&subscription)
+                .await
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let user = match self
             .store
-            .activate_with_subscription(user.id, otp.code.as_str(), &subscription, now)
+            .activate_with_subscription(user.id, otp.code.as_str(), &subscription, now, &events)
             .await
         {
             Ok(user) => user,
@@ -72,7 +83,9 @@ impl AccountService {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(user_id = %user.id, subscription_id = %subscription.id, "account verified; trial started");
-        self.billing.announce_created(&subscription).await;
+        if !outbox {
+            self.billing.announce_created(&subscription).await;
+        }
         Ok(user)
     }
 }

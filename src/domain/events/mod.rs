@@ -19,5 +19,5 @@ pub use payloads::{
     TransitionReasonError,
 };
 pub use routing_key::{RoutingKey, RoutingKeyError, keys};
-pub use service::EventService;
+pub use service::{EventDelivery, EventService};
 pub use validation::EventValidationError;

@@ -10,12 +10,34 @@ use crate::{
     ports::{Clock, EventPublisher, IdGenerator, PlanCatalog, PlanCatalogError, PublishError},
 };
 
+/// How the events of accounts and subscriptions leave the service
+/// (`EVENT_DELIVERY`, DESIGN §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventDelivery {
+    /// Written to the outbox in the transaction of the change they report;
+    /// the relay publishes them.
+    Outbox,
+    /// Published by the request itself: registration inside its
+    /// transaction (503 when the broker is down), the others after commit.
+    Direct,
+}
+
+impl EventDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbox => "outbox",
+            Self::Direct => "direct",
+        }
+    }
+}
+
 pub struct EventService {
     publisher: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     plans: Arc<dyn PlanCatalog>,
     retry: RetryPolicy,
+    delivery: EventDelivery,
 }
 
 impl EventService {
@@ -31,7 +53,38 @@ impl EventService {
             ids,
             plans,
             retry: RetryPolicy::PUBLISH,
+            delivery: EventDelivery::Direct,
         }
+    }
+
+    pub fn with_delivery(mut self, delivery: EventDelivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    pub fn delivery(&self) -> EventDelivery {
+        self.delivery
+    }
+
+    /// Validates and seals `data` without asking the plan catalogue: for
+    /// events sealed inside a store transaction (the expiry sweep, an OTP
+    /// re-send) about rows whose plan code the database's foreign key
+    /// already guarantees, or that name no plan.
+    pub fn seal(&self, data: EventData) -> Result<SealedEvent, PublishError> {
+        let routing_key = data.routing_key();
+        let now = self.clock.now();
+        let result = data
+            .validate(now)
+            .map_err(PublishError::from)
+            .and_then(|()| {
+                let id = EventId::from_uuid(self.ids.new_uuid());
+                Ok(EventEnvelope::new(id, Timestamp::new(now), data).seal()?)
+            });
+        if let Err(error) = &result {
+            tracing::error!(error = %error, routing_key = %routing_key, "event not sealed: it failed validation");
+            count_failure(routing_key.as_str(), error);
+        }
+        result
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -93,6 +146,12 @@ impl EventService {
                 PublishError::is_transient,
             )
             .await
+    }
+
+    /// One publish attempt, logged and counted: the outbox relay retries by
+    /// itself, row by row.
+    pub async fn publish_sealed_once(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+        self.publish_once(event, 1).await
     }
 
     async fn publish_once(

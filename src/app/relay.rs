@@ -1,0 +1,298 @@
+//! The outbox relay (`EVENT_DELIVERY=outbox`, DESIGN §10). Every API process
+//! runs one: it claims outbox rows in batches (one row per aggregate, the
+//! oldest unpublished one, under a lease so two relays never hold one row),
+//! publishes them all at once through the configured publisher (the
+//! dual-publish composite included) with confirms, and marks them published.
+//! It wakes on the store's notification (a NOTIFY from any process on
+//! PostgreSQL, the in-process signal in memory), polls as a fallback, backs
+//! off while the broker refuses, and stops between two passes when told.
+//! Each message continues the trace of the request that wrote its row.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use futures_util::future::join_all;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    adapters::message::trace_context,
+    domain::events::{EventEnvelope, EventService},
+    ports::{IdentityStore, OutboxEntry, StoreError},
+};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    /// Rows claimed (and published concurrently) per pass.
+    pub batch: u32,
+    /// How long a claim keeps other relays off a row: longer than a publish
+    /// takes (confirm timeout included), short enough that a relay killed
+    /// mid-pass delays its rows only briefly.
+    pub lease: Duration,
+    /// The polling fallback when no notification arrives.
+    pub poll: Duration,
+    /// First and longest pause after a failed pass (doubling in between).
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Published rows are kept this long (for inspection), then deleted.
+    pub retention: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch: 100,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub claimed: usize,
+    pub published: usize,
+    pub failed: usize,
+}
+
+pub struct OutboxRelay {
+    store: Arc<dyn IdentityStore>,
+    events: Arc<EventService>,
+    config: RelayConfig,
+}
+
+impl OutboxRelay {
+    pub fn new(
+        store: Arc<dyn IdentityStore>,
+        events: Arc<EventService>,
+        config: RelayConfig,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            config,
+        }
+    }
+
+    /// Claims one batch, publishes it, records the outcome of every row.
+    pub async fn run_once(&self) -> Result<Pass, StoreError> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.config.lease)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30));
+        let batch = self
+            .store
+            .claim_outbox(now, self.config.batch, lease)
+            .await?;
+        let mut pass = Pass {
+            claimed: batch.len(),
+            ..Pass::default()
+        };
+        if batch.is_empty() {
+            return Ok(pass);
+        }
+        // One row per aggregate in a batch: publishing them all at once
+        // keeps each aggregate's order.
+        let outcomes = join_all(batch.iter().map(|row| self.publish(row))).await;
+        let mut published = Vec::new();
+        for (row, outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => published.push(row.id),
+                Err(error) => {
+                    pass.failed += 1;
+                    metrics::counter!("outbox_relay_failures_total", "kind" => "publish")
+                        .increment(1);
+                    let retry_at = Utc::now() + self.backoff_for(row.attempts + 1);
+                    if let Err(e) = self.store.outbox_failed(row.id, &error, retry_at).await {
+                        tracing::warn!(outbox_id = row.id, error = %e, "outbox failure not recorded; the lease will expire");
+                    }
+                }
+            }
+        }
+        pass.published = published.len();
+        self.store.outbox_published(&published, Utc::now()).await?;
+        Ok(pass)
+    }
+
+    /// The pause before a row is tried again after `attempts` failures.
+    fn backoff_for(&self, attempts: u32) -> chrono::Duration {
+        let pause = self
+            .config
+            .min_backoff
+            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(16)))
+            .min(self.config.max_backoff);
+        chrono::Duration::from_std(pause).unwrap_or_else(|_| chrono::Duration::seconds(30))
+    }
+
+    /// Publishes one row in a span that continues the writer's trace.
+    async fn publish(&self, row: &OutboxEntry) -> Result<(), String> {
+        let event = match EventEnvelope::from_json(row.body.as_bytes()).map(EventEnvelope::seal) {
+            Ok(Ok(event)) => event,
+            Ok(Err(e)) => return Err(self.unpublishable(row, &e.to_string())),
+            Err(e) => return Err(self.unpublishable(row, &e.to_string())),
+        };
+        let span = tracing::info_span!(
+            "outbox.relay",
+            outbox.id = row.id,
+            outbox.aggregate = %row.aggregate,
+            messaging.message.id = %row.event_id,
+        );
+        // Without an OpenTelemetry layer there is no trace to continue.
+        let _ = span.set_parent(trace_context(&row.trace));
+        match self
+            .events
+            .publish_sealed_once(&event)
+            .instrument(span)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(outbox_id = row.id, event_id = %row.event_id, attempts = row.attempts + 1, error = %error, "outbox row not published; will retry");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn unpublishable(&self, row: &OutboxEntry, error: &str) -> String {
+        tracing::error!(outbox_id = row.id, event_id = %row.event_id, error, "outbox row cannot be read back as an event");
+        format!("unreadable row: {error}")
+    }
+
+    /// Refreshes `outbox_pending` and `outbox_oldest_age_seconds`.
+    pub async fn record_backlog(&self) {
+        match self.store.outbox_backlog().await {
+            Ok(backlog) => {
+                metrics::gauge!("outbox_pending").set(backlog.pending as f64);
+                let age = backlog
+                    .oldest
+                    .map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                metrics::gauge!("outbox_oldest_age_seconds").set(age);
+            }
+            Err(error) => {
+                metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
+                tracing::warn!(error = %error, "outbox backlog not read");
+            }
+        }
+    }
+
+    /// Runs passes until `stop`: at once after a full batch, after a
+    /// notification or the poll interval when idle, after a growing pause
+    /// when a pass failed (broker down: no hot loop). A pass under way
+    /// finishes before the task ends.
+    pub fn spawn(self, stop: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let wakeup = self.store.outbox_wakeup();
+            let mut failures: u32 = 0;
+            let mut last_gauges = tokio::time::Instant::now() - Duration::from_secs(60);
+            let mut last_purge = tokio::time::Instant::now();
+            loop {
+                if stop.is_cancelled() {
+                    return;
+                }
+                let pause = match self.run_once().await {
+                    Ok(pass) if pass.failed > 0 => {
+                        failures = failures.saturating_add(1);
+                        Some(self.pause_after(failures))
+                    }
+                    Ok(pass) => {
+                        failures = 0;
+                        if pass.claimed >= self.config.batch as usize {
+                            None
+                        } else {
+                            Some(self.config.poll)
+                        }
+                    }
+                    Err(error) => {
+                        metrics::counter!("outbox_relay_failures_total", "kind" => "store")
+                            .increment(1);
+                        tracing::warn!(error = %error, "outbox relay pass failed");
+                        failures = failures.saturating_add(1);
+                        Some(self.pause_after(failures))
+                    }
+                };
+                if last_gauges.elapsed() >= Duration::from_secs(1) {
+                    self.record_backlog().await;
+                    last_gauges = tokio::time::Instant::now();
+                }
+                if last_purge.elapsed() >= Duration::from_secs(600) {
+                    self.purge().await;
+                    last_purge = tokio::time::Instant::now();
+                }
+                let Some(pause) = pause else { continue };
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    // While failing, a notification does not cut the pause.
+                    () = wakeup.notified(), if failures == 0 => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        })
+    }
+
+    fn pause_after(&self, failures: u32) -> Duration {
+        self.config
+            .min_backoff
+            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+            .min(self.config.max_backoff)
+    }
+
+    async fn purge(&self) {
+        let retention = chrono::Duration::from_std(self.config.retention)
+            .unwrap_or_else(|_| chrono::Duration::hours(24));
+        match self.store.purge_outbox(Utc::now() - retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "published outbox rows forgotten"),
+            Err(error) => tracing::warn!(error = %error, "published outbox rows not forgotten"),
+        }
+    }
+}
+
+/// `/health` shows the backlog as the `outbox` component: informational
+/// (a backlog is the broker's outage, which `rabbitmq` already reports), so
+/// it is up unless the outbox cannot be read.
+pub struct OutboxHealth {
+    store: Arc<dyn IdentityStore>,
+}
+
+impl OutboxHealth {
+    pub fn new(store: Arc<dyn IdentityStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::HealthIndicator for OutboxHealth {
+    fn component(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn required_for_readiness(&self) -> bool {
+        false
+    }
+
+    async fn check(&self) -> crate::ports::Health {
+        use crate::ports::Health;
+        match self.store.outbox_backlog().await {
+            Ok(backlog) => {
+                let age = backlog
+                    .oldest
+                    .map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                Health::up(
+                    "relay",
+                    serde_json::json!({
+                        "pending": backlog.pending,
+                        "oldest_age_seconds": age,
+                    }),
+                )
+            }
+            Err(error) => Health::down("relay", serde_json::json!({ "error": error.to_string() })),
+        }
+    }
+}
