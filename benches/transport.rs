@@ -34,8 +34,11 @@ use smap_identity::{
         wiring::Adapters,
     },
     domain::{
-        events::{EventData, SealedEvent},
-        progress::{ProjectId, ProjectStatus},
+        events::{EventData, EventId, SealedEvent},
+        progress::{
+            COMPLETION_LEASE, CompletionStamp, ItemReport, ProjectId, ProjectStatus, ReportKey,
+        },
+        timestamp::Timestamp,
     },
     ports::{EventPublisher, ProgressStore},
 };
@@ -350,6 +353,14 @@ fn redis_benchmark(redis: &RedisSettings, clients: usize, requests: usize) -> (f
     )
 }
 
+fn stamp() -> CompletionStamp {
+    CompletionStamp {
+        event_id: EventId::from_uuid(Uuid::new_v4()),
+        at: Timestamp::new(chrono::Utc::now()),
+        lease: COMPLETION_LEASE,
+    }
+}
+
 async fn redis_benches(redis: &RedisSettings, report: &mut Vec<String>) {
     let clients = RedisClients::connect(redis).await.unwrap();
     let store = Arc::new(RedisProgressStore::new(clients.state.clone()));
@@ -357,7 +368,12 @@ async fn redis_benches(redis: &RedisSettings, report: &mut Vec<String>) {
         let project = ProjectId::parse(&format!("bench-{}", Uuid::new_v4().simple())).unwrap();
         store.init(&project).await.unwrap();
         store
-            .set_total(&project, 1_000_000_000_000, ProjectStatus::Processing)
+            .set_total(
+                &project,
+                1_000_000_000_000,
+                ProjectStatus::Processing,
+                &stamp(),
+            )
             .await
             .unwrap();
         let run_for = Duration::from_secs(3);
@@ -370,7 +386,13 @@ async fn redis_benches(redis: &RedisSettings, report: &mut Vec<String>) {
                     let mut samples = Vec::new();
                     while started.elapsed() < run_for {
                         let t = Instant::now();
-                        store.mark_item_done(&project, false, None).await.unwrap();
+                        // What the use case sends: a call token and a stamp.
+                        let report = ItemReport {
+                            is_error: false,
+                            key: ReportKey::Call(Uuid::new_v4()),
+                            stamp: stamp(),
+                        };
+                        store.mark_item_done(&project, &report).await.unwrap();
                         samples.push(t.elapsed());
                     }
                     samples

@@ -146,6 +146,9 @@ pub struct Settings {
     /// `EVENT_DELIVERY`: `outbox` (the default, with or without a database)
     /// or `direct` (the seed's publish-in-the-request behaviour).
     pub event_delivery: EventDelivery,
+    /// How often the completion relay looks for `job.completed` events
+    /// recorded but not yet published.
+    pub completion_relay_interval: std::time::Duration,
     /// E-mails handled at once by the consumers.
     pub email_concurrency: usize,
     /// Unacknowledged messages RabbitMQ hands each consumer channel.
@@ -556,6 +559,12 @@ impl Settings {
                 300,
                 |s| s.parse().ok().filter(|n| *n > 0),
                 "a number of seconds above 0",
+            )?),
+            completion_relay_interval: std::time::Duration::from_secs(env.parse(
+                "COMPLETION_RELAY_INTERVAL_SECS",
+                5,
+                |s| s.parse().ok().filter(|n| (1..=3600).contains(n)),
+                "a number of seconds from 1 to 3600",
             )?),
             email_concurrency: env.parse(
                 "EMAIL_CONCURRENCY",

@@ -37,7 +37,8 @@ pub struct Application {
     resources: Resources,
     /// The expiry sweep; stops at a batch boundary once `stop` is cancelled.
     sweeper: tokio::task::JoinHandle<()>,
-    /// The outbox relay (and its LISTEN connection); stop between passes.
+    /// The outbox relay (and its LISTEN connection) and the completion
+    /// relay; each stops between passes once `stop` is cancelled.
     relay: Vec<JoinHandle<()>>,
     stop: CancellationToken,
     sampler: JoinHandle<()>,
@@ -167,7 +168,31 @@ fn spawn_expiry_sweep(
     })
 }
 
-/// How long shutdown waits for a sweep batch under way.
+/// Publishes the completions the finish line recorded but nobody published
+/// (DESIGN §10): every `interval`, until `stop` is cancelled; a round under
+/// way finishes first.
+fn spawn_completion_relay(
+    progress: Arc<ProgressService>,
+    interval: std::time::Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if let Err(error) = progress.relay_completions().await {
+                // Redis down: the completions stay recorded for the next round.
+                tracing::warn!(error = %error, "completion relay round failed");
+            }
+        }
+    })
+}
+
+/// How long shutdown waits for a sweep batch (or relay round) under way.
 const SWEEP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SIGINT or SIGTERM.
@@ -242,6 +267,7 @@ impl Application {
             adapters.progress.clone(),
             events.clone(),
             adapters.clock.clone(),
+            adapters.ids.clone(),
         ));
         let (accounts, billing) = identity_services(&adapters, events.clone());
         let stop = CancellationToken::new();
@@ -266,12 +292,17 @@ impl Application {
             tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
             secure_cookies: settings.app_env.is_production(),
             clock: adapters.clock.clone(),
-            progress,
+            progress: progress.clone(),
             accounts,
             billing: billing.clone(),
             health,
         };
         let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval, stop.clone());
+        relay.push(spawn_completion_relay(
+            progress,
+            settings.completion_relay_interval,
+            stop.clone(),
+        ));
         let sampler = spawn_health_sampler(adapters.health.clone());
         let consumers = if settings.start_consumers {
             Consumers::start(settings, &adapters)
@@ -337,7 +368,9 @@ impl Application {
                 .await
                 .is_err()
             {
-                tracing::warn!("outbox relay still running at shutdown: stopped");
+                // A completion it was publishing stays recorded: another
+                // process (or this one, restarted) publishes it.
+                tracing::warn!("relay still running at shutdown: stopped");
                 task.abort();
             }
         }

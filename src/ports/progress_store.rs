@@ -3,8 +3,14 @@
 
 use async_trait::async_trait;
 
-use crate::domain::progress::{
-    ItemId, ItemUpdate, Progress, ProjectId, ProjectStatus, TotalUpdate,
+use std::time::Duration;
+
+use crate::domain::{
+    progress::{
+        ClaimedCompletion, Completion, CompletionStamp, DueCompletions, ItemReport, ItemUpdate,
+        Progress, ProjectId, ProjectStatus, TotalUpdate,
+    },
+    timestamp::Timestamp,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -22,16 +28,28 @@ pub enum ProgressError {
 
 /// Contract (every adapter, tested by the same suite):
 /// - every write refreshes the record's time to live (7 days), for the hash
-///   and the item-id set alike;
+///   and the sets of reports alike;
 /// - `init` writes `INITIALIZING` and zero counters, replacing any earlier
-///   record of the project and forgetting its item ids;
+///   record of the project and forgetting its reports; a completion not yet
+///   published is kept (it is not the project's record but the event's);
 /// - `set_total` sets total and status together and, in the same atomic
 ///   step, applies the finish line; `NotFound` for an unknown project,
-///   `AlreadyDone` once the project is `DONE`;
-/// - `mark_item_done` counts the item (and the error) and applies the finish
-///   line in ONE atomic step: across all concurrent callers exactly one gets
-///   `Completed` per project. An `item_id` seen before changes nothing and
-///   reports `duplicate`. `NotFound` for an unknown project;
+///   `AlreadyDone` once the project is `DONE` — except for a retry of the
+///   very request (same total and status) that completed it, which gets the
+///   same answer again;
+/// - `mark_item_done` counts the report (and the error) and applies the
+///   finish line in ONE atomic step: across all concurrent callers exactly
+///   one report gets `Completed` per project, and gets it again when it is
+///   retried. A report seen before (same item id, or the same call token)
+///   changes nothing; an item id seen before reports `duplicate`.
+///   `NotFound` for an unknown project;
+/// - the step that crosses the finish line also records the completion
+///   (the stamp's event id and time, the counters of that moment) and gives
+///   its caller the claim to publish it until `stamp.claim_until()`. A retry
+///   of that report finding the completion unpublished and the claim lapsed
+///   (at its own stamp's time) takes the claim; so does
+///   `claim_due_completions`, the relay's scan. A claim is ended by
+///   `mark_published` (for good) or `release` (due again at a given time);
 /// - `get_progress` reads without creating anything: `None` when missing.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -43,14 +61,35 @@ pub trait ProgressStore: Send + Sync {
         project: &ProjectId,
         total: u64,
         status: ProjectStatus,
+        stamp: &CompletionStamp,
     ) -> Result<TotalUpdate, ProgressError>;
 
-    async fn mark_item_done<'a>(
+    async fn mark_item_done(
         &self,
         project: &ProjectId,
-        is_error: bool,
-        item: Option<&'a ItemId>,
+        report: &ItemReport,
     ) -> Result<ItemUpdate, ProgressError>;
 
     async fn get_progress(&self, project: &ProjectId) -> Result<Option<Progress>, ProgressError>;
+
+    /// Claims, until `now + lease`, up to `limit` unpublished completions
+    /// whose claim has lapsed at `now`; also counts every unpublished one.
+    async fn claim_due_completions(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<DueCompletions, ProgressError>;
+
+    /// `job.completed` of this completion was confirmed: it is never claimed
+    /// again, and the project's record says published.
+    async fn mark_published(&self, completion: &Completion) -> Result<(), ProgressError>;
+
+    /// The claim's holder could not publish: the completion is due again at
+    /// `retry_at` — unless someone else claimed it meanwhile.
+    async fn release(
+        &self,
+        claimed: &ClaimedCompletion,
+        retry_at: Timestamp,
+    ) -> Result<(), ProgressError>;
 }

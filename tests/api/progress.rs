@@ -138,6 +138,66 @@ async fn a_redelivered_item_is_counted_once_and_flagged_duplicate() {
 }
 
 #[tokio::test]
+async fn a_retried_last_item_answers_completed_again_and_job_completed_goes_out_once() {
+    let app = spawn_app().await;
+    app.init_project("retry").await;
+    app.set_total("retry", json!({"total": 2, "status": "PROCESSING"}))
+        .await;
+    app.mark_item("retry", json!({"is_error": false, "item_id": "a"}))
+        .await;
+
+    let (_, last) = json(
+        app.mark_item("retry", json!({"is_error": true, "item_id": "b"}))
+            .await,
+    )
+    .await;
+    let (status, again) = json(
+        app.mark_item("retry", json!({"is_error": true, "item_id": "b"}))
+            .await,
+    )
+    .await;
+    let (_, other) = json(
+        app.mark_item("retry", json!({"is_error": false, "item_id": "a"}))
+            .await,
+    )
+    .await;
+
+    assert_eq!(
+        last["data"],
+        json!({"status": "COMPLETED", "done": 2, "total": 2, "errors": 1, "duplicate": false})
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["data"],
+        json!({"status": "COMPLETED", "done": 2, "total": 2, "errors": 1, "duplicate": true})
+    );
+    assert_eq!(other["data"]["status"], "PROCESSING");
+    assert_eq!(app.take_job_events().len(), 1);
+}
+
+#[tokio::test]
+async fn a_retried_put_that_completed_the_project_answers_the_same_and_another_put_conflicts() {
+    let app = spawn_app().await;
+    app.init_project("put").await;
+    app.set_total("put", json!({"total": 1, "status": "CRAWLING"}))
+        .await;
+    app.mark_item("put", json!({"is_error": false})).await;
+
+    let put = json!({"total": 1, "status": "PROCESSING_WAIT"});
+    let (first, _) = json(app.set_total("put", put.clone()).await).await;
+    let (again, body) = json(app.set_total("put", put).await).await;
+    let (other, _) = json(
+        app.set_total("put", json!({"total": 1, "status": "PROCESSING"}))
+            .await,
+    )
+    .await;
+
+    assert_eq!((first, again, other), (200, 200, 409));
+    assert_eq!(body["data"]["completed"], true);
+    assert_eq!(app.take_job_events().len(), 1);
+}
+
+#[tokio::test]
 async fn discovery_ending_after_the_last_item_completes_the_project_from_the_put() {
     let app = spawn_app().await;
     app.init_project("late").await;

@@ -7,7 +7,7 @@ use serde_json::json;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::SystemClock,
+        clock::{RandomIds, SystemClock},
         redis::{RedisClients, RedisProgressStore},
         topology::EVENTS_EXCHANGE,
     },
@@ -44,6 +44,7 @@ async fn a_thousand_concurrent_items_on_real_redis_publish_one_job_completed_on_
         Arc::new(RedisProgressStore::new(clients.state.clone())),
         Arc::new(events(Arc::new(AmqpEventPublisher::new(broker.clone())))),
         Arc::new(SystemClock),
+        Arc::new(RandomIds),
     ));
     let project = ProjectId::parse(&format!("race-{}", Uuid::new_v4().simple())).unwrap();
     service.init_project(&project).await.unwrap();

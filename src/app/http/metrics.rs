@@ -75,7 +75,11 @@ fn describe() {
     );
     metrics::describe_counter!(
         "projects_completed_total",
-        "Projects that crossed their finish line (one job.completed each)."
+        "job.completed events confirmed by the broker (one per project; a rare re-publish after a lost mark counts again)."
+    );
+    metrics::describe_gauge!(
+        "job_completions_pending",
+        "Completions recorded by the finish line whose job.completed is not published yet, at the relay's last round."
     );
     metrics::describe_gauge!(
         "dependency_up",
@@ -138,6 +142,7 @@ fn zero_known_series() {
     for kind in ["publish", "store"] {
         metrics::counter!("outbox_relay_failures_total", "kind" => kind).absolute(0);
     }
+    metrics::gauge!("job_completions_pending").set(0.0);
     // Publish series for every routing key (and failure kind): the
     // dashboard's panels have data from the first scrape, and `increase()`
     // in the alerts sees the first failure (a series born at 1 shows none).

@@ -110,7 +110,43 @@ impl EventService {
         result
     }
 
+    /// Like [`EventService::prepare`], for an event whose id and time were
+    /// fixed earlier — recorded with the fact it reports, so that every
+    /// publication of that fact carries the same id.
+    pub async fn prepare_recorded(
+        &self,
+        id: EventId,
+        at: Timestamp,
+        data: EventData,
+    ) -> Result<SealedEvent, PublishError> {
+        let routing_key = data.routing_key();
+        let result = self.check(&data).await.and_then(|()| {
+            EventEnvelope::new(id, at, data)
+                .seal()
+                .map_err(PublishError::from)
+        });
+        if let Err(error) = &result {
+            tracing::error!(
+                error = %error,
+                event_id = %id,
+                routing_key = %routing_key,
+                error_type = error.error_type(),
+                "event not published: it failed validation"
+            );
+            count_failure(routing_key.as_str(), error);
+        }
+        result
+    }
+
     async fn try_prepare(&self, data: EventData) -> Result<SealedEvent, PublishError> {
+        let now = self.clock.now();
+        self.check(&data).await?;
+        let id = EventId::from_uuid(self.ids.new_uuid());
+        Ok(EventEnvelope::new(id, Timestamp::new(now), data).seal()?)
+    }
+
+    /// The rules of DESIGN §2, and the plan catalogue for events naming one.
+    async fn check(&self, data: &EventData) -> Result<(), PublishError> {
         let now = self.clock.now();
         data.validate(now)?;
         if let Some(code) = data.plan_code() {
@@ -127,8 +163,7 @@ impl EventService {
                 }
             }
         }
-        let id = EventId::from_uuid(self.ids.new_uuid());
-        Ok(EventEnvelope::new(id, Timestamp::new(now), data).seal()?)
+        Ok(())
     }
 
     /// Validates, seals and publishes `data`; returns the new event's id.

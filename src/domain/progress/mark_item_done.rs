@@ -1,9 +1,15 @@
-//! Use case: a worker finished one item; the caller that crosses the finish
-//! line publishes `job.completed`, exactly once per project.
+//! Use case: a worker finished one item. The report that crosses the finish
+//! line records the completion and publishes `job.completed` from it; a
+//! retry of that report answers `Completed` again and publishes only what is
+//! still unpublished, under the recorded event id.
 
-use super::{ItemId, ItemOutcome, ItemUpdate, ProgressService, ProgressUseCaseError, ProjectId};
+use super::{
+    ItemId, ItemReport, ItemUpdate, ProgressService, ProgressUseCaseError, ProjectId, ReportKey,
+};
 
 impl ProgressService {
+    /// Without an `item_id` the report gets a token of this call: the
+    /// store's own retries count it once, but a new call is a new report.
     #[tracing::instrument(name = "progress.mark_item_done", skip_all)]
     pub async fn mark_item_done(
         &self,
@@ -11,10 +17,16 @@ impl ProgressService {
         is_error: bool,
         item: Option<&ItemId>,
     ) -> Result<ItemUpdate, ProgressUseCaseError> {
-        let update = self.store.mark_item_done(project, is_error, item).await?;
-        if update.outcome == ItemOutcome::Completed {
-            self.announce_completion(project, &update.progress).await?;
-        }
+        let report = ItemReport {
+            is_error,
+            key: match item {
+                Some(item) => ReportKey::Item(item.clone()),
+                None => ReportKey::Call(self.call_token()),
+            },
+            stamp: self.stamp(),
+        };
+        let update = self.store.mark_item_done(project, &report).await?;
+        self.deliver(update.completion.as_ref()).await;
         Ok(update)
     }
 }

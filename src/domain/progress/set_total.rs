@@ -1,6 +1,7 @@
 //! Use case: the collector reports how many items a project has and where it
 //! is; ending discovery after the last item was processed completes the
-//! project here (the late `PROCESSING_WAIT`).
+//! project here (the late `PROCESSING_WAIT`), and a retry of that very
+//! request answers the same.
 
 use super::{
     MAX_TOTAL, ProgressService, ProgressUseCaseError, ProjectId, ProjectStatus, TotalUpdate,
@@ -20,10 +21,11 @@ impl ProgressService {
         if total > MAX_TOTAL {
             return Err(ProgressUseCaseError::TotalTooLarge { max: MAX_TOTAL });
         }
-        let update = self.store.set_total(project, total, status).await?;
-        if update.completed {
-            self.announce_completion(project, &update.progress).await?;
-        }
+        let update = self
+            .store
+            .set_total(project, total, status, &self.stamp())
+            .await?;
+        self.deliver(update.completion.as_ref()).await;
         Ok(update)
     }
 }

@@ -1,7 +1,10 @@
 //! The progress use cases end to end on in-memory adapters: the finish line
 //! publishes `job.completed` exactly once.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
 
 use chrono::{TimeZone, Utc};
 
@@ -16,7 +19,7 @@ use crate::{
         topology::EVENTS_EXCHANGE,
     },
     domain::{
-        events::{EventData, EventEnvelope, EventService, keys},
+        events::{EventData, EventEnvelope, EventId, EventService, SealedEvent, keys},
         retry::RetryPolicy,
     },
     ports::{EventPublisher, MockEventPublisher, PublishError},
@@ -45,7 +48,12 @@ fn world_with(publisher: Arc<dyn EventPublisher>, broker: Arc<InMemoryBroker>) -
     let store = Arc::new(InMemoryProgressStore::new(clock.clone()));
     World {
         broker,
-        service: Arc::new(ProgressService::new(store, events, clock)),
+        service: Arc::new(ProgressService::new(
+            store,
+            events,
+            clock,
+            Arc::new(RandomIds),
+        )),
     }
 }
 
@@ -174,13 +182,122 @@ async fn a_missing_project_reads_as_not_found() {
     );
 }
 
+/// The in-memory bus, unplugged on demand (a stopped broker).
+struct Unpluggable {
+    bus: InMemoryEventBus,
+    down: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for Unpluggable {
+    async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PublishError::Unavailable(anyhow::anyhow!("broker down")));
+        }
+        self.bus.publish(event).await
+    }
+}
+
+fn world_with_unpluggable_bus() -> (World, Arc<Unpluggable>) {
+    let w = world();
+    let bus = Arc::new(Unpluggable {
+        bus: InMemoryEventBus::new(w.broker.clone()),
+        down: AtomicBool::new(false),
+    });
+    (world_with(bus.clone(), w.broker), bus)
+}
+
+async fn two_item_project(w: &World, name: &str) -> ProjectId {
+    let project = id(name);
+    w.service.init_project(&project).await.unwrap();
+    w.service
+        .set_total(&project, 2, ProjectStatus::Processing)
+        .await
+        .unwrap();
+    w.service
+        .mark_item_done(&project, false, Some(&ItemId::parse("a").unwrap()))
+        .await
+        .unwrap();
+    project
+}
+
 #[tokio::test]
-async fn a_completion_that_cannot_be_published_is_reported_to_the_caller() {
+async fn with_the_broker_down_the_last_item_is_completed_and_the_relay_publishes_it_later_once() {
+    let (w, bus) = world_with_unpluggable_bus();
+    let project = two_item_project(&w, "down").await;
+    let last = ItemId::parse("b").unwrap();
+
+    bus.down.store(true, Ordering::SeqCst);
+    let update = w
+        .service
+        .mark_item_done(&project, false, Some(&last))
+        .await
+        .expect("the completion is recorded: no error for the worker");
+    assert_eq!(update.outcome, ItemOutcome::Completed);
+    let event_id = update.completion.as_ref().unwrap().event_id;
+    let round = w.service.relay_completions().await.unwrap();
+    assert_eq!((round.published, round.failed, round.pending), (0, 1, 1));
+    assert!(completed_events(&w.broker).is_empty());
+
+    bus.down.store(false, Ordering::SeqCst);
+    let round = w.service.relay_completions().await.unwrap();
+    assert_eq!((round.published, round.failed, round.pending), (1, 0, 0));
+    let retry = w
+        .service
+        .mark_item_done(&project, false, Some(&last))
+        .await
+        .unwrap();
+    let round = w.service.relay_completions().await.unwrap();
+
+    assert_eq!(retry.outcome, ItemOutcome::Completed);
+    assert_eq!(retry.completion.unwrap().event_id, event_id);
+    assert_eq!(round, RelayReport::default());
+    let events = completed_events(&w.broker);
+    assert_eq!(events.len(), 1, "job.completed once");
+    assert_eq!(events[0].event_id, event_id, "under the recorded id");
+    let EventData::JobCompleted(payload) = &events[0].data else {
+        panic!("wrong payload")
+    };
+    assert_eq!(payload.completed_at, events[0].timestamp);
+    assert_eq!((payload.total, payload.done), (2, 2));
+}
+
+#[tokio::test]
+async fn a_retry_of_the_last_item_publishes_what_its_first_try_could_not() {
+    let (w, bus) = world_with_unpluggable_bus();
+    let project = two_item_project(&w, "retry").await;
+    let last = ItemId::parse("b").unwrap();
+    bus.down.store(true, Ordering::SeqCst);
+    let first = w
+        .service
+        .mark_item_done(&project, true, Some(&last))
+        .await
+        .unwrap();
+    bus.down.store(false, Ordering::SeqCst);
+
+    let retry = w
+        .service
+        .mark_item_done(&project, true, Some(&last))
+        .await
+        .unwrap();
+    let round = w.service.relay_completions().await.unwrap();
+
+    assert_eq!(retry.outcome, ItemOutcome::Completed);
+    assert_eq!((retry.progress.done, retry.progress.errors), (2, 1));
+    assert_eq!(round, RelayReport::default(), "published twice");
+    let events = completed_events(&w.broker);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_id, first.completion.unwrap().event_id);
+}
+
+#[tokio::test]
+async fn a_completion_the_broker_refuses_is_answered_completed_and_stays_recorded() {
+    // A permanent publish error is the operators' problem, not the
+    // worker's: the completion waits, counted by `job_completions_pending`.
     let mut publisher = MockEventPublisher::new();
     publisher
         .expect_publish()
-        .times(1)
-        .returning(|_| Err(PublishError::Unavailable(anyhow::anyhow!("broker down"))));
+        .returning(|_| Err(PublishError::Unexpected(anyhow::anyhow!("no exchange"))));
     let w = world_with(Arc::new(publisher), Arc::new(InMemoryBroker::new()));
     let project = id("p");
     w.service.init_project(&project).await.unwrap();
@@ -189,14 +306,13 @@ async fn a_completion_that_cannot_be_published_is_reported_to_the_caller() {
         .await
         .unwrap();
 
-    let err = w
+    let update = w
         .service
         .mark_item_done(&project, false, None)
         .await
-        .unwrap_err();
+        .unwrap();
+    let round = w.service.relay_completions().await.unwrap();
 
-    assert!(matches!(
-        err,
-        ProgressUseCaseError::CompletionNotPublished { .. }
-    ));
+    assert_eq!(update.outcome, ItemOutcome::Completed);
+    assert_eq!((round.failed, round.pending), (1, 1));
 }

@@ -4,6 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
+use super::CompletionRecord;
 use crate::domain::serde_str::serde_via_parse;
 
 /// Progress records live 7 days after their last write (DESIGN §5).
@@ -184,25 +185,33 @@ pub enum ProgressView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ItemOutcome {
-    /// The project is not finished, or someone else finished it.
+    /// The project is not finished, or another report finished it.
     Processing,
-    /// This call crossed the finish line: exactly one caller sees this.
+    /// This report crossed the finish line: exactly one report per project
+    /// sees this, and sees it again whenever it is retried (same item id, or
+    /// the same call replayed), so a lost answer is never a lost completion.
     Completed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemUpdate {
     pub outcome: ItemOutcome,
-    /// The item id had been counted before; nothing changed.
+    /// The item id had been counted before (by another report, or by an
+    /// earlier try of this one whose answer was lost): nothing changed.
     pub duplicate: bool,
     pub progress: Progress,
+    /// The recorded completion: `Some` exactly when `outcome` is `Completed`.
+    pub completion: Option<CompletionRecord>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotalUpdate {
-    /// Setting the total crossed the finish line (the late `PROCESSING_WAIT`).
+    /// Setting the total crossed the finish line (the late `PROCESSING_WAIT`),
+    /// in this try or in an earlier try of the same request.
     pub completed: bool,
     pub progress: Progress,
+    /// The recorded completion: `Some` exactly when `completed`.
+    pub completion: Option<CompletionRecord>,
 }
 
 #[cfg(test)]

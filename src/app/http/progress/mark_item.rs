@@ -18,7 +18,7 @@ use crate::app::http::{
     params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "Success", body = Envelope<MarkItemBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
     security(("internal_key" = [])),
-    description = "One item done; exactly one caller gets COMPLETED and `job.completed` is published."
+    description = "One item done; exactly one report gets COMPLETED — again when retried with the same item_id — and `job.completed` is recorded with it and published once, even if the broker is down at that moment."
 )]
 #[post("/internal/projects/{id}/progress/items")]
 pub async fn mark_item_done(

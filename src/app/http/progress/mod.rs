@@ -78,7 +78,8 @@ pub struct SetTotalRequest {
 pub struct SetTotalBody {
     #[serde(flatten)]
     pub progress: ProgressBody,
-    /// This call completed the project (and published `job.completed`).
+    /// This request completed the project (now, or in an earlier try with the
+    /// same total and status): `job.completed` is recorded and follows.
     pub completed: bool,
 }
 
@@ -97,7 +98,9 @@ pub struct MarkItemBody {
     pub done: u64,
     pub total: u64,
     pub errors: u64,
-    /// The item id had been counted before: nothing changed.
+    /// The item id had been counted before (by another report, or an earlier
+    /// try of this one): nothing changed. The retry of the report that
+    /// completed the project is `COMPLETED` and `duplicate`.
     pub duplicate: bool,
 }
 
@@ -119,10 +122,6 @@ impl From<ProgressUseCaseError> for ApiError {
                 ApiError::unavailable("progress store unavailable, retry later", error)
             }
             ProgressUseCaseError::Store(ProgressError::Unexpected(_)) => ApiError::internal(error),
-            ProgressUseCaseError::CompletionNotPublished { .. } => ApiError::unavailable(
-                "the project completed but job.completed could not be published",
-                error,
-            ),
         }
     }
 }
