@@ -27,6 +27,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const STARTUP_WAIT: Duration = Duration::from_secs(5);
 /// Bound on the clean shutdown.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnection backoff, first and longest wait (ms).
+const RECONNECT_MIN_MS: u32 = 100;
+const RECONNECT_MAX_MS: u32 = 2_000;
+/// Each command is written to a connection once: fred 10 otherwise (default
+/// 3) writes a command again after a reconnect when the connection closed
+/// before its reply — a replay that the caller never sees nor bounds. Such a
+/// replay turned a lost reply into a double count at the finish line (issue
+/// 13). A command whose reply is lost fails instead (IO error), and the caller's
+/// own retry — bounded, logged, with backoff (DESIGN §5) — sends it again;
+/// every progress script is safe to run twice for one call (call tokens,
+/// the completion record). decisions.md 41.
+pub const MAX_COMMAND_ATTEMPTS: u32 = 1;
 
 /// The two Redis clients of the service.
 #[derive(Clone)]
@@ -49,10 +61,19 @@ fn builder(settings: &RedisSettings, db: u8) -> Builder {
     };
     let mut builder = Builder::from_config(config);
     builder
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        // Reconnect for ever, 100 ms doubling to 2 s: while disconnected the
+        // stores fail each try at once (decisions.md 33), so this only
+        // decides how soon Redis is used again once it is back.
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            RECONNECT_MIN_MS,
+            RECONNECT_MAX_MS,
+            2,
+        ))
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
+            c.max_command_attempts = MAX_COMMAND_ATTEMPTS;
         })
         .with_performance_config(|p| {
             p.default_command_timeout = COMMAND_TIMEOUT;
