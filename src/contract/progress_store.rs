@@ -303,7 +303,8 @@ pub async fn init_resets_an_existing_project(store: &dyn ProgressStore, prefix: 
 }
 
 /// The store's own retry of a call (or a client's replay after a
-/// reconnect) runs the same report again: counted once, same answer.
+/// reconnect) runs the same report again: counted once, same answer — the
+/// publishing claim included.
 pub async fn a_replayed_call_counts_once_and_answers_the_same(
     store: &dyn ProgressStore,
     prefix: &str,
@@ -333,6 +334,11 @@ pub async fn a_replayed_call_counts_once_and_answers_the_same(
     assert_eq!(crossed.event_id, last.stamp.event_id);
     assert_eq!(replayed.event_id, crossed.event_id);
     assert_eq!(replayed.completed_at, crossed.completed_at);
+    assert_eq!(
+        replayed.claimed, crossed.claimed,
+        "the replay of the crossing call lost the claim it took: nobody would publish until it lapsed"
+    );
+    assert!(replayed.claimed.is_some());
 }
 
 /// A worker retrying its last item after a lost answer (or a 503) gets
@@ -383,9 +389,24 @@ pub async fn a_retried_total_that_completed_answers_the_same(
         .await
         .expect("set_total");
     mark(store, &id, false, None).await.expect("mark");
-    let first = set_total(store, &id, 1, ProjectStatus::ProcessingWait)
+    let crossing = stamp();
+    let first = store
+        .set_total(&id, 1, ProjectStatus::ProcessingWait, &crossing)
         .await
         .expect("set_total");
+    let replay = store
+        .set_total(&id, 1, ProjectStatus::ProcessingWait, &crossing)
+        .await
+        .expect("a replay of the completing call");
+    assert_eq!(replay, first, "a replayed call answers as the call did");
+    assert!(
+        replay
+            .completion
+            .as_ref()
+            .expect("record")
+            .claimed
+            .is_some()
+    );
     let retry = set_total(store, &id, 1, ProjectStatus::ProcessingWait)
         .await
         .expect("a retry of the completing request is no conflict");

@@ -145,15 +145,19 @@ fn complete(
 }
 
 /// A retry of the write that crossed the line: the recorded completion, and
-/// the claim if it is unpublished and its claim has lapsed.
+/// the claim if it is unpublished and its claim has lapsed — or is the one
+/// this very call took.
 fn recall(
     recorded: &Recorded,
     pending: &mut HashMap<EventId, Pending>,
     stamp: &CompletionStamp,
 ) -> CompletionRecord {
+    // Lapsed or released; or still held by this very call (a replay of the
+    // write that crossed the line: same event id, same claim).
+    let replay = recorded.event_id == stamp.event_id;
     let claimed = pending
         .get_mut(&recorded.event_id)
-        .filter(|p| p.due <= stamp.at)
+        .filter(|p| p.due <= stamp.at || (replay && p.due == stamp.claim_until()))
         .map(|p| {
             p.due = stamp.claim_until();
             ClaimedCompletion {

@@ -80,7 +80,10 @@ end
 local function recall()
   local id = redis.call('HGET', KEYS[1], 'completed_event_id')
   local due = id and redis.call('ZSCORE', KEYS[4], id)
-  if due and tonumber(due) <= tonumber(ARGV[6]) then
+  -- Lapsed or released; or still held by this very call (a replay of the
+  -- step that crossed the line: same event id, same claim).
+  if due and (tonumber(due) <= tonumber(ARGV[6]) or
+      (id == ARGV[4] and tonumber(due) == tonumber(ARGV[7]))) then
     local record = redis.call('HGET', KEYS[5], id)
     if record then
       redis.call('ZADD', KEYS[4], ARGV[7], id)
