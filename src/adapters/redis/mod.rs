@@ -37,7 +37,7 @@ const RECONNECT_MAX_MS: u32 = 2_000;
 /// 13). A command whose reply is lost fails instead (IO error), and the caller's
 /// own retry — bounded, logged, with backoff (DESIGN §5) — sends it again;
 /// every progress script is safe to run twice for one call (call tokens,
-/// the completion record). decisions.md 41.
+/// the completion record). decisions.md 50.
 pub const MAX_COMMAND_ATTEMPTS: u32 = 1;
 
 /// The two Redis clients of the service.
