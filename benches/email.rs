@@ -88,6 +88,7 @@ async fn main() {
         username: None,
         password: None,
         from: "SMAP <no-reply@smap.test>".into(),
+        timeout: Duration::from_secs(10),
     };
     let templates = Arc::new(EmailTemplates::new().unwrap());
 
@@ -170,6 +171,7 @@ async fn main() {
     let delivery = Arc::new(DeliveryService::new(
         Arc::new(SmtpMailer::new(&smtp).unwrap()),
         Arc::new(InMemoryDedup::new()),
+        Arc::new(RandomIds),
     ));
     let handler = Arc::new(EmailHandler::new(
         templates,

@@ -115,6 +115,9 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub from: String,
+    /// Bound on one SMTP conversation (`SMTP_TIMEOUT_SECS`); with the
+    /// retries it also sets the e-mail lease (DESIGN §10).
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -458,6 +461,12 @@ impl Settings {
                     username: env.get("SMTP_USERNAME"),
                     password: env.get("SMTP_PASSWORD").map(Secret::new),
                     from,
+                    timeout: std::time::Duration::from_secs(env.parse(
+                        "SMTP_TIMEOUT_SECS",
+                        10,
+                        |s| s.parse().ok().filter(|n| (1..=300).contains(n)),
+                        "a number of seconds from 1 to 300",
+                    )?),
                 })
             }
         };
@@ -1076,6 +1085,17 @@ mod tests {
         assert_eq!((redis.port, redis.state_db), (6379, 1));
         let smtp = s.smtp.unwrap();
         assert_eq!((smtp.port, smtp.tls), (25, SmtpTls::None));
+        assert_eq!(smtp.timeout, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_smtp_timeout_is_bounded() {
+        let mail = |t: &str| settings(&[("SMTP_HOST", "mail"), ("SMTP_TIMEOUT_SECS", t)]);
+        let three = mail("3").unwrap().smtp.unwrap().timeout;
+        assert_eq!(three, std::time::Duration::from_secs(3));
+        for bad in ["0", "301", "ten"] {
+            assert_eq!(mail(bad).unwrap_err().var, "SMTP_TIMEOUT_SECS", "{bad}");
+        }
     }
 
     #[test]

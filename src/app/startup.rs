@@ -63,13 +63,21 @@ impl Consumers {
                 return Consumers::None;
             }
         };
-        let delivery = Arc::new(DeliveryService::new(
-            adapters.mailer.clone(),
-            adapters.dedup.clone(),
-        ));
+        let send_timeout = settings
+            .smtp
+            .as_ref()
+            .map_or(crate::domain::mail::SEND_TIMEOUT, |smtp| smtp.timeout);
+        let delivery = Arc::new(
+            DeliveryService::new(
+                adapters.mailer.clone(),
+                adapters.dedup.clone(),
+                adapters.ids.clone(),
+            )
+            .with_send_timeout(send_timeout),
+        );
         let handler = Arc::new(EmailHandler::new(
             templates,
-            delivery,
+            delivery.clone(),
             adapters.clock.clone(),
         ));
         #[allow(unused_mut)]
@@ -82,7 +90,7 @@ impl Consumers {
             ));
         }
         let names: Vec<&str> = queues.iter().map(|(q, _)| *q).collect();
-        tracing::info!(queues = ?names, concurrency = settings.email_concurrency, "e-mail consumers started");
+        tracing::info!(queues = ?names, concurrency = settings.email_concurrency, lease_secs = delivery.lease().as_secs(), "e-mail consumers started");
         if let Some(broker) = adapters.memory_broker.clone() {
             return Consumers::Memory(spawn_email_consumers(
                 broker,

@@ -4,6 +4,7 @@
 //! not assumed; a suite panics test-style on the first broken promise), and
 //! the JSON Schemas of the events other services consume.
 
+pub mod dedup_store;
 pub mod identity_store;
 pub mod progress_store;
 pub mod schemas;

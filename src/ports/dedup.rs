@@ -1,5 +1,9 @@
-//! `DedupStore`: claims a key once, so one event gives one e-mail however
-//! many copies of it arrive.
+//! `DedupStore`: one e-mail per event however many copies of it arrive, and
+//! none lost to a crash. A key is first *leased* (`sending`, with the
+//! owner's token and a time to live longer than one delivery) and becomes
+//! `sent` (kept 7 days) only once the mail server accepted the e-mail. A
+//! lease left behind by a killed process expires, so the redelivered message
+//! is sent rather than taken for a duplicate (DESIGN §10).
 
 use std::time::Duration;
 
@@ -9,10 +13,48 @@ use async_trait::async_trait;
 #[error("de-duplication store unavailable")]
 pub struct DedupError(#[source] pub anyhow::Error);
 
-/// Contract: `claim` succeeds for exactly one caller per key until the key
-/// expires or is released; `release` frees a key so a retry can claim it.
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (never claimed, released, or its lease expired):
+    /// the caller now holds the lease and may send.
+    Acquired,
+    /// The caller already holds this lease — its own claim replayed, e.g.
+    /// by a client resending a command after a reconnect. It may send.
+    Mine,
+    /// Another owner holds the lease (sending now, or killed mid-send):
+    /// not a duplicate yet. Ask again; the lease ends in `expires_in` at the
+    /// latest.
+    Busy { expires_in: Duration },
+    /// The e-mail was sent: this copy is a duplicate.
+    Sent,
+}
+
+/// The answer to `mark_sent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    /// The caller's lease became `sent` (or already was: a replay).
+    Recorded,
+    /// The caller's lease had expired (and may have been taken by another
+    /// owner): `sent` was recorded all the same, since the e-mail went out,
+    /// but another copy may have been sent meanwhile.
+    LeaseLost,
+    /// Another owner had already recorded `sent`: two e-mails went out.
+    SentByAnother,
+}
+
+/// Contract (`crate::contract::dedup_store`, run on every adapter):
+/// - of racing claims by different owners on a free key exactly one gets
+///   `Acquired`; the others get `Busy` until the lease ends;
+/// - a claim by the owner of the lease gets `Mine`;
+/// - once a lease has expired without `mark_sent`, anyone can claim;
+/// - `mark_sent` by the owner turns the lease into `sent` for `ttl`; every
+///   claim then gets `Sent`;
+/// - `release` deletes the key only while it is the caller's own lease.
 #[async_trait]
 pub trait DedupStore: Send + Sync {
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, DedupError>;
-    async fn release(&self, key: &str) -> Result<(), DedupError>;
+    async fn claim(&self, key: &str, owner: &str, lease: Duration) -> Result<Claim, DedupError>;
+    async fn mark_sent(&self, key: &str, owner: &str, ttl: Duration) -> Result<Marked, DedupError>;
+    /// True when the caller's lease was deleted.
+    async fn release(&self, key: &str, owner: &str) -> Result<bool, DedupError>;
 }

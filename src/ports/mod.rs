@@ -13,7 +13,7 @@ mod progress_store;
 
 pub use clock::{Clock, IdGenerator};
 pub use credentials::{HashError, OtpSource, PasswordHasher};
-pub use dedup::{DedupError, DedupStore};
+pub use dedup::{Claim, DedupError, DedupStore, Marked};
 pub use event_publisher::{EventPublisher, PublishError};
 pub use health::{Health, HealthIndicator};
 pub use identity_store::{

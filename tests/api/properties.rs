@@ -148,6 +148,7 @@ fn handler() -> EmailHandler {
     let delivery = DeliveryService::new(
         Arc::new(InMemoryMailer::new()),
         Arc::new(InMemoryDedup::new()),
+        Arc::new(smap_identity::adapters::clock::RandomIds),
     );
     EmailHandler::new(
         Arc::new(EmailTemplates::new().unwrap()),

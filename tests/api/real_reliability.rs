@@ -331,6 +331,7 @@ async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once()
         username: None,
         password: None,
         from: "SMAP <no-reply@smap.test>".into(),
+        timeout: std::time::Duration::from_secs(10),
     });
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
     adapters.use_configured_mailer(&settings).unwrap();

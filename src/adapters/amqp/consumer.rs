@@ -1,7 +1,10 @@
 //! The e-mail consumers on RabbitMQ: one channel per queue with manual acks
 //! and a prefetch, at most `concurrency` messages in flight overall, dead
 //! letters published to `email.errors` (confirmed) before the original is
-//! acked, and a graceful stop that finishes what is in flight.
+//! acked, a message whose event another
+//! delivery holds the lease of kept and handled again once it ends, and a
+//! graceful stop that finishes what is in flight or, after the drain
+//! timeout, cuts it off, requeues it and releases its leases.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,36 +16,42 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable},
 };
-use tokio::{
-    sync::{Semaphore, watch},
-    task::JoinHandle,
-};
+use tokio::{sync::Semaphore, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::AmqpBroker;
 use crate::{
     adapters::{
-        mail::{EmailHandler, Handled, MessageFormat, dead_letter_headers},
+        mail::{EmailHandler, Handled, MessageFormat, busy_wait, dead_letter_headers},
         message::{MessageProperties, trace_context},
         topology::EMAIL_ERRORS_QUEUE,
     },
     ports::Clock,
 };
 
+/// How long a stop waits for cut-off deliveries to requeue their messages.
+const ABANDON_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub prefetch: u16,
     pub concurrency: usize,
-    /// How long a stop waits for the messages in flight.
+    /// How long a stop waits for the messages in flight before cutting them
+    /// off (requeued, their leases released).
     pub drain_timeout: Duration,
 }
 
 /// Running consumers; `stop` ends them gracefully.
 pub struct EmailConsumers {
-    stop: watch::Sender<bool>,
+    /// Stop taking deliveries; messages waiting on a lease go back.
+    stop: CancellationToken,
+    /// Cut off the deliveries still in flight after the drain timeout.
+    abandon: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     permits: Arc<Semaphore>,
+    handler: Arc<EmailHandler>,
     concurrency: usize,
     drain_timeout: Duration,
 }
@@ -55,7 +64,7 @@ impl EmailConsumers {
         config: ConsumerConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let (stop, stopped) = watch::channel(false);
+        let (stop, abandon) = (CancellationToken::new(), CancellationToken::new());
         let concurrency = config.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let tasks = queues
@@ -69,32 +78,53 @@ impl EmailConsumers {
                     prefetch: config.prefetch,
                     permits: permits.clone(),
                     clock: clock.clone(),
+                    stop: stop.clone(),
+                    abandon: abandon.clone(),
                 };
-                tokio::spawn(worker.run(stopped.clone()))
+                tokio::spawn(worker.run())
             })
             .collect();
         Self {
             stop,
+            abandon,
             tasks,
             permits,
+            handler,
             concurrency,
             drain_timeout: config.drain_timeout,
         }
     }
 
-    /// Stops taking deliveries, then waits (bounded) for those in flight.
+    /// Stops taking deliveries, then waits (bounded) for those in flight;
+    /// what is still in flight then is cut off: its message is requeued and
+    /// its lease released, so the next consumer sends it at once instead of
+    /// waiting for the lease to end. A delivery cut off after the mail
+    /// server accepted the message but before it was marked sent is sent
+    /// again (at-least-once, DESIGN §10).
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
         let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        match tokio::time::timeout(self.drain_timeout, self.permits.acquire_many(all)).await {
-            Ok(_) => tracing::info!("e-mail consumers stopped; nothing in flight"),
-            Err(_) => tracing::warn!(
-                "e-mail consumers stopped with messages still in flight; they will be redelivered"
-            ),
+        if tokio::time::timeout(self.drain_timeout, self.permits.acquire_many(all))
+            .await
+            .is_ok()
+        {
+            tracing::info!("e-mail consumers stopped; nothing in flight");
+            return;
         }
+        self.abandon.cancel();
+        let requeued = tokio::time::timeout(ABANDON_WAIT, self.permits.acquire_many(all))
+            .await
+            .is_ok();
+        let released = self.handler.release_abandoned().await;
+        tracing::warn!(
+            released,
+            requeued,
+            drain_timeout_ms = self.drain_timeout.as_millis(),
+            "e-mail consumers stopped with deliveries in flight: cut off and requeued, their leases released"
+        );
     }
 }
 
@@ -106,25 +136,27 @@ struct Worker {
     prefetch: u16,
     permits: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+    abandon: CancellationToken,
 }
 
 impl Worker {
     /// Consumes until stopped, re-subscribing after a lost connection.
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    async fn run(self) {
         let worker = Arc::new(self);
-        while !*stopped.borrow() {
-            if let Err(e) = worker.clone().consume(&mut stopped).await {
+        while !worker.stop.is_cancelled() {
+            if let Err(e) = worker.clone().consume().await {
                 tracing::warn!(queue = worker.queue, error = %e, "e-mail consumer interrupted; resubscribing");
                 metrics::counter!("email_consumer_errors_total", "queue" => worker.queue, "kind" => "subscription_lost").increment(1);
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = stopped.changed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = worker.stop.cancelled() => {}
                 }
             }
         }
     }
 
-    async fn consume(self: Arc<Self>, stopped: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn consume(self: Arc<Self>) -> anyhow::Result<()> {
         let channel = self.broker.admin_channel().await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
@@ -150,17 +182,25 @@ impl Worker {
         loop {
             let permit = tokio::select! {
                 permit = self.permits.clone().acquire_owned() => permit?,
-                _ = stopped.changed() => break,
+                () = self.stop.cancelled() => break,
             };
             let next = tokio::select! {
                 next = deliveries.next() => next,
-                _ = stopped.changed() => break,
+                () = self.stop.cancelled() => break,
             };
             match next {
                 Some(Ok(delivery)) => {
                     let worker = self.clone();
                     tokio::spawn(async move {
-                        worker.handle(delivery).await;
+                        tokio::select! {
+                            () = worker.handle(&delivery) => {}
+                            () = worker.abandon.cancelled() => {
+                                // Cut off by the shutdown (the SMTP
+                                // conversation is dropped with it): back to
+                                // the queue; `stop` releases its lease.
+                                worker.requeue(&delivery).await;
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -175,12 +215,13 @@ impl Worker {
         Ok(())
     }
 
-    async fn handle(&self, delivery: Delivery) {
+    async fn handle(&self, delivery: &Delivery) {
         let message_id = delivery
             .properties
             .message_id()
             .as_ref()
             .map(|id| id.to_string());
+        let event_id = message_id.as_deref().unwrap_or("-");
         // Continue the producer's trace from the `traceparent` header.
         let span = tracing::info_span!(
             "consume",
@@ -189,34 +230,65 @@ impl Worker {
             messaging.destination.name = self.queue,
             messaging.message.id = message_id.as_deref().unwrap_or_default(),
         );
-        let _ = span.set_parent(trace_context(&properties_of(&delivery).headers));
-        let outcome = self
-            .handler
-            .handle(self.format, &delivery.data, message_id.as_deref())
-            .instrument(span)
-            .await;
+        let _ = span.set_parent(trace_context(&properties_of(delivery).headers));
+        let mut waiting = false;
+        let outcome = loop {
+            let outcome = self
+                .handler
+                .handle(self.format, &delivery.data, message_id.as_deref())
+                .instrument(span.clone())
+                .await;
+            // Another delivery holds the event's lease: not a duplicate
+            // (that one may have died mid-send). Ask again until it is sent
+            // or its lease is released or ends.
+            let Handled::Busy { retry_after, .. } = outcome else {
+                break outcome;
+            };
+            if !waiting {
+                tracing::info!(
+                    event_id,
+                    lease_left_ms = retry_after.as_millis(),
+                    "another delivery of this event holds its lease; waiting for it"
+                );
+                waiting = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(busy_wait(retry_after)) => {}
+                () = self.stop.cancelled() => {
+                    // It holds no lease: another consumer can take it.
+                    self.requeue(delivery).await;
+                    return;
+                }
+            }
+        };
         if let Handled::DeadLetter {
             reason, attempts, ..
         } = outcome
             && let Err(e) = self
-                .dead_letter(&delivery, message_id.as_deref(), &reason, attempts)
+                .dead_letter(delivery, message_id.as_deref(), &reason, attempts)
                 .await
         {
             // Not acked: the broker redelivers it rather than lose it.
-            tracing::error!(event_id = message_id.as_deref().unwrap_or("-"), error = %e, "dead letter not published; requeueing");
+            tracing::error!(event_id, error = %e, "dead letter not published; requeueing");
             metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "dead_letter_unpublished").increment(1);
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await;
+            self.requeue(delivery).await;
             return;
         }
         if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-            tracing::warn!(event_id = message_id.as_deref().unwrap_or("-"), error = %e, "ack failed; the message will be redelivered (and de-duplicated)");
+            tracing::warn!(event_id, error = %e, "ack failed; the message will be redelivered (and de-duplicated)");
             metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "ack_failed").increment(1);
         }
+    }
+
+    /// Hands the message back to the broker; if even that fails, the
+    /// channel's end requeues it.
+    async fn requeue(&self, delivery: &Delivery) {
+        let _ = delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await;
     }
 
     async fn dead_letter(

@@ -1,5 +1,6 @@
 //! `EmailHandler`: one queue message in, one outcome out — sent, a
-//! duplicate of an e-mail already sent, or a dead letter with its reason.
+//! duplicate of an e-mail already sent, busy (another delivery of the event
+//! holds its lease: handle it again later), or a dead letter with its reason.
 //! Shared by the in-memory and RabbitMQ consumers, so both behave alike.
 
 #[cfg(feature = "legacy-fanout")]
@@ -35,6 +36,13 @@ pub enum Handled {
     },
     Duplicate {
         event_id: String,
+    },
+    /// Not handled yet: another delivery holds the event's lease. The
+    /// consumer keeps the message and handles it again, at the latest after
+    /// `retry_after` (when that lease ends).
+    Busy {
+        event_id: String,
+        retry_after: std::time::Duration,
     },
     DeadLetter {
         event_id: Option<String>,
@@ -93,6 +101,10 @@ impl EmailHandler {
                 Handled::Sent { event_id }
             }
             Ok(DeliveryOutcome::Duplicate) => Handled::Duplicate { event_id },
+            Ok(DeliveryOutcome::Busy { retry_after }) => Handled::Busy {
+                event_id,
+                retry_after,
+            },
             Err(DeliveryError::SendFailed { attempts, source }) => {
                 tracing::error!(event_id = %event_id, attempts, error = %format!("{source:#}"), "e-mail not sent; dead-lettering it");
                 metrics::counter!("emails_failed_total", "reason" => "smtp").increment(1);
@@ -112,6 +124,12 @@ impl EmailHandler {
                 }
             }
         }
+    }
+
+    /// Releases the leases of deliveries a shutdown cut off (see
+    /// [`DeliveryService::release_abandoned`]).
+    pub async fn release_abandoned(&self) -> usize {
+        self.delivery.release_abandoned().await
     }
 
     fn prepare(

@@ -10,11 +10,20 @@ pub use handler::{EmailHandler, Handled, MessageFormat};
 pub use log_mailer::LogMailer;
 pub use smtp::SmtpMailer;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::timestamp::Timestamp;
+
+/// How long a consumer waits before handling again a message whose event
+/// another delivery holds (`Handled::Busy`): at most half a second, since
+/// the holder usually finishes within milliseconds (the other copy of a
+/// dual-published event) or releases its lease; at most until that lease
+/// ends (a holder that crashed); never a tight loop.
+pub fn busy_wait(lease_left: Duration) -> Duration {
+    lease_left.clamp(Duration::from_millis(50), Duration::from_millis(500))
+}
 
 /// The headers a dead letter carries (DESIGN §4).
 pub fn dead_letter_headers(

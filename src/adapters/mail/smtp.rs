@@ -1,8 +1,6 @@
 //! `SmtpMailer`: lettre's async SMTP transport with a connection pool;
 //! `SMTP_TLS` chooses plain, STARTTLS or implicit TLS.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
@@ -36,7 +34,7 @@ impl SmtpMailer {
         };
         let mut builder = builder
             .port(settings.port)
-            .timeout(Some(Duration::from_secs(10)))
+            .timeout(Some(settings.timeout))
             .pool_config(PoolConfig::new().max_size(16));
         if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
             builder =

@@ -1,6 +1,8 @@
 //! The e-mail consumers on the in-memory broker: the same handler as on
 //! RabbitMQ, reading `smtp_send_email_v2` (and the legacy queue), at most
-//! `concurrency` messages at a time, dead letters to `email.errors`.
+//! `concurrency` messages at a time, dead letters to `email.errors`, and a
+//! message whose event another delivery holds the lease of handled again
+//! once it ends.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{Delivery, InMemoryBroker};
 use crate::{
     adapters::{
-        mail::{EmailHandler, Handled, MessageFormat, dead_letter_headers},
+        mail::{EmailHandler, Handled, MessageFormat, busy_wait, dead_letter_headers},
         message::trace_context,
         topology::EMAIL_ERRORS_QUEUE,
     },
@@ -70,10 +72,17 @@ async fn handle(
         messaging.message.id = message_id.unwrap_or_default(),
     );
     let _ = span.set_parent(trace_context(&delivery.properties.headers));
-    let outcome = handler
-        .handle(format, &delivery.body, message_id)
-        .instrument(span)
-        .await;
+    let outcome = loop {
+        let outcome = handler
+            .handle(format, &delivery.body, message_id)
+            .instrument(span.clone())
+            .await;
+        // Another delivery holds the event's lease: ask again (as on RabbitMQ).
+        let Handled::Busy { retry_after, .. } = outcome else {
+            break outcome;
+        };
+        tokio::time::sleep(busy_wait(retry_after)).await;
+    };
     if let Handled::DeadLetter {
         reason, attempts, ..
     } = outcome

@@ -1,6 +1,6 @@
 //! In-process mail adapters: `InMemoryMailer` keeps what it "sends" (and
-//! fails on cue, as a server outage would), `InMemoryDedup` claims keys with
-//! a time to live.
+//! fails on cue, as a server outage would), `InMemoryDedup` leases keys as
+//! the Redis adapter does.
 
 use std::{
     collections::HashMap,
@@ -13,7 +13,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::ports::{DedupError, DedupStore, MailError, Mailer, OutgoingEmail};
+use crate::ports::{Claim, DedupError, DedupStore, MailError, Mailer, Marked, OutgoingEmail};
 
 #[derive(Default)]
 pub struct InMemoryMailer {
@@ -56,36 +56,95 @@ impl Mailer for InMemoryMailer {
     }
 }
 
+/// What a key holds: a lease or a sent mark, each with its owner and end.
+struct Entry {
+    owner: String,
+    sent: bool,
+    expires: Instant,
+}
+
+/// The Redis adapter's lease semantics in one process (one lock, so each
+/// operation is atomic like its Lua script).
 #[derive(Default)]
 pub struct InMemoryDedup {
-    keys: Mutex<HashMap<String, Instant>>,
+    keys: Mutex<HashMap<String, Entry>>,
 }
 
 impl InMemoryDedup {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // Every operation leaves the map consistent, so a poisoned lock is usable.
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[async_trait]
 impl DedupStore for InMemoryDedup {
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, DedupError> {
+    async fn claim(&self, key: &str, owner: &str, lease: Duration) -> Result<Claim, DedupError> {
         let now = Instant::now();
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        match keys.get(key) {
-            Some(expires) if *expires > now => Ok(false),
-            _ => {
-                keys.insert(key.to_owned(), now + ttl);
-                Ok(true)
+        let mut keys = self.lock();
+        match keys.get(key).filter(|e| e.expires > now) {
+            None => {
+                keys.insert(
+                    key.to_owned(),
+                    Entry {
+                        owner: owner.to_owned(),
+                        sent: false,
+                        expires: now + lease,
+                    },
+                );
+                Ok(Claim::Acquired)
             }
+            Some(e) if e.sent => Ok(Claim::Sent),
+            Some(e) if e.owner == owner => Ok(Claim::Mine),
+            Some(e) => Ok(Claim::Busy {
+                expires_in: e.expires - now,
+            }),
         }
     }
 
-    async fn release(&self, key: &str) -> Result<(), DedupError> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        Ok(())
+    async fn mark_sent(&self, key: &str, owner: &str, ttl: Duration) -> Result<Marked, DedupError> {
+        let now = Instant::now();
+        let mut keys = self.lock();
+        let marked = match keys.get(key).filter(|e| e.expires > now) {
+            Some(e) if e.owner == owner => Marked::Recorded,
+            Some(e) if e.sent => return Ok(Marked::SentByAnother),
+            _ => Marked::LeaseLost,
+        };
+        keys.insert(
+            key.to_owned(),
+            Entry {
+                owner: owner.to_owned(),
+                sent: true,
+                expires: now + ttl,
+            },
+        );
+        Ok(marked)
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<bool, DedupError> {
+        let now = Instant::now();
+        let mut keys = self.lock();
+        let mine = keys
+            .get(key)
+            .is_some_and(|e| !e.sent && e.owner == owner && e.expires > now);
+        if mine {
+            keys.remove(key);
+        }
+        Ok(mine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_in_memory_dedup_keeps_the_dedup_store_contract() {
+        crate::contract::dedup_store::run_all(std::sync::Arc::new(InMemoryDedup::new()), "mem")
+            .await;
     }
 }
