@@ -9,19 +9,76 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::topology::APP_ID;
 use crate::domain::events::SealedEvent;
 
-struct HeaderInjector<'a>(&'a mut BTreeMap<String, String>);
+/// An AMQP header value: text, or a signed 64-bit integer (field type
+/// `l`, what RabbitMQ itself writes for counts). Other field types a
+/// received message carries are not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    Text(String),
+    Int(i64),
+}
 
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
+impl HeaderValue {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Text(s) => Some(s),
+            Self::Int(_) => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Self::Int(n) => Some(*n),
+            Self::Text(_) => None,
+        }
     }
 }
 
-struct HeaderExtractor<'a>(&'a BTreeMap<String, String>);
+impl From<String> for HeaderValue {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for HeaderValue {
+    fn from(n: i64) -> Self {
+        Self::Int(n)
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == Some(*other)
+    }
+}
+
+impl PartialEq<i64> for HeaderValue {
+    fn eq(&self, other: &i64) -> bool {
+        self.as_int() == Some(*other)
+    }
+}
+
+pub type Headers = BTreeMap<String, HeaderValue>;
+
+struct HeaderInjector<'a>(&'a mut Headers);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), HeaderValue::Text(value));
+    }
+}
+
+struct HeaderExtractor<'a>(&'a Headers);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        self.0.get(key).and_then(HeaderValue::as_str)
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -31,7 +88,7 @@ impl Extractor for HeaderExtractor<'_> {
 
 /// The current span's trace context as W3C headers (`traceparent`,
 /// `tracestate`); empty outside a traced span.
-pub fn trace_headers() -> BTreeMap<String, String> {
+pub fn trace_headers() -> Headers {
     let mut headers = BTreeMap::new();
     let cx = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|p| {
@@ -41,7 +98,7 @@ pub fn trace_headers() -> BTreeMap<String, String> {
 }
 
 /// The producer's trace context from received headers, to continue it.
-pub fn trace_context(headers: &BTreeMap<String, String>) -> opentelemetry::Context {
+pub fn trace_context(headers: &Headers) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
 }
 
@@ -59,7 +116,7 @@ pub struct MessageProperties {
     pub app_id: String,
     /// Seconds since the Unix epoch.
     pub timestamp: u64,
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
 }
 
 impl MessageProperties {
@@ -75,4 +132,24 @@ impl MessageProperties {
             headers: trace_headers(),
         }
     }
+}
+
+/// Counts and logs an event that no queue took (`mandatory` publishes the
+/// broker returned; the in-memory bus with no matching binding): the broker
+/// confirmed it, so the publish succeeded, but nobody will read it — a
+/// missing consumer binding, not a fault of this service. The label is the
+/// event's routing key (always one of the known ones; anything else is
+/// `_OTHER`, so a label value can never be made up).
+pub fn unroutable_event(routing_key: &str, event_id: &str, reason: &str) {
+    let label = crate::domain::events::keys::ALL
+        .into_iter()
+        .find(|k| *k == routing_key)
+        .unwrap_or("_OTHER");
+    tracing::warn!(
+        routing_key,
+        event_id,
+        reason,
+        "event published but routed to no queue; nobody is bound to its routing key"
+    );
+    metrics::counter!("events_unroutable_total", "routing_key" => label).increment(1);
 }

@@ -59,8 +59,8 @@ async fn published_events_carry_the_requests_trace_context() {
         .try_take(EMAILS_QUEUE)
         .unwrap()
         .expect("the second event");
-    let (trace, _) = parts(&first.properties.headers["traceparent"]);
-    let (other_trace, _) = parts(&second.properties.headers["traceparent"]);
+    let (trace, _) = parts(first.properties.headers["traceparent"].as_str().unwrap());
+    let (other_trace, _) = parts(second.properties.headers["traceparent"].as_str().unwrap());
     assert_ne!(trace, other_trace, "each request is its own trace");
     assert_eq!(first.exchange, EVENTS_EXCHANGE);
     #[cfg(feature = "legacy-fanout")]
@@ -70,7 +70,7 @@ async fn published_events_carry_the_requests_trace_context() {
             .try_take("test.legacy")
             .unwrap()
             .expect("the legacy copy");
-        let (legacy_trace, _) = parts(&legacy.properties.headers["traceparent"]);
+        let (legacy_trace, _) = parts(legacy.properties.headers["traceparent"].as_str().unwrap());
         assert_eq!(
             legacy_trace, trace,
             "the legacy copy continues the same trace"

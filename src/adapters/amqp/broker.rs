@@ -1,7 +1,10 @@
 //! `AmqpBroker`: the connection manager. Publishers share its channels
 //! (many publishes in flight per channel, never a channel per message);
 //! when the connection breaks, publishes fail fast as transient and a single
-//! background task reconnects with backoff.
+//! background task reconnects with backoff. Mandatory publishes report what
+//! the broker returned as unroutable; those that must fail on a return (dead
+//! letters) run one at a time on a channel of their own, because lapin
+//! hands a return to whichever pending confirm the next ack resolves.
 
 use std::{
     sync::{
@@ -14,13 +17,17 @@ use std::{
 use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
+    message::BasicReturnMessage,
     options::{BasicPublishOptions, ConfirmSelectOptions},
     protocol::AMQPErrorKind,
     types::{AMQPValue, FieldTable},
 };
 
 use super::topology::declare_topology;
-use crate::{adapters::message::MessageProperties, ports::PublishError};
+use crate::{
+    adapters::message::{HeaderValue, MessageProperties},
+    ports::PublishError,
+};
 
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
@@ -56,6 +63,40 @@ struct Session {
     connection: Connection,
     channels: Vec<Channel>,
     next: AtomicUsize,
+    /// The channel of `publish_routed`, opened on first use; one publish at
+    /// a time (the lock is held until its confirm), so a return can only
+    /// belong to that publish. Dropped after a failure or a timeout: a late
+    /// return must not be taken for the next publish's.
+    routed: tokio::sync::Mutex<Option<Channel>>,
+}
+
+/// A message the broker returned as unroutable (`basic.return`), described
+/// from the returned message itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returned {
+    pub exchange: String,
+    pub routing_key: String,
+    pub message_id: String,
+    pub reply_code: u16,
+    pub reply_text: String,
+}
+
+impl Returned {
+    fn of(message: &BasicReturnMessage) -> Self {
+        Self {
+            exchange: message.delivery.exchange.to_string(),
+            routing_key: message.delivery.routing_key.to_string(),
+            message_id: message
+                .delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            reply_code: message.reply_code,
+            reply_text: message.reply_text.to_string(),
+        }
+    }
 }
 
 impl Session {
@@ -150,6 +191,7 @@ impl AmqpBroker {
             connection,
             channels,
             next: AtomicUsize::new(0),
+            routed: tokio::sync::Mutex::new(None),
         });
         *self
             .inner
@@ -234,7 +276,9 @@ impl AmqpBroker {
             .is_some_and(|s| s.connection.status().connected())
     }
 
-    /// Publishes one message and waits for the broker's confirm.
+    /// Publishes one message and waits for the broker's confirm. Not
+    /// mandatory: an unroutable message is dropped by the broker (the legacy
+    /// fanout copy, whose queue this service declares).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -242,29 +286,141 @@ impl AmqpBroker {
         properties: &MessageProperties,
         body: &[u8],
     ) -> Result<(), PublishError> {
-        let session = self.current().ok_or_else(|| {
+        let session = self.session()?;
+        let confirmation = self
+            .confirm(
+                &session,
+                session.channel(),
+                exchange,
+                routing_key,
+                false,
+                properties,
+                body,
+            )
+            .await?;
+        accepted(confirmation).map(drop)
+    }
+
+    /// Publishes one message as mandatory on the shared channels and waits
+    /// for the confirm; what comes back is a message the broker returned as
+    /// unroutable since the last ack on that channel. With many publishes in
+    /// flight, lapin may attach one publish's return to another's confirm,
+    /// so the caller describes it from [`Returned`], not from what it sent.
+    pub async fn publish_mandatory(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &MessageProperties,
+        body: &[u8],
+    ) -> Result<Option<Returned>, PublishError> {
+        let session = self.session()?;
+        let confirmation = self
+            .confirm(
+                &session,
+                session.channel(),
+                exchange,
+                routing_key,
+                true,
+                properties,
+                body,
+            )
+            .await?;
+        accepted(confirmation)
+    }
+
+    /// Publishes one message as mandatory and fails when the broker returns
+    /// it as unroutable: for messages that must reach a queue (dead letters).
+    /// Runs one at a time on a channel of its own, so the return is this
+    /// message's.
+    pub async fn publish_routed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &MessageProperties,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        let session = self.session()?;
+        let mut slot = session.routed.lock().await;
+        let channel = match slot.as_ref() {
+            Some(channel) if channel.status().connected() => channel.clone(),
+            _ => {
+                let channel = session
+                    .connection
+                    .create_channel()
+                    .await
+                    .map_err(|e| self.failed(&session, e))?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .map_err(|e| self.failed(&session, e))?;
+                *slot = Some(channel.clone());
+                channel
+            }
+        };
+        let result = self
+            .confirm(
+                &session,
+                &channel,
+                exchange,
+                routing_key,
+                true,
+                properties,
+                body,
+            )
+            .await
+            .and_then(accepted);
+        match result {
+            Ok(None) => Ok(()),
+            Ok(Some(returned)) => Err(PublishError::Unexpected(anyhow::anyhow!(
+                "the broker returned the message as unroutable: {} {} (exchange `{}`, routing key `{}`)",
+                returned.reply_code,
+                returned.reply_text,
+                returned.exchange,
+                returned.routing_key
+            ))),
+            Err(e) => {
+                // A confirm still pending could carry a late return.
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn session(&self) -> Result<Arc<Session>, PublishError> {
+        self.current().ok_or_else(|| {
             PublishError::Unavailable(anyhow::anyhow!("not connected to RabbitMQ (reconnecting)"))
-        })?;
-        let channel = session.channel();
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm(
+        &self,
+        session: &Session,
+        channel: &Channel,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        properties: &MessageProperties,
+        body: &[u8],
+    ) -> Result<Confirmation, PublishError> {
         let confirm = channel
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..BasicPublishOptions::default()
+                },
                 body,
                 to_lapin(properties),
             )
             .await
-            .map_err(|e| self.failed(&session, e))?;
+            .map_err(|e| self.failed(session, e))?;
         let timeout = self.inner.config.confirm_timeout;
         match tokio::time::timeout(timeout, confirm).await {
             Err(_) => Err(PublishError::Timeout(timeout)),
-            Ok(Err(e)) => Err(self.failed(&session, e)),
-            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
-            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
-            Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Unexpected(anyhow::anyhow!(
-                "publisher confirms are not enabled on the channel"
-            ))),
+            Ok(Err(e)) => Err(self.failed(session, e)),
+            Ok(Ok(confirmation)) => Ok(confirmation),
         }
     }
 
@@ -316,14 +472,26 @@ impl AmqpBroker {
     }
 }
 
+/// An ack is success, with what was returned before it; a nack is an error.
+fn accepted(confirmation: Confirmation) -> Result<Option<Returned>, PublishError> {
+    match confirmation {
+        Confirmation::Ack(returned) => Ok(returned.as_ref().map(Returned::of)),
+        Confirmation::Nack(_) => Err(PublishError::Nacked),
+        Confirmation::NotRequested => Err(PublishError::Unexpected(anyhow::anyhow!(
+            "publisher confirms are not enabled on the channel"
+        ))),
+    }
+}
+
 /// The AMQP properties of a message (DESIGN §2) in lapin's form.
 pub fn to_lapin(p: &MessageProperties) -> BasicProperties {
     let mut headers = FieldTable::default();
     for (key, value) in &p.headers {
-        headers.insert(
-            key.as_str().into(),
-            AMQPValue::LongString(value.as_str().into()),
-        );
+        let value = match value {
+            HeaderValue::Text(text) => AMQPValue::LongString(text.as_str().into()),
+            HeaderValue::Int(n) => AMQPValue::LongLongInt(*n),
+        };
+        headers.insert(key.as_str().into(), value);
     }
     BasicProperties::default()
         .with_content_type(p.content_type.as_str().into())

@@ -1,7 +1,8 @@
 //! The e-mail consumers on RabbitMQ: one channel per queue with manual acks
 //! and a prefetch, at most `concurrency` messages in flight overall, dead
-//! letters published to `email.errors` (confirmed) before the original is
-//! acked, a message whose event another
+//! letters published to `email.errors` (mandatory and confirmed: a dead
+//! letter the broker cannot route leaves the original requeued, never
+//! acked) before the original is acked, a message whose event another
 //! delivery holds the lease of kept and handled again once it ends, and a
 //! graceful stop that finishes what is in flight or, after the drain
 //! timeout, cuts it off, requeues it and releases its leases.
@@ -24,13 +25,17 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::AmqpBroker;
 use crate::{
     adapters::{
-        mail::{EmailHandler, Handled, MessageFormat, busy_wait, dead_letter_headers},
-        message::{MessageProperties, trace_context},
+        mail::{DeadLetter, EmailHandler, Handled, MessageFormat, busy_wait},
+        message::{HeaderValue, MessageProperties, trace_context},
         topology::EMAIL_ERRORS_QUEUE,
     },
     ports::Clock,
 };
 
+/// Pause before requeueing a message whose dead letter failed, so a broker
+/// that keeps refusing it (`email.errors` deleted) sees it once a second,
+/// not in a tight loop.
+const DEAD_LETTER_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long a stop waits for cut-off deliveries to requeue their messages.
 const ABANDON_WAIT: Duration = Duration::from_secs(2);
 
@@ -262,15 +267,21 @@ impl Worker {
             }
         };
         if let Handled::DeadLetter {
-            reason, attempts, ..
-        } = outcome
+            event_id: handled_id,
+            reason,
+            attempts,
+        } = &outcome
             && let Err(e) = self
-                .dead_letter(delivery, message_id.as_deref(), &reason, attempts)
+                .dead_letter(delivery, handled_id.as_deref(), reason, *attempts)
                 .await
         {
             // Not acked: the broker redelivers it rather than lose it.
-            tracing::error!(event_id, error = %e, "dead letter not published; requeueing");
+            tracing::error!(event_id, error = %format!("{e:#}"), "dead letter not published; requeueing the message");
             metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "dead_letter_unpublished").increment(1);
+            tokio::select! {
+                () = tokio::time::sleep(DEAD_LETTER_RETRY_PAUSE) => {}
+                () = self.stop.cancelled() => {}
+            }
             self.requeue(delivery).await;
             return;
         }
@@ -294,37 +305,48 @@ impl Worker {
     async fn dead_letter(
         &self,
         delivery: &Delivery,
-        message_id: Option<&str>,
+        event_id: Option<&str>,
         reason: &str,
         attempts: u32,
     ) -> anyhow::Result<()> {
-        let mut properties = properties_of(delivery);
-        properties.headers.extend(dead_letter_headers(
-            delivery.exchange.as_str(),
-            delivery.routing_key.as_str(),
-            message_id,
+        let properties = DeadLetter {
+            original_exchange: delivery.exchange.as_str(),
+            original_routing_key: delivery.routing_key.as_str(),
+            event_id,
             reason,
             attempts,
-            self.clock.now(),
-        ));
-        // The default exchange routes by queue name.
+            failed_at: self.clock.now(),
+        }
+        .properties(&properties_of(delivery));
+        // The default exchange routes by queue name; mandatory, so a
+        // missing `email.errors` is an error here, not a silent drop.
         self.broker
-            .publish("", EMAIL_ERRORS_QUEUE, &properties, &delivery.data)
+            .publish_routed("", EMAIL_ERRORS_QUEUE, &properties, &delivery.data)
             .await?;
         metrics::counter!("email_dead_letters_total", "queue" => self.queue).increment(1);
         Ok(())
     }
 }
 
-fn text(value: &AMQPValue) -> Option<String> {
-    match value {
-        AMQPValue::LongString(s) => Some(s.to_string()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    }
+/// Text and integer headers are kept (a dead letter carries them on);
+/// other field types are not.
+fn header(value: &AMQPValue) -> Option<HeaderValue> {
+    Some(match value {
+        AMQPValue::LongString(s) => HeaderValue::Text(s.to_string()),
+        AMQPValue::ShortString(s) => HeaderValue::Text(s.to_string()),
+        AMQPValue::ShortShortInt(n) => HeaderValue::Int(i64::from(*n)),
+        AMQPValue::ShortShortUInt(n) => HeaderValue::Int(i64::from(*n)),
+        AMQPValue::ShortInt(n) => HeaderValue::Int(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => HeaderValue::Int(i64::from(*n)),
+        AMQPValue::LongInt(n) => HeaderValue::Int(i64::from(*n)),
+        AMQPValue::LongUInt(n) => HeaderValue::Int(i64::from(*n)),
+        AMQPValue::LongLongInt(n) => HeaderValue::Int(*n),
+        _ => return None,
+    })
 }
 
-/// The properties of a received message, in the transport-neutral form.
+/// The properties of a received message, in the transport-neutral form
+/// (an absent `message_id` is empty, an absent `timestamp` 0).
 fn properties_of(delivery: &Delivery) -> MessageProperties {
     let p = &delivery.properties;
     let headers = p
@@ -333,7 +355,7 @@ fn properties_of(delivery: &Delivery) -> MessageProperties {
         .map(|t| {
             t.inner()
                 .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), text(v)?)))
+                .filter_map(|(k, v)| Some((k.to_string(), header(v)?)))
                 .collect()
         })
         .unwrap_or_default();

@@ -1,6 +1,8 @@
 //! The ports over `AmqpBroker`: `AmqpEventPublisher` puts envelopes on
-//! `smap.events` under their routing key; `AmqpLegacySink` puts legacy
-//! copies on the fanout exchange.
+//! `smap.events` under their routing key, as mandatory messages so that one
+//! no queue is bound for is counted (`events_unroutable_total`) and logged
+//! instead of vanishing; `AmqpLegacySink` puts legacy copies on the fanout
+//! exchange.
 
 use async_trait::async_trait;
 
@@ -8,7 +10,10 @@ use super::AmqpBroker;
 #[cfg(feature = "legacy-fanout")]
 use crate::adapters::{dual_publish::LegacySink, topology::LEGACY_EXCHANGE};
 use crate::{
-    adapters::{message::MessageProperties, topology::EVENTS_EXCHANGE},
+    adapters::{
+        message::{MessageProperties, unroutable_event},
+        topology::EVENTS_EXCHANGE,
+    },
     domain::events::{EventId, SealedEvent},
     ports::{EventPublisher, PublishError},
 };
@@ -27,14 +32,24 @@ impl AmqpEventPublisher {
 #[async_trait]
 impl EventPublisher for AmqpEventPublisher {
     async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
-        self.broker
-            .publish(
+        let returned = self
+            .broker
+            .publish_mandatory(
                 EVENTS_EXCHANGE,
                 event.routing_key().as_str(),
                 &MessageProperties::for_event(event),
                 event.body(),
             )
             .await?;
+        // Described from the returned message: on a shared channel it may
+        // be another event's return (see `AmqpBroker::publish_mandatory`).
+        if let Some(returned) = returned {
+            unroutable_event(
+                &returned.routing_key,
+                &returned.message_id,
+                &format!("{} {}", returned.reply_code, returned.reply_text),
+            );
+        }
         Ok(event.event_id())
     }
 }

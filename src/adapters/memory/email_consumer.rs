@@ -1,10 +1,10 @@
 //! The e-mail consumers on the in-memory broker: the same handler as on
 //! RabbitMQ, reading `smtp_send_email_v2` (and the legacy queue), at most
-//! `concurrency` messages at a time, dead letters to `email.errors`, and a
-//! message whose event another delivery holds the lease of handled again
-//! once it ends.
+//! `concurrency` messages at a time, dead letters to `email.errors` (or the
+//! original back to its queue when that fails), and a message whose event
+//! another delivery holds the lease of handled again once it ends.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::Semaphore, task::JoinHandle};
 use tracing::Instrument;
@@ -13,7 +13,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{Delivery, InMemoryBroker};
 use crate::{
     adapters::{
-        mail::{EmailHandler, Handled, MessageFormat, busy_wait, dead_letter_headers},
+        mail::{DeadLetter, EmailHandler, Handled, MessageFormat, busy_wait},
         message::trace_context,
         topology::EMAIL_ERRORS_QUEUE,
     },
@@ -83,25 +83,33 @@ async fn handle(
         };
         tokio::time::sleep(busy_wait(retry_after)).await;
     };
-    if let Handled::DeadLetter {
-        reason, attempts, ..
+    let Handled::DeadLetter {
+        event_id,
+        reason,
+        attempts,
     } = outcome
-    {
-        let mut dead = delivery.clone();
-        dead.properties.headers.extend(dead_letter_headers(
-            &delivery.exchange,
-            &delivery.routing_key,
-            message_id,
-            &reason,
-            attempts,
-            clock.now(),
-        ));
-        match broker.enqueue(EMAIL_ERRORS_QUEUE, dead) {
-            Ok(()) => metrics::counter!("email_dead_letters_total", "queue" => queue).increment(1),
-            Err(e) => {
-                tracing::error!(error = %e, "dead letter could not be queued");
-                metrics::counter!("email_consumer_errors_total", "queue" => queue, "kind" => "dead_letter_unpublished").increment(1);
-            }
+    else {
+        return;
+    };
+    let mut dead = delivery.clone();
+    dead.properties = DeadLetter {
+        original_exchange: &delivery.exchange,
+        original_routing_key: &delivery.routing_key,
+        event_id: event_id.as_deref(),
+        reason: &reason,
+        attempts,
+        failed_at: clock.now(),
+    }
+    .properties(&delivery.properties);
+    match broker.enqueue(EMAIL_ERRORS_QUEUE, dead) {
+        Ok(()) => metrics::counter!("email_dead_letters_total", "queue" => queue).increment(1),
+        Err(e) => {
+            // Never dropped: the original goes back to its queue, as an
+            // unacked message does on RabbitMQ.
+            tracing::error!(error = %e, "dead letter could not be queued; requeueing the message");
+            metrics::counter!("email_consumer_errors_total", "queue" => queue, "kind" => "dead_letter_unpublished").increment(1);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = broker.enqueue(queue, delivery);
         }
     }
 }

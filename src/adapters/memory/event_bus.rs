@@ -1,5 +1,6 @@
 //! `InMemoryEventBus`: the `EventPublisher` over an [`InMemoryBroker`], publishing
-//! to `smap.events` with the same properties the RabbitMQ adapter sets.
+//! to `smap.events` with the same properties the RabbitMQ adapter sets, and
+//! counting an event no queue is bound for as the RabbitMQ adapter does.
 
 use std::sync::Arc;
 
@@ -7,7 +8,10 @@ use async_trait::async_trait;
 
 use super::InMemoryBroker;
 use crate::{
-    adapters::{message::MessageProperties, topology::EVENTS_EXCHANGE},
+    adapters::{
+        message::{MessageProperties, unroutable_event},
+        topology::EVENTS_EXCHANGE,
+    },
     domain::events::{EventId, SealedEvent},
     ports::{EventPublisher, PublishError},
 };
@@ -26,7 +30,8 @@ impl InMemoryEventBus {
 #[async_trait]
 impl EventPublisher for InMemoryEventBus {
     async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
-        self.broker
+        let routed = self
+            .broker
             .publish(
                 EVENTS_EXCHANGE,
                 event.routing_key().as_str(),
@@ -34,6 +39,14 @@ impl EventPublisher for InMemoryEventBus {
                 event.body(),
             )
             .map_err(|e| PublishError::Unexpected(e.into()))?;
+        if routed == 0 {
+            // What RabbitMQ returns for a mandatory publish.
+            unroutable_event(
+                event.routing_key().as_str(),
+                &event.event_id().to_string(),
+                "no binding matches",
+            );
+        }
         Ok(event.event_id())
     }
 }

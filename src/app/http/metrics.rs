@@ -52,6 +52,10 @@ fn describe() {
         "event_publish_failures_total",
         "Events that failed validation or publishing, by routing key and error type."
     );
+    metrics::describe_counter!(
+        "events_unroutable_total",
+        "Events the broker confirmed but routed to no queue (nobody bound to the routing key), by routing key."
+    );
     metrics::describe_histogram!(
         "event_publish_duration_seconds",
         metrics::Unit::Seconds,
@@ -148,6 +152,7 @@ fn zero_known_series() {
     // in the alerts sees the first failure (a series born at 1 shows none).
     for key in keys::ALL {
         metrics::counter!("events_published_total", "routing_key" => key).absolute(0);
+        metrics::counter!("events_unroutable_total", "routing_key" => key).absolute(0);
         // Registering a histogram exports it with empty buckets.
         let _ = metrics::histogram!("event_publish_duration_seconds", "routing_key" => key);
         for error_type in PublishError::ERROR_TYPES {
