@@ -65,8 +65,9 @@ pub struct DeliveryService {
     ids: Arc<dyn IdGenerator>,
     retry: RetryPolicy,
     send_timeout: Duration,
-    /// Leases held by deliveries under way (key → owner token), so that a
-    /// shutdown that abandons them can release them.
+    /// Leases held by deliveries under way (owner token → key: the two
+    /// copies of one event may be under way at once), so that a shutdown
+    /// that abandons them can release them.
     held: Mutex<HashMap<String, String>>,
 }
 
@@ -131,7 +132,15 @@ impl DeliveryService {
         // New for every try at delivering: a redelivered message must not
         // pass for the (maybe dead) delivery that holds the lease.
         let owner = self.ids.new_uuid().simple().to_string();
-        match self.dedup.claim(&key, &owner, self.lease()).await? {
+        // Held before the claim goes out: a delivery cut off while its claim
+        // is in flight may own the lease, and releasing a lease that is not
+        // its own deletes nothing.
+        self.held().insert(owner.clone(), key.clone());
+        let claim = self.dedup.claim(&key, &owner, self.lease()).await;
+        if !matches!(claim, Ok(Claim::Acquired | Claim::Mine)) {
+            self.held().remove(&owner);
+        }
+        match claim? {
             Claim::Sent => {
                 tracing::info!(event_id = %email.message_id, "e-mail already sent for this event; skipping the copy");
                 metrics::counter!("emails_processed_total", "outcome" => "duplicate").increment(1);
@@ -145,7 +154,6 @@ impl DeliveryService {
             }
             Claim::Acquired | Claim::Mine => {}
         }
-        self.held().insert(key.clone(), owner.clone());
         let mut attempts = 0;
         let timeout = self.send_timeout;
         let result = self
@@ -183,7 +191,7 @@ impl DeliveryService {
                 Err(DeliveryError::SendFailed { attempts, source })
             }
         };
-        self.held().remove(&key);
+        self.held().remove(&owner);
         outcome
     }
 
@@ -214,7 +222,7 @@ impl DeliveryService {
     pub async fn release_abandoned(&self) -> usize {
         let abandoned: Vec<(String, String)> = self.held().drain().collect();
         let mut released = 0;
-        for (key, owner) in abandoned {
+        for (owner, key) in abandoned {
             match self.dedup.release(&key, &owner).await {
                 Ok(true) => released += 1,
                 Ok(false) => {}
@@ -356,5 +364,26 @@ mod tests {
             next.deliver(&email("evt_4")).await.unwrap(),
             DeliveryOutcome::Sent
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_copy_does_not_hide_the_lease_of_the_copy_that_holds_it() {
+        let hung = Arc::new(Scripted {
+            hang: true,
+            ..Scripted::default()
+        });
+        let s = Arc::new(service(hung, Arc::default()));
+        let holder = {
+            let s = s.clone();
+            tokio::spawn(async move { s.deliver(&email("evt_5")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        let copy = s.deliver(&email("evt_5")).await.unwrap();
+        holder.abort();
+        let _ = holder.await;
+
+        assert!(matches!(copy, DeliveryOutcome::Busy { .. }), "{copy:?}");
+        assert_eq!(s.release_abandoned().await, 1, "the holder's lease");
     }
 }
