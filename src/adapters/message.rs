@@ -102,6 +102,26 @@ pub fn trace_context(headers: &Headers) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
 }
 
+/// [`trace_headers`] as text only, the form the outbox keeps with a row.
+pub fn trace_text() -> BTreeMap<String, String> {
+    trace_headers()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            HeaderValue::Text(s) => Some((k, s)),
+            HeaderValue::Int(_) => None,
+        })
+        .collect()
+}
+
+/// [`trace_context`] of a trace kept as text (an outbox row's).
+pub fn trace_context_text(trace: &BTreeMap<String, String>) -> opentelemetry::Context {
+    let headers: Headers = trace
+        .iter()
+        .map(|(k, v)| (k.clone(), HeaderValue::Text(v.clone())))
+        .collect();
+    trace_context(&headers)
+}
+
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 /// AMQP `delivery_mode` 2: the broker writes the message to disk.
 pub const PERSISTENT: u8 = 2;

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
-    adapters::message::trace_context,
+    adapters::message::trace_context_text,
     domain::events::{EventEnvelope, EventService},
     ports::{IdentityStore, OutboxEntry, StoreError},
 };
@@ -143,7 +143,7 @@ impl OutboxRelay {
             messaging.message.id = %row.event_id,
         );
         // Without an OpenTelemetry layer there is no trace to continue.
-        let _ = span.set_parent(trace_context(&row.trace));
+        let _ = span.set_parent(trace_context_text(&row.trace));
         match self
             .events
             .publish_sealed_once(&event)
