@@ -9,7 +9,7 @@ use std::{
     path::Path,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -617,4 +617,163 @@ async fn an_event_no_queue_is_bound_for_is_published_counted_and_logged() {
 
     assert_eq!(unbound, 3.0);
     assert_eq!(bound, 0.0);
+}
+
+/// The recipient (`To:`) of each e-mail the aiosmtpd sink wrote, one entry
+/// per e-mail.
+fn recipients(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("new"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter_map(|mail| {
+                    mail.lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+                        .map(|l| l[3..].trim().trim_matches(['<', '>']).to_ascii_lowercase())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What one client saw of its registrations.
+#[derive(Default)]
+struct Answers {
+    created: Vec<String>,
+    /// Sent, but the process died before answering.
+    lost: Vec<String>,
+    other: Vec<(String, u16)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_registration_load_then_restart_every_account_gets_its_email_once() {
+    let (Some(amqp), Some(redis_settings), Some(db)) =
+        (amqp_url(), redis(), crate::servers::fresh_database().await)
+    else {
+        return;
+    };
+    let vhost = Vhost::new(&amqp, "kill-load");
+    let maildir = std::env::temp_dir().join(unique("smap-kill-load"));
+    let sink_port = free_port();
+    let _sink = Sink::start(sink_port, &maildir).expect("aiosmtpd (scripts/services.sh install)");
+    let (redis_port, sink_port) = (redis_settings.port.to_string(), sink_port.to_string());
+    let mut vars = env(&vhost.url, &redis_port, &sink_port, "1");
+    vars.push(("DATABASE_URL", &db));
+    let first = Service::start(&vars).await;
+    let base = first.base.clone();
+
+    // Arrange: 4 clients register without pause until the process is gone.
+    const CLIENTS: usize = 4;
+    let killed = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let base = base.clone();
+            let killed = killed.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut seen = Answers::default();
+                for i in 0.. {
+                    let email = format!("load-{c}-{i}@example.com");
+                    let sent = http
+                        .post(format!("{base}/authentication/register"))
+                        .timeout(Duration::from_secs(20))
+                        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().as_u16() == 201 => seen.created.push(email),
+                        Ok(r) => seen.other.push((email, r.status().as_u16())),
+                        // The request in flight at the kill: its answer
+                        // is lost; the account may or may not exist.
+                        Err(_) => {
+                            seen.lost.push(email);
+                            if killed.load(Ordering::SeqCst) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    // Act: SIGKILL once some registrations went through, mid-stream.
+    let started = Instant::now();
+    while recipients(&maildir).len() < 30 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Flagged first: a client whose request fails after this point lost
+    // that request's answer and stops.
+    killed.store(true, Ordering::SeqCst);
+    drop(first); // SIGKILL
+    let mut answers = Answers::default();
+    for client in clients {
+        let seen = client.await.expect("client");
+        answers.created.extend(seen.created);
+        answers.lost.extend(seen.lost);
+        answers.other.extend(seen.other);
+    }
+    let at_kill = recipients(&maildir).len();
+    let second = Service::start(&vars).await;
+    let users = crate::servers::emails_in(&db).await;
+    // Every stored account's e-mail; a lease the dead process held delays
+    // its e-mail by up to 21 s (4 tries of 1 s, 7 s of backoff, 10 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: std::collections::BTreeSet<String> = recipients(&maildir).into_iter().collect();
+        if users.iter().all(|u| got.contains(u)) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Late copies (a redelivery after a lease) would show up by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mails = recipients(&maildir);
+    let (_, _) = second.stop().await;
+
+    // Assert
+    let mut per_user = std::collections::BTreeMap::<String, usize>::new();
+    for to in &mails {
+        *per_user.entry(to.clone()).or_default() += 1;
+    }
+    let lost_but_stored = answers.lost.iter().filter(|e| users.contains(*e)).count();
+    let duplicates: usize = per_user.values().map(|n| n - 1).sum();
+    eprintln!(
+        "SIGKILL under load: {} × 201, {} answers lost ({lost_but_stored} of them stored), {} other; \
+         {} accounts stored; {at_kill} e-mails before the kill, {} after the restart; \
+         {} accounts with an e-mail, {duplicates} duplicate(s)",
+        answers.created.len(),
+        answers.lost.len(),
+        answers.other.len(),
+        users.len(),
+        mails.len(),
+        per_user.len()
+    );
+    assert!(answers.created.len() >= 30, "the load ran before the kill");
+    assert!(
+        answers.lost.len() <= CLIENTS,
+        "one lost answer per client at most"
+    );
+    assert!(answers.other.is_empty(), "{:?}", answers.other);
+    for email in &answers.created {
+        assert!(users.contains(email), "a 201 without its account: {email}");
+    }
+    for user in &users {
+        assert!(
+            per_user.contains_key(user),
+            "an account without its e-mail: {user}"
+        );
+    }
+    for to in per_user.keys() {
+        assert!(
+            users.contains(to),
+            "an e-mail for an account that does not exist: {to}"
+        );
+    }
+    // Only the e-mails inside an SMTP conversation at the kill can go twice:
+    // at most the consumers' concurrency (EMAIL_CONCURRENCY, 16) per queue.
+    assert!(duplicates <= 16, "{duplicates} duplicates");
+    let _ = std::fs::remove_dir_all(&maildir);
 }

@@ -1,0 +1,500 @@
+//! The transactional outbox on real PostgreSQL and RabbitMQ (issue 13):
+//!
+//! 1. Registration with the outbox versus `direct` (publish inside the
+//!    transaction): throughput, p50 and p99, interleaved in two rounds each,
+//!    with the production Argon2id cost and with a token one (so the
+//!    database and broker part is not hidden behind the hash).
+//! 2. Delay from commit to broker with the relay running (NOTIFY wake-up):
+//!    the time from `register` returning (its transaction committed) to a
+//!    consumer of a probe queue holding the event, one registration at a
+//!    time and with 4 clients.
+//! 3. Relay drain: 10 000 events waiting in the outbox (written while no
+//!    relay ran — what a broker outage leaves behind), then one relay
+//!    started: events per second until the outbox is empty, next to bare
+//!    lapin publishing the same 10 000 bodies with confirms, 256 in flight
+//!    (the broker's ceiling on this machine).
+//!
+//! Run: `scripts/bench.sh --bench outbox`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::{StreamExt, stream};
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use smap_identity::{
+    adapters::{
+        amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
+        clock::{RandomIds, SystemClock},
+        credentials::{Argon2Hasher, HashBound, RandomOtps},
+        postgres::{self, PgIdentityStore},
+        store_plans::StorePlanCatalog,
+        topology::EVENTS_EXCHANGE,
+    },
+    app::relay::{OutboxRelay, RelayConfig},
+    domain::{
+        account::{AccountService, BillingService, Password, Registration},
+        email::Email,
+        events::{EventDelivery, EventService},
+        locale::Locale,
+    },
+    ports::{IdentityStore, PasswordHasher},
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+mod support;
+
+use support::env;
+
+const CLIENTS: usize = 4;
+const ROUND: usize = 250;
+const DRAIN: usize = 10_000;
+const ROUTING_KEY: &str = "email.verification.requested";
+
+struct Run {
+    n: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn run_of(mut samples: Vec<Duration>, wall: Duration) -> Run {
+    let n = samples.len();
+    samples.sort_unstable();
+    let at = |p: f64| {
+        samples[((n as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(n - 1)]
+    };
+    Run {
+        n,
+        rate: n as f64 / wall.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Everything one registration path needs.
+struct Path {
+    accounts: Arc<AccountService>,
+}
+
+fn path(
+    store: &Arc<dyn IdentityStore>,
+    broker: &AmqpBroker,
+    hasher: Arc<dyn PasswordHasher>,
+    delivery: EventDelivery,
+) -> Path {
+    let clock = Arc::new(SystemClock);
+    let ids = Arc::new(RandomIds);
+    let events = Arc::new(
+        EventService::new(
+            Arc::new(AmqpEventPublisher::new(broker.clone())),
+            clock.clone(),
+            ids.clone(),
+            Arc::new(StorePlanCatalog::new(store.clone())),
+        )
+        .with_delivery(delivery),
+    );
+    let billing = Arc::new(BillingService::new(
+        store.clone(),
+        events.clone(),
+        clock.clone(),
+        ids.clone(),
+    ));
+    Path {
+        accounts: Arc::new(AccountService::new(
+            store.clone(),
+            hasher,
+            Arc::new(RandomOtps),
+            events,
+            billing,
+            clock,
+            ids,
+        )),
+    }
+}
+
+fn registration(tag: &str, i: usize) -> Registration {
+    Registration {
+        email: Email::parse(&format!("{tag}{i}@example.com")).unwrap(),
+        password: Password::parse("correct horse battery staple").unwrap(),
+        full_name: None,
+        locale: Locale::En,
+    }
+}
+
+/// `n` registrations, `clients` at a time; each sample ends when `register`
+/// returned, so its transaction has committed. Returns the commit instants
+/// by user id too.
+async fn register_many(
+    p: &Path,
+    tag: &str,
+    n: usize,
+    clients: usize,
+) -> (Run, HashMap<Uuid, Instant>) {
+    let committed = Arc::new(Mutex::new(HashMap::with_capacity(n)));
+    let started = Instant::now();
+    let samples: Vec<Duration> = stream::iter(0..n)
+        .map(|i| {
+            let accounts = p.accounts.clone();
+            let committed = committed.clone();
+            let r = registration(tag, i);
+            async move {
+                let t = Instant::now();
+                let user = accounts.register(r).await.unwrap();
+                let done = Instant::now();
+                committed.lock().unwrap().insert(user.id, done);
+                done - t
+            }
+        })
+        .buffer_unordered(clients)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    let committed = std::mem::take(&mut *committed.lock().unwrap());
+    (run_of(samples, wall), committed)
+}
+
+/// A consumer on a probe queue bound to the verification events: the
+/// instant each user's event arrived.
+struct Probe {
+    arrived: Arc<Mutex<HashMap<Uuid, Instant>>>,
+    _connection: Connection,
+}
+
+impl Probe {
+    async fn start(url: &str) -> Probe {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("bench.outbox.{}", Uuid::new_v4().simple());
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                EVENTS_EXCHANGE.into(),
+                ROUTING_KEY.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "bench".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let arrived = Arc::new(Mutex::new(HashMap::new()));
+        let sink = arrived.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let now = Instant::now();
+                let body: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap();
+                let user = body["payload"]["data"]["user_id"]
+                    .as_str()
+                    .and_then(|s| s.parse::<Uuid>().ok())
+                    .expect("a verification event names its user");
+                sink.lock().unwrap().insert(user, now);
+            }
+        });
+        Probe {
+            arrived,
+            _connection: connection,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.arrived.lock().unwrap().len()
+    }
+
+    async fn wait_for(&self, n: usize, limit: Duration) {
+        let t = Instant::now();
+        while self.count() < n && t.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(self.count() >= n, "{} of {n} events arrived", self.count());
+    }
+
+    /// Commit-to-arrival delays of the users in `committed`.
+    fn delays(&self, committed: &HashMap<Uuid, Instant>) -> Vec<Duration> {
+        let arrived = self.arrived.lock().unwrap();
+        committed
+            .iter()
+            .map(|(user, at)| {
+                arrived
+                    .get(user)
+                    .expect("every committed registration has its event")
+                    .saturating_duration_since(*at)
+            })
+            .collect()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let base = env("DATABASE_URL");
+    let amqp = env("AMQP_URL");
+    let mut admin = AsyncPgConnection::establish(&base).await.unwrap();
+    let name = format!("bench_{}", Uuid::new_v4().simple());
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let pool = postgres::pool(&url, 16).unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    let store: Arc<dyn IdentityStore> = Arc::new(PgIdentityStore::new(pool.clone()));
+    let listener = PgIdentityStore::new(pool.clone());
+    // Connecting declares the topology (smtp_send_email_v2 is bound to the
+    // verification key, so every event is written to a durable queue).
+    let broker = AmqpBroker::connect(&amqp, AmqpConfig::default()).await;
+    let probe = Probe::start(&amqp).await;
+
+    let production: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::owasp().bounded(HashBound {
+        concurrency: CLIENTS,
+        ..HashBound::default()
+    }));
+    // m = 8 KiB, t = 1: microseconds, so the table shows the store and the
+    // broker, not the hash.
+    let token: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::with(8, 1, 1).bounded(HashBound {
+        concurrency: CLIENTS,
+        ..HashBound::default()
+    }));
+
+    // The relay of the outbox paths runs throughout, as in `serve`.
+    let relay_events = Arc::new(
+        EventService::new(
+            Arc::new(AmqpEventPublisher::new(broker.clone())),
+            Arc::new(SystemClock),
+            Arc::new(RandomIds),
+            Arc::new(StorePlanCatalog::new(store.clone())),
+        )
+        .with_delivery(EventDelivery::Outbox),
+    );
+    let stop = CancellationToken::new();
+    let relay = OutboxRelay::new(store.clone(), relay_events.clone(), RelayConfig::default())
+        .spawn(stop.clone());
+    let listen = listener.spawn_listener(url.clone(), stop.clone());
+
+    // 1. Outbox versus direct.
+    println!(
+        "Registration, {CLIENTS} clients, {ROUND} per row, rounds interleaved (direct, outbox, direct, outbox)\n"
+    );
+    println!("| hash | delivery | round | throughput | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    let mut expected = 0;
+    for (hash_name, hasher) in [("token (8 KiB, t=1)", &token), ("production", &production)] {
+        let direct = path(&store, &broker, hasher.clone(), EventDelivery::Direct);
+        let outbox = path(&store, &broker, hasher.clone(), EventDelivery::Outbox);
+        let mut sums: HashMap<&str, (f64, Vec<Duration>, Vec<Duration>)> = HashMap::new();
+        for round in 1..=2 {
+            for (label, p) in [("direct", &direct), ("outbox", &outbox)] {
+                let tag = format!("{label}{round}{}", hash_name.len());
+                let (run, _) = register_many(p, &tag, ROUND, CLIENTS).await;
+                expected += ROUND;
+                println!(
+                    "| {hash_name} | {label} | {round} | {:.0}/s | {} | {} |",
+                    run.rate,
+                    ms(run.p50),
+                    ms(run.p99)
+                );
+                let e = sums.entry(label).or_default();
+                e.0 += run.rate;
+                e.1.push(run.p50);
+                e.2.push(run.p99);
+            }
+        }
+        let mean = |v: &Vec<Duration>| v.iter().sum::<Duration>() / v.len() as u32;
+        let (d, o) = (&sums["direct"], &sums["outbox"]);
+        println!(
+            "| {hash_name} | outbox / direct | mean of 2 | {:.3}× | {:.3}× | {:.3}× |",
+            o.0 / d.0,
+            mean(&o.1).as_secs_f64() / mean(&d.1).as_secs_f64(),
+            mean(&o.2).as_secs_f64() / mean(&d.2).as_secs_f64()
+        );
+    }
+    probe.wait_for(expected, Duration::from_secs(60)).await;
+    println!(
+        "\n{expected} registrations, {} events on the probe queue\n",
+        probe.count()
+    );
+
+    // 2. Commit to broker, relay running.
+    let token_outbox = path(&store, &broker, token.clone(), EventDelivery::Outbox);
+    println!("Delay from commit to the probe consumer (outbox, relay woken by NOTIFY)\n");
+    println!("| load | events | p50 | p99 | max | goal p99 ≤ 50 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (label, clients, n, gap) in [
+        (
+            "one registration at a time, 20 ms apart",
+            1,
+            300,
+            Duration::from_millis(20),
+        ),
+        ("4 clients, back to back", CLIENTS, 1000, Duration::ZERO),
+    ] {
+        let mut committed = HashMap::new();
+        if gap.is_zero() {
+            let (_, c) = register_many(&token_outbox, &format!("d{clients}"), n, clients).await;
+            committed = c;
+        } else {
+            for i in 0..n {
+                let (_, c) = register_many(&token_outbox, &format!("d{clients}x{i}x"), 1, 1).await;
+                committed.extend(c);
+                tokio::time::sleep(gap).await;
+            }
+        }
+        expected += n;
+        probe.wait_for(expected, Duration::from_secs(60)).await;
+        let mut delays = probe.delays(&committed);
+        delays.sort_unstable();
+        let max = *delays.last().unwrap();
+        let run = run_of(delays, Duration::from_secs(1));
+        println!(
+            "| {label} | {} | {} | {} | {} | {} |",
+            run.n,
+            ms(run.p50),
+            ms(run.p99),
+            ms(max),
+            if run.p99 <= Duration::from_millis(50) {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+
+    // 3. Drain: stop the relay, queue 10 000 events, start one relay.
+    stop.cancel();
+    relay.await.unwrap();
+    listen.await.unwrap();
+    let fill = Instant::now();
+    let (_, _) = register_many(&token_outbox, "drain", DRAIN, 16).await;
+    let pending = store.outbox_backlog().await.unwrap().pending;
+    assert_eq!(pending as usize, DRAIN, "the outbox holds what was written");
+    println!(
+        "\nRelay drain: {DRAIN} events queued in {:.1} s with no relay running; then one relay (batch {}, default settings)\n",
+        fill.elapsed().as_secs_f64(),
+        RelayConfig::default().batch
+    );
+    let stop = CancellationToken::new();
+    let t = Instant::now();
+    let relay =
+        OutboxRelay::new(store.clone(), relay_events, RelayConfig::default()).spawn(stop.clone());
+    loop {
+        if store.outbox_backlog().await.unwrap().pending == 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "the relay drains");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let relay_wall = t.elapsed();
+    stop.cancel();
+    relay.await.unwrap();
+    expected += DRAIN;
+    probe.wait_for(expected, Duration::from_secs(60)).await;
+    let relay_rate = DRAIN as f64 / relay_wall.as_secs_f64();
+
+    // The ceiling: bare lapin, the same bodies, confirms, 256 in flight.
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new({
+        let mut conn = pool.get().await.unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Body {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            body: String,
+        }
+        let rows: Vec<Body> = diesel::sql_query(format!(
+            "SELECT body FROM outbox ORDER BY id DESC LIMIT {DRAIN}"
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+        rows.into_iter().map(|r| r.body.into_bytes()).collect()
+    });
+    let connection = Connection::connect(&amqp, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let channel = Arc::new(channel);
+    let t = Instant::now();
+    stream::iter(0..bodies.len())
+        .map(|i| {
+            let channel = channel.clone();
+            let bodies = bodies.clone();
+            async move {
+                let confirm = channel
+                    .basic_publish(
+                        EVENTS_EXCHANGE.into(),
+                        ROUTING_KEY.into(),
+                        BasicPublishOptions::default(),
+                        &bodies[i],
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+                assert!(confirm.is_ack());
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await;
+    let bare_rate = bodies.len() as f64 / t.elapsed().as_secs_f64();
+    println!("| publisher | events | time | rate | share of bare lapin | goal ≥ 3 000/s |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| outbox relay (claim, publish with confirms, mark) | {DRAIN} | {:.2} s | {relay_rate:.0}/s | {:.0} % | {} |",
+        relay_wall.as_secs_f64(),
+        relay_rate / bare_rate * 100.0,
+        if relay_rate >= 3000.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "| bare lapin (same bodies, confirms, 256 in flight) | {} | — | {bare_rate:.0}/s | 100 % | — |",
+        bodies.len()
+    );
+    broker.close().await;
+}
