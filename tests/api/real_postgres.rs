@@ -638,3 +638,56 @@ async fn with_direct_delivery_and_rabbitmq_stopped_registration_answers_503_leav
     );
     assert_eq!(rows().await, 1);
 }
+
+/// `DATABASE_URL` in libpq's multi-host form (DESIGN §10, clustered
+/// servers): a host that refuses connections listed first, the live one
+/// second, `target_session_attrs=read-write` — the pool, the migrations,
+/// the outbox's LISTEN connection and the relay all reach the live one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_host_database_url_skips_a_dead_host_for_the_live_one() {
+    let Some(mut settings) = real_settings() else {
+        return;
+    };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let Some(url) = crate::servers::amqp_url() else {
+        return;
+    };
+    let (scheme_and_user, live) = db.split_once('@').expect("user@host in DATABASE_URL");
+    let dead = crate::servers::free_port();
+    let multi =
+        format!("{scheme_and_user}@127.0.0.1:{dead},{live}?target_session_attrs=read-write");
+    settings.database_url = Some(Secret::new(multi));
+    let adapters = Adapters::from_settings(&settings).await.unwrap();
+    assert!(
+        adapters.summary().contains("identity_store=postgres"),
+        "{}",
+        adapters.summary()
+    );
+    let (base, ..) = run_app(&settings, adapters);
+    let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
+    let address = format!("multi-{}@example.com", Uuid::new_v4().simple());
+
+    let (status, _) = json(
+        reqwest::Client::new()
+            .post(format!("{base}/authentication/register"))
+            .json(&json!({"email": address, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    assert_eq!(status, 201);
+    assert!(
+        crate::servers::emails_in(&db).await.contains(&address),
+        "stored on the live host"
+    );
+    let events = emails
+        .collect(Duration::from_secs(10), 1, |d| {
+            body(d)["payload"]["data"]["recipient"] == address.as_str()
+        })
+        .await;
+    assert_eq!(events.len(), 1, "the relay published its outbox row");
+}
