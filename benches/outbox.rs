@@ -267,6 +267,13 @@ impl Probe {
 
 #[tokio::main]
 async fn main() {
+    // Warnings (a relay's failed publish, a backoff) go to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    // `OUTBOX_BENCH=drain` runs only the drain.
+    let only_drain = std::env::var("OUTBOX_BENCH").is_ok_and(|v| v == "drain");
     let base = env("DATABASE_URL");
     let amqp = env("AMQP_URL");
     let mut admin = AsyncPgConnection::establish(&base).await.unwrap();
@@ -318,7 +325,12 @@ async fn main() {
     println!("| hash | delivery | round | throughput | p50 | p99 |");
     println!("|---|---|---|---|---|---|");
     let mut expected = 0;
-    for (hash_name, hasher) in [("token (8 KiB, t=1)", &token), ("production", &production)] {
+    let hashes: &[(&str, &Arc<dyn PasswordHasher>)] = if only_drain {
+        &[]
+    } else {
+        &[("token (8 KiB, t=1)", &token), ("production", &production)]
+    };
+    for &(hash_name, hasher) in hashes {
         let direct = path(&store, &broker, hasher.clone(), EventDelivery::Direct);
         let outbox = path(&store, &broker, hasher.clone(), EventDelivery::Outbox);
         let mut sums: HashMap<&str, (f64, Vec<Duration>, Vec<Duration>)> = HashMap::new();
@@ -408,14 +420,23 @@ async fn main() {
     let pending = store.outbox_backlog().await.unwrap().pending;
     assert_eq!(pending as usize, DRAIN, "the outbox holds what was written");
     println!(
-        "\nRelay drain: {DRAIN} events queued in {:.1} s with no relay running; then one relay (batch {}, default settings)\n",
+        "\nRelay drain: {DRAIN} events queued in {:.1} s with no relay running; then one relay\n",
         fill.elapsed().as_secs_f64(),
-        RelayConfig::default().batch
     );
     let stop = CancellationToken::new();
     let t = Instant::now();
-    let relay =
-        OutboxRelay::new(store.clone(), relay_events, RelayConfig::default()).spawn(stop.clone());
+    let config = RelayConfig {
+        batch: std::env::var("OUTBOX_BENCH_BATCH")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(RelayConfig::default().batch),
+        workers: std::env::var("OUTBOX_BENCH_WORKERS")
+            .ok()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(RelayConfig::default().workers),
+        ..RelayConfig::default()
+    };
+    let relay = OutboxRelay::new(store.clone(), relay_events, config).spawn(stop.clone());
     loop {
         if store.outbox_backlog().await.unwrap().pending == 0 {
             break;
@@ -483,7 +504,9 @@ async fn main() {
     println!("| publisher | events | time | rate | share of bare lapin | goal ≥ 3 000/s |");
     println!("|---|---|---|---|---|---|");
     println!(
-        "| outbox relay (claim, publish with confirms, mark) | {DRAIN} | {:.2} s | {relay_rate:.0}/s | {:.0} % | {} |",
+        "| outbox relay ({} workers, batch {}: claim, publish with confirms, mark) | {DRAIN} | {:.2} s | {relay_rate:.0}/s | {:.0} % | {} |",
+        config.workers,
+        config.batch,
         relay_wall.as_secs_f64(),
         relay_rate / bare_rate * 100.0,
         if relay_rate >= 3000.0 {

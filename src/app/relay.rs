@@ -38,17 +38,24 @@ pub struct RelayConfig {
     pub max_backoff: Duration,
     /// Published rows are kept this long (for inspection), then deleted.
     pub retention: Duration,
+    /// Passes run at once in this process. A pass waits for its claim, its
+    /// confirms and its mark in turn; a second one claims (rows the first
+    /// holds are skipped, and an aggregate's newer row stays behind its
+    /// older unpublished one) while the first waits, so the broker and the
+    /// database are both kept busy. Measured in docs/benchmarks.md.
+    pub workers: usize,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            batch: 100,
+            batch: 500,
             lease: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             retention: Duration::from_secs(24 * 3600),
+            workers: 2,
         }
     }
 }
@@ -131,9 +138,8 @@ impl OutboxRelay {
 
     /// Publishes one row in a span that continues the writer's trace.
     async fn publish(&self, row: &OutboxEntry) -> Result<(), String> {
-        let event = match EventEnvelope::from_json(row.body.as_bytes()).map(EventEnvelope::seal) {
-            Ok(Ok(event)) => event,
-            Ok(Err(e)) => return Err(self.unpublishable(row, &e.to_string())),
+        let event = match EventEnvelope::reseal(row.body.clone().into_bytes()) {
+            Ok(event) => event,
             Err(e) => return Err(self.unpublishable(row, &e.to_string())),
         };
         let span = tracing::info_span!(
@@ -186,6 +192,21 @@ impl OutboxRelay {
     /// when a pass failed (broker down: no hot loop). A pass under way
     /// finishes before the task ends.
     pub fn spawn(self, stop: CancellationToken) -> JoinHandle<()> {
+        let relay = Arc::new(self);
+        let workers: Vec<JoinHandle<()>> = (0..relay.config.workers.max(1))
+            .map(|worker| relay.clone().spawn_worker(worker, stop.clone()))
+            .collect();
+        tokio::spawn(async move {
+            for worker in workers {
+                if let Err(error) = worker.await {
+                    tracing::error!(error = %error, "outbox relay worker ended abnormally");
+                }
+            }
+        })
+    }
+
+    /// One loop of passes; worker 0 also keeps the gauges and purges.
+    fn spawn_worker(self: Arc<Self>, worker: usize, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             let wakeup = self.store.outbox_wakeup();
             let mut failures: u32 = 0;
@@ -216,11 +237,11 @@ impl OutboxRelay {
                         Some(self.pause_after(failures))
                     }
                 };
-                if last_gauges.elapsed() >= Duration::from_secs(1) {
+                if worker == 0 && last_gauges.elapsed() >= Duration::from_secs(1) {
                     self.record_backlog().await;
                     last_gauges = tokio::time::Instant::now();
                 }
-                if last_purge.elapsed() >= Duration::from_secs(600) {
+                if worker == 0 && last_purge.elapsed() >= Duration::from_secs(600) {
                     self.purge().await;
                     last_purge = tokio::time::Instant::now();
                 }

@@ -34,6 +34,7 @@ mod real_postgres;
 mod real_progress;
 mod real_redis;
 mod real_reliability;
+mod real_replicas;
 mod real_shutdown;
 mod real_smtp;
 mod schemas;

@@ -1,0 +1,167 @@
+//! N replicas on one set of servers (issue 14, DESIGN §10 "Clustered
+//! servers"): three `smap-identity all` processes — three outbox relays,
+//! three expiry sweeps, three sets of e-mail consumers — on one PostgreSQL
+//! database, one Redis and one RabbitMQ virtual host, under registration
+//! load from 4 clients spread across them. Counted: accounts, events (and
+//! their ids) on a probe queue, e-mails at the SMTP sink.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use smap_identity::adapters::topology::EVENTS_EXCHANGE;
+
+use crate::{
+    process::Service,
+    real_smtp::Sink,
+    servers::{
+        Probe, Vhost, amqp_url, body, emails_in, free_port, fresh_database, message_id, redis,
+    },
+};
+
+const REPLICAS: usize = 3;
+const CLIENTS: usize = 4;
+const PER_CLIENT: usize = 25;
+
+/// The recipient of each e-mail the sink wrote, one entry per e-mail.
+fn recipients(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("new"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter_map(|mail| {
+                    mail.lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+                        .map(|l| l[3..].trim().trim_matches(['<', '>']).to_ascii_lowercase())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_per_registration() {
+    let (Some(amqp), Some(redis_settings), Some(db)) =
+        (amqp_url(), redis(), fresh_database().await)
+    else {
+        return;
+    };
+    let vhost = Vhost::new(&amqp, "replicas");
+    let maildir =
+        std::env::temp_dir().join(format!("smap-replicas-{}", uuid::Uuid::new_v4().simple()));
+    let sink_port = free_port();
+    let _sink = Sink::start(sink_port, &maildir).expect("aiosmtpd (scripts/services.sh install)");
+    let (redis_port, sink_port) = (redis_settings.port.to_string(), sink_port.to_string());
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("AMQP_URL", vhost.url.as_str()),
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", redis_port.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", sink_port.as_str()),
+        ("SMTP_TLS", "none"),
+        ("RUST_LOG", "info"),
+    ];
+    let mut replicas = Vec::with_capacity(REPLICAS);
+    for _ in 0..REPLICAS {
+        replicas.push(Service::start(&env).await);
+    }
+    let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
+    let mut events = Probe::bind(&vhost.url, EVENTS_EXCHANGE, "email.verification.requested").await;
+
+    // Act: each client sends its registrations round-robin over the replicas.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let bases = bases.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut created = Vec::new();
+                for i in 0..PER_CLIENT {
+                    let email = format!("replica-{c}-{i}@example.com");
+                    let status = http
+                        .post(format!(
+                            "{}/authentication/register",
+                            bases[(c + i) % bases.len()]
+                        ))
+                        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
+                        .send()
+                        .await
+                        .expect("a replica answers")
+                        .status()
+                        .as_u16();
+                    assert_eq!(status, 201, "{email}");
+                    created.push(email);
+                }
+                created
+            })
+        })
+        .collect();
+    let mut created = BTreeSet::new();
+    for client in clients {
+        created.extend(client.await.expect("client"));
+    }
+    let total = CLIENTS * PER_CLIENT;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recipients(&maildir).len() < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A second copy (another replica's relay or consumer) would be here by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deliveries = events
+        .collect(Duration::from_secs(5), usize::MAX, |d| {
+            body(d)["payload"]["data"]["recipient"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("replica-"))
+        })
+        .await;
+    let mails = recipients(&maildir);
+    for replica in replicas {
+        replica.stop().await;
+    }
+
+    // Assert
+    let users = emails_in(&db).await;
+    let mut ids_per_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for d in &deliveries {
+        let recipient = body(d)["payload"]["data"]["recipient"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ids_per_user
+            .entry(recipient)
+            .or_default()
+            .insert(message_id(d));
+    }
+    let mut mails_per_user: BTreeMap<String, usize> = BTreeMap::new();
+    for to in &mails {
+        *mails_per_user.entry(to.clone()).or_default() += 1;
+    }
+    eprintln!(
+        "{REPLICAS} replicas, {CLIENTS} clients: {} × 201, {} accounts, {} event messages \
+         ({} distinct ids), {} e-mails to {} recipients",
+        created.len(),
+        users.len(),
+        deliveries.len(),
+        ids_per_user.values().map(BTreeSet::len).sum::<usize>(),
+        mails.len(),
+        mails_per_user.len()
+    );
+    assert_eq!(created.len(), total);
+    assert_eq!(users, created, "every 201 has its account, nothing else");
+    for email in &created {
+        assert_eq!(
+            ids_per_user.get(email).map(BTreeSet::len),
+            Some(1),
+            "one event id for {email}"
+        );
+        assert_eq!(
+            mails_per_user.get(email).copied(),
+            Some(1),
+            "one e-mail for {email}"
+        );
+    }
+    assert_eq!(mails.len(), total, "no e-mail twice, none missing");
+    let _ = std::fs::remove_dir_all(&maildir);
+}
