@@ -27,6 +27,7 @@ mod real_email;
 #[cfg(feature = "legacy-fanout")]
 mod real_events_tool;
 mod real_faults;
+mod real_migrations;
 mod real_outbox;
 mod real_postgres;
 mod real_progress;
