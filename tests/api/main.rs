@@ -5,6 +5,7 @@
 mod accounts;
 mod billing;
 mod consumer_examples;
+mod deploy;
 mod email;
 mod fuzz_api;
 mod health;
