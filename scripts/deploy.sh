@@ -90,6 +90,15 @@ check() {
     log "kubectl not found: install kubectl >= 1.27 (kustomize 5) to check deploy/kubernetes"
     exit 1
   }
+  # Debian's kubernetes-client (1.20) embeds kustomize 2, which cannot read
+  # these kustomizations: say so rather than fail on a parse error.
+  local kustomize
+  kustomize="$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\{0,1\}//p')"
+  [[ "${kustomize%%.*}" =~ ^[0-9]+$ && "${kustomize%%.*}" -ge 5 ]] || {
+    log "kubectl $(command -v kubectl) embeds kustomize '${kustomize:-unknown}': kustomize >= 5 (kubectl >= 1.27) is needed"
+    exit 1
+  }
+  log "kubectl with kustomize $kustomize"
   install_tools
   out="$(mktemp -d)"
   trap 'rm -rf "$out"' EXIT
