@@ -35,6 +35,12 @@ cargo clippy --all-targets --no-default-features -- -D warnings
 step "contracts: AsyncAPI and OpenSpec documents (pinned npm tools)"
 bash scripts/contracts.sh
 
+step "deployment files: kustomize overlays, kubernetes-validate, yamllint, alerts, compose (pinned tools)"
+bash scripts/deploy.sh check
+
+step "image: the Dockerfile's build stage on its .dockerignore context, offline"
+bash scripts/image.sh check
+
 step "servers: install what is missing, start PostgreSQL, Redis, RabbitMQ"
 bash scripts/services.sh install
 eval "$(bash scripts/services.sh up "$SERVICES_DIR")"

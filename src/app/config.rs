@@ -126,6 +126,11 @@ pub struct Settings {
     pub http_host: IpAddr,
     pub http_port: u16,
     pub database_url: Option<Secret>,
+    /// `MIGRATE_ON_START` (default true): `serve`, `all` and `consume` apply
+    /// pending migrations before they start. False: they leave them to
+    /// `smap-identity migrate` (the Kubernetes Job) and `/ready` answers 503
+    /// until the schema is current.
+    pub migrate_on_start: bool,
     pub amqp_url: Option<Secret>,
     pub redis: Option<RedisSettings>,
     /// Also publish e-mail events to the legacy fanout exchange.
@@ -241,8 +246,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    // Only legacy-path flags exist so far.
-    #[cfg_attr(not(feature = "legacy-fanout"), allow(dead_code))]
     fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         self.parse(var, default, parse_bool, "true or false")
     }
@@ -252,7 +255,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
-#[cfg_attr(not(feature = "legacy-fanout"), allow(dead_code))]
 fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
@@ -399,6 +401,7 @@ impl Settings {
                 problem: "must start with postgres:// or postgresql://".into(),
             });
         }
+        let migrate_on_start = env.flag("MIGRATE_ON_START", true)?;
         let amqp_url = env.get("AMQP_URL").map(Secret::new);
         if let Some(url) = &amqp_url
             && !(url.0.starts_with("amqp://") || url.0.starts_with("amqps://"))
@@ -550,6 +553,7 @@ impl Settings {
             http_host,
             http_port,
             database_url,
+            migrate_on_start,
             amqp_url,
             redis,
             #[cfg(feature = "legacy-fanout")]
@@ -719,10 +723,30 @@ mod tests {
                 && s.redis.is_none()
                 && s.smtp.is_none()
         );
+        assert!(
+            s.migrate_on_start,
+            "migrations run at start unless told not to"
+        );
         #[cfg(feature = "legacy-fanout")]
         assert!(s.enable_dual_publish && s.consume_legacy_queue);
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(s.uses_dev_secrets());
+    }
+
+    #[test]
+    fn migrate_on_start_is_a_flag() {
+        assert!(
+            !settings(&[("MIGRATE_ON_START", "false")])
+                .unwrap()
+                .migrate_on_start
+        );
+        assert!(
+            settings(&[("MIGRATE_ON_START", "TRUE")])
+                .unwrap()
+                .migrate_on_start
+        );
+        let error = settings(&[("MIGRATE_ON_START", "later")]).unwrap_err();
+        assert_eq!(error.var, "MIGRATE_ON_START");
     }
 
     #[test]
@@ -1034,6 +1058,7 @@ mod tests {
             root.join("Dockerfile"),
         ];
         let mut dirs = vec![
+            root.join("deploy"),
             root.join("docs"),
             root.join("examples"),
             root.join("scripts"),

@@ -117,8 +117,16 @@ impl Adapters {
         }
         if let Some(url) = &settings.database_url {
             let pool = postgres::pool(url.expose(), 16)?;
-            let applied = migrate_with_retries(&pool).await?;
-            tracing::info!(applied = ?applied, "database migrations up to date");
+            if settings.migrate_on_start {
+                let applied = migrate_with_retries(&pool).await?;
+                tracing::info!(applied = ?applied, "database migrations up to date");
+            } else {
+                // The migration Job applies them; `/ready` answers 503 until
+                // the schema is current (PgHealth).
+                tracing::info!(
+                    "MIGRATE_ON_START=false: leaving migrations to `smap-identity migrate`"
+                );
+            }
             let store = Arc::new(PgIdentityStore::new(pool.clone()));
             adapters.outbox_listen = Some((store.clone(), url.expose().to_owned()));
             adapters.use_identity_store(store, "postgres");

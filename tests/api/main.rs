@@ -5,6 +5,7 @@
 mod accounts;
 mod billing;
 mod consumer_examples;
+mod deploy;
 mod email;
 mod fuzz_api;
 mod health;
@@ -29,6 +30,7 @@ mod real_email_lease;
 mod real_events_tool;
 mod real_faults;
 mod real_finish_line;
+mod real_migrations;
 mod real_outbox;
 mod real_postgres;
 mod real_progress;
