@@ -585,9 +585,14 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
         json!({"email": email, "password": "correct horse battery"}),
     )
     .await;
-    let otp = broker
-        .try_take("test.otp")
-        .unwrap()
+    // The outbox relay publishes after the commit: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut message = broker.try_take("test.otp").unwrap();
+    while message.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        message = broker.try_take("test.otp").unwrap();
+    }
+    let otp = message
         .map(|m| {
             let event: serde_json::Value = serde_json::from_slice(&m.body).unwrap();
             event["payload"]["data"]["otp_code"]

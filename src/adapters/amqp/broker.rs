@@ -403,21 +403,29 @@ impl AmqpBroker {
         properties: &MessageProperties,
         body: &[u8],
     ) -> Result<Confirmation, PublishError> {
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                to_lapin(properties),
-            )
-            .await
-            .map_err(|e| self.failed(session, e))?;
+        // One bound for the whole publish, the send included: a broker that
+        // stops reading (flow control while a long queue pages to disk, a
+        // resource alarm's connection.blocked) holds the send itself, and
+        // an unbounded send would hang a request or the outbox relay with
+        // nothing logged. Seen: a relay pass stuck for over 120 s on a
+        // classic queue of 250 000 messages.
         let timeout = self.inner.config.confirm_timeout;
-        match tokio::time::timeout(timeout, confirm).await {
+        let publish = async {
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    to_lapin(properties),
+                )
+                .await?;
+            confirm.await
+        };
+        match tokio::time::timeout(timeout, publish).await {
             Err(_) => Err(PublishError::Timeout(timeout)),
             Ok(Err(e)) => Err(self.failed(session, e)),
             Ok(Ok(confirmation)) => Ok(confirmation),
