@@ -621,7 +621,7 @@ async fn an_event_no_queue_is_bound_for_is_published_counted_and_logged() {
 
 /// The recipient (`To:`) of each e-mail the aiosmtpd sink wrote, one entry
 /// per e-mail.
-fn recipients(dir: &Path) -> Vec<String> {
+pub fn recipients(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir.join("new"))
         .map(|entries| {
             entries

@@ -7,7 +7,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::Path,
     time::{Duration, Instant},
 };
 
@@ -15,6 +14,7 @@ use smap_identity::adapters::topology::EVENTS_EXCHANGE;
 
 use crate::{
     process::Service,
+    real_email_lease::recipients,
     real_smtp::Sink,
     servers::{
         Probe, Vhost, amqp_url, body, emails_in, free_port, fresh_database, message_id, redis,
@@ -24,22 +24,6 @@ use crate::{
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 4;
 const PER_CLIENT: usize = 25;
-
-/// The recipient of each e-mail the sink wrote, one entry per e-mail.
-fn recipients(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("new"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                .filter_map(|mail| {
-                    mail.lines()
-                        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
-                        .map(|l| l[3..].trim().trim_matches(['<', '>']).to_ascii_lowercase())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_per_registration() {
