@@ -10,6 +10,9 @@
 #   scripts/services.sh rabbitmq-start DIR PORT [DIST_PORT]  a RabbitMQ node of its own
 #   scripts/services.sh rabbitmq-stop DIR PORT
 #   scripts/services.sh rabbitmq-vhost add|delete NAME  a vhost on the shared node
+#   scripts/services.sh rabbitmq-cluster-start DIR PORT PORT...  a cluster of its own
+#   scripts/services.sh rabbitmq-cluster-kill DIR PORT   SIGKILL one node of it
+#   scripts/services.sh rabbitmq-cluster-stop DIR PORT PORT...
 #   scripts/services.sh postgres-start DIR PORT  a PostgreSQL of its own (data kept across restarts)
 #   scripts/services.sh postgres-stop DIR
 #
@@ -121,8 +124,9 @@ rabbitmq_start() { # dir port [dist-port: Erlang distribution, default port+2000
     echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
     setsid "$RABBIT_BIN/rabbitmq-server" > "$dir/log/stdout.log" 2>&1 < /dev/null &
     echo $! > "$dir/launcher.pid"
-    wait_port 127.0.0.1 "$port" 60 "$!" rabbitmq || { tail -20 "$dir/log/stdout.log" >&2; exit 1; }
-    "$RABBIT_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup --timeout 60 >/dev/null
+    local wait="${RABBIT_START_TIMEOUT:-60}"
+    wait_port 127.0.0.1 "$port" "$wait" "$!" rabbitmq || { tail -20 "$dir/log/stdout.log" >&2; exit 1; }
+    "$RABBIT_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup --timeout "$wait" >/dev/null
   )
 }
 
@@ -155,6 +159,44 @@ rabbitmq_vhost() { # add|delete NAME [DIR]: a virtual host of the shared node, f
       *) log "rabbitmq-vhost: add or delete"; return 2 ;;
     esac
   )
+}
+
+# A cluster: nodes started as above (node N in DIR/nN, named smapN@localhost),
+# all with one Erlang cookie, then joined to the first one at a time
+# (concurrent joins race on the schema). Its nodes share epmd with the other
+# nodes of this machine, so epmd is never killed here.
+rabbitmq_cluster_start() { # dir port port...
+  local dir="$1"; shift
+  (($# >= 2)) || { log "rabbitmq-cluster-start: DIR and two or more ports"; return 2; }
+  mkdir -p "$dir"
+  local cookie; cookie="$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  local pids=() p
+  for p in "$@"; do
+    mkdir -p "$dir/n$p/home"
+    rm -f "$dir/n$p/home/.erlang.cookie"
+    printf '%s' "$cookie" > "$dir/n$p/home/.erlang.cookie"; chmod 400 "$dir/n$p/home/.erlang.cookie"
+    RABBIT_START_TIMEOUT="${RABBIT_START_TIMEOUT:-180}" rabbitmq_start "$dir/n$p" "$p" & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { log "a cluster node failed to start"; return 1; }; done
+  local seed="smap$1@localhost"; shift
+  for p in "$@"; do
+    (
+      rabbit_env "$dir/n$p" "$p"
+      local ctl=("$RABBIT_BIN/rabbitmqctl" -q -n "$RABBITMQ_NODENAME")
+      "${ctl[@]}" stop_app && "${ctl[@]}" join_cluster "$seed" && "${ctl[@]}" start_app
+    ) >/dev/null || { log "node $p failed to join $seed"; return 1; }
+  done
+}
+
+rabbitmq_cluster_kill() { # dir port: SIGKILL of the node's Erlang VM, no goodbye to clients
+  kill -9 "$(cat "$1/n$2/rabbit.pid")"
+}
+
+rabbitmq_cluster_stop() { # dir port port...
+  local dir="$1"; shift
+  local p
+  for p in "$@"; do rabbitmq_stop "$dir/n$p" "$p" & done
+  wait
 }
 
 # --- PostgreSQL --------------------------------------------------------------
@@ -209,7 +251,10 @@ case "$cmd" in
   rabbitmq-start) rabbitmq_start "$@" ;;
   rabbitmq-stop) rabbitmq_stop "$@" ;;
   rabbitmq-vhost) rabbitmq_vhost "$@" ;;
+  rabbitmq-cluster-start) rabbitmq_cluster_start "$@" ;;
+  rabbitmq-cluster-kill) rabbitmq_cluster_kill "$@" ;;
+  rabbitmq-cluster-stop) rabbitmq_cluster_stop "$@" ;;
   postgres-start) postgres_start "$@" ;;
   postgres-stop) postgres_stop "$@" ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -4,7 +4,10 @@
 
 use std::{fmt, net::IpAddr};
 
-use crate::adapters::credentials::HashBound;
+use crate::adapters::{
+    amqp::{QueueType, split_urls},
+    credentials::HashBound,
+};
 
 /// A value that must not appear in logs or `{:?}` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -131,7 +134,11 @@ pub struct Settings {
     /// `smap-identity migrate` (the Kubernetes Job) and `/ready` answers 503
     /// until the schema is current.
     pub migrate_on_start: bool,
+    /// One node, or the nodes of a cluster comma-separated (walked in
+    /// order on connect and reconnect).
     pub amqp_url: Option<Secret>,
+    /// `AMQP_QUEUE_TYPE`: classic (default) or quorum (a cluster).
+    pub amqp_queue_type: QueueType,
     pub redis: Option<RedisSettings>,
     /// Also publish e-mail events to the legacy fanout exchange.
     #[cfg(feature = "legacy-fanout")]
@@ -214,6 +221,44 @@ pub const PUBLISHED_SECRETS: [&str; 8] = [
 ];
 
 /// The password of `scheme://user:password@host/...`, if the URL has one.
+/// `AMQP_URL`: one or more comma-separated `amqp://`/`amqps://` URLs, each
+/// one parsable. The error names the item by position, never by value (it
+/// holds a password).
+fn check_amqp_urls(urls: &str) -> Result<(), ConfigError> {
+    let items = split_urls(urls);
+    if items.is_empty() {
+        return Err(ConfigError {
+            var: "AMQP_URL",
+            problem: "lists no URL".into(),
+        });
+    }
+    for (i, item) in items.iter().enumerate() {
+        let position = i + 1;
+        if !(item.starts_with("amqp://") || item.starts_with("amqps://")) {
+            return Err(ConfigError {
+                var: "AMQP_URL",
+                problem: format!(
+                    "item {position} must start with amqp:// or amqps:// \
+                     (several nodes are separated by commas; a comma in a password is %2C)"
+                ),
+            });
+        }
+        if let Err(e) = item.parse::<lapin::uri::AMQPUri>() {
+            // The parser may quote the URL, password included.
+            let reason = if e.contains(item.as_str()) {
+                "unparsable".to_owned()
+            } else {
+                e
+            };
+            return Err(ConfigError {
+                var: "AMQP_URL",
+                problem: format!("item {position} is not a valid AMQP URL: {reason}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn url_password(url: &str) -> Option<&str> {
     let (_, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -403,14 +448,15 @@ impl Settings {
         }
         let migrate_on_start = env.flag("MIGRATE_ON_START", true)?;
         let amqp_url = env.get("AMQP_URL").map(Secret::new);
-        if let Some(url) = &amqp_url
-            && !(url.0.starts_with("amqp://") || url.0.starts_with("amqps://"))
-        {
-            return Err(ConfigError {
-                var: "AMQP_URL",
-                problem: "must start with amqp:// or amqps://".into(),
-            });
+        if let Some(url) = &amqp_url {
+            check_amqp_urls(url.expose())?;
         }
+        let amqp_queue_type = env.parse(
+            "AMQP_QUEUE_TYPE",
+            QueueType::Classic,
+            |s| s.parse().ok(),
+            "classic or quorum",
+        )?;
 
         let redis = match env.get("REDIS_HOST") {
             None => None,
@@ -555,6 +601,7 @@ impl Settings {
             database_url,
             migrate_on_start,
             amqp_url,
+            amqp_queue_type,
             redis,
             #[cfg(feature = "legacy-fanout")]
             enable_dual_publish: env.flag("ENABLE_DUAL_PUBLISH", true)?,
@@ -635,7 +682,12 @@ impl Settings {
         fn url(secret: &Option<Secret>) -> Option<&str> {
             secret.as_ref().and_then(|s| url_password(s.expose()))
         }
-        let candidates = [
+        let amqp_urls = self
+            .amqp_url
+            .as_ref()
+            .map(|u| split_urls(u.expose()))
+            .unwrap_or_default();
+        let mut candidates = vec![
             ("JWT_SECRET", Some(self.jwt_secret.expose())),
             ("INTERNAL_KEY", Some(self.internal_key.expose())),
             (
@@ -647,8 +699,9 @@ impl Settings {
                 password(self.smtp.as_ref().and_then(|s| s.password.as_ref())),
             ),
             ("DATABASE_URL", url(&self.database_url)),
-            ("AMQP_URL", url(&self.amqp_url)),
         ];
+        // Every node of the list: one published password is enough.
+        candidates.extend(amqp_urls.iter().map(|u| ("AMQP_URL", url_password(u))));
         for (var, value) in candidates {
             if value.is_some_and(|v| PUBLISHED_SECRETS.contains(&v.trim())) {
                 return Err(ConfigError {
@@ -790,6 +843,9 @@ mod tests {
             ("CONSUME_LEGACY_QUEUE", "2"),
             ("DATABASE_URL", "mysql://x"),
             ("AMQP_URL", "http://rabbit"),
+            ("AMQP_URL", "amqp://a:5672/%2f,rabbit-b:5672"),
+            ("AMQP_URL", " , "),
+            ("AMQP_QUEUE_TYPE", "mirrored"),
             ("JWT_SECRET", "short"),
             ("LOG_FORMAT", "xml"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4317"),
@@ -930,6 +986,13 @@ mod tests {
                 ("SMTP_PASSWORD", format!(" {secret} ")),
                 ("DATABASE_URL", format!("postgres://smap:{secret}@db/smap")),
                 ("AMQP_URL", format!("amqp://smap:{secret}@mq:5672/%2f")),
+                // The second node of a cluster list too.
+                (
+                    "AMQP_URL",
+                    format!(
+                        "amqp://smap:0f3a9c7e5b1d@mq-0:5672/%2f,amqp://smap:{secret}@mq-1:5672/%2f"
+                    ),
+                ),
             ];
             for (var, value) in cases {
                 let err = production_with(var, &value).unwrap_err();
@@ -943,10 +1006,36 @@ mod tests {
             let dev = [("INTERNAL_KEY", secret), ("REDIS_HOST", "r")];
             assert!(settings(&dev).is_ok(), "{secret}");
         }
-        assert_eq!(refused, PUBLISHED_SECRETS.len() * 6);
+        assert_eq!(refused, PUBLISHED_SECRETS.len() * 7);
         let compose = production_with("JWT_SECRET", "compose-only-jwt-secret-change-me-0123456789")
             .unwrap_err();
         assert!(compose.problem.contains("published"), "{compose}");
+    }
+
+    #[test]
+    fn amqp_url_takes_the_nodes_of_a_cluster_and_the_queue_type() {
+        let s = settings(&[
+            (
+                "AMQP_URL",
+                "amqp://guest:guest@127.0.0.1:5701/%2f, amqp://guest:guest@127.0.0.1:5702/%2f,",
+            ),
+            ("AMQP_QUEUE_TYPE", "quorum"),
+        ])
+        .unwrap();
+        let urls = split_urls(s.amqp_url.as_ref().unwrap().expose());
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls[1], "amqp://guest:guest@127.0.0.1:5702/%2f");
+        assert_eq!(s.amqp_queue_type, QueueType::Quorum);
+        assert_eq!(settings(&[]).unwrap().amqp_queue_type, QueueType::Classic);
+        // A bad item is named by position, its password never repeated.
+        let err = settings(&[(
+            "AMQP_URL",
+            "amqp://u:0f3a9c7e5b1d@a/%2f,amqps://u:0f3a9c7e5b1d@b:99999/%2f",
+        )])
+        .unwrap_err();
+        assert_eq!(err.var, "AMQP_URL");
+        assert!(err.to_string().contains("item 2"), "{err}");
+        assert!(!err.to_string().contains("0f3a9c7e5b1d"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lapin::{
 
 use crate::{
     adapters::{
-        amqp::{AmqpBroker, AmqpConfig},
+        amqp::{AmqpBroker, AmqpConfig, QueueType, queue_arguments},
         topology::{
             EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE, LEGACY_EXCHANGE,
             LEGACY_QUEUE,
@@ -26,12 +26,14 @@ async fn broker(settings: &Settings, declare_topology: bool) -> anyhow::Result<A
     })?;
     let config = AmqpConfig {
         declare_topology,
+        queue_type: settings.amqp_queue_type,
         ..AmqpConfig::default()
     };
     let broker = AmqpBroker::connect(url.expose(), config).await;
     if !broker.is_connected() {
+        let cause = broker.last_error().unwrap_or_default();
         broker.close().await;
-        anyhow::bail!("AMQP_URL: RabbitMQ is not reachable");
+        anyhow::bail!("AMQP_URL: RabbitMQ is not reachable or refused the topology: {cause}");
     }
     Ok(broker)
 }
@@ -41,8 +43,9 @@ pub async fn declare(settings: &Settings) -> anyhow::Result<String> {
     let broker = broker(settings, true).await?;
     broker.close().await;
     let mut out = format!(
-        "declared: exchange {EVENTS_EXCHANGE} (topic, durable); queues {EMAIL_QUEUE}, {EMAIL_ERRORS_QUEUE} (durable); \
-         binding {EMAIL_QUEUE} <- {EVENTS_EXCHANGE} [{EMAIL_BINDING}]"
+        "declared: exchange {EVENTS_EXCHANGE} (topic, durable); queues {EMAIL_QUEUE}, {EMAIL_ERRORS_QUEUE} (durable, {}); \
+         binding {EMAIL_QUEUE} <- {EVENTS_EXCHANGE} [{EMAIL_BINDING}]",
+        settings.amqp_queue_type
     );
     if cfg!(feature = "legacy-fanout") {
         out.push_str(&format!(
@@ -99,7 +102,33 @@ async fn queue_counts(channel: &Channel, name: &str) -> Option<(u32, u32)> {
         .map(|q| (q.message_count(), q.consumer_count()))
 }
 
-/// Exchanges, queues (with message and consumer counts) and bindings.
+/// The type of an existing queue. A passive declare does not tell it, so
+/// each type's exact arguments are declared in turn, each on a channel of
+/// its own (a refusal closes the channel): an equivalent declare changes
+/// nothing, a different one is refused.
+async fn queue_type(broker: &AmqpBroker, name: &str) -> anyhow::Result<String> {
+    let mut refusals = Vec::new();
+    for queue_type in [QueueType::Classic, QueueType::Quorum] {
+        let channel = broker.admin_channel().await?;
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        match channel
+            .queue_declare(name.into(), options, queue_arguments(name, queue_type))
+            .await
+        {
+            Ok(_) => return Ok(queue_type.to_string()),
+            Err(e) => refusals.push(e.to_string()),
+        }
+    }
+    Ok(format!(
+        "neither this service's classic nor its quorum arguments ({})",
+        refusals.join("; ")
+    ))
+}
+
+/// Exchanges, queues (with type, message and consumer counts) and bindings.
 pub async fn status(settings: &Settings) -> anyhow::Result<String> {
     let broker = broker(settings, false).await?;
     let mut lines = vec![
@@ -110,9 +139,10 @@ pub async fn status(settings: &Settings) -> anyhow::Result<String> {
         // A failed passive declare closes the channel: one channel per queue.
         let channel = broker.admin_channel().await?;
         lines.push(match queue_counts(&channel, queue).await {
-            Some((messages, consumers)) => {
-                format!("queue {queue}: {messages} message(s), {consumers} consumer(s)")
-            }
+            Some((messages, consumers)) => format!(
+                "queue {queue}: {}, {messages} message(s), {consumers} consumer(s)",
+                queue_type(&broker, queue).await?
+            ),
             None => format!("queue {queue}: absent"),
         });
     }

@@ -89,7 +89,14 @@ impl Adapters {
         let bus = match &settings.amqp_url {
             Some(url) => amqp_bus(
                 settings,
-                AmqpBroker::connect(url.expose(), AmqpConfig::default()).await,
+                AmqpBroker::connect(
+                    url.expose(),
+                    AmqpConfig {
+                        queue_type: settings.amqp_queue_type,
+                        ..AmqpConfig::default()
+                    },
+                )
+                .await,
             ),
             None => memory_bus(settings),
         };

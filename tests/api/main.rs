@@ -34,6 +34,8 @@ mod real_migrations;
 mod real_outbox;
 mod real_postgres;
 mod real_progress;
+#[cfg(feature = "legacy-fanout")]
+mod real_rabbit_cluster;
 mod real_redis;
 mod real_reliability;
 mod real_replicas;

@@ -5,6 +5,11 @@
 //! the broker returned as unroutable; those that must fail on a return (dead
 //! letters) run one at a time on a channel of their own, because lapin
 //! hands a return to whichever pending confirm the next ack resolves.
+//!
+//! `AMQP_URL` may list the nodes of a cluster, comma-separated: connecting
+//! walks the list from the node that last worked, and after a lost
+//! connection the node that failed is tried last, so a dead node is left
+//! for a live one (DESIGN §10 "Clustered servers").
 
 use std::{
     sync::{
@@ -23,7 +28,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use super::topology::declare_topology;
+use super::topology::{QueueType, declare_topology};
 use crate::{
     adapters::message::{HeaderValue, MessageProperties},
     ports::PublishError,
@@ -43,6 +48,8 @@ pub struct AmqpConfig {
     /// Declare the topology on every (re)connect; tools that only look
     /// (`events status`, `cleanup-legacy`) turn it off.
     pub declare_topology: bool,
+    /// The type of the queues declared (`AMQP_QUEUE_TYPE`).
+    pub queue_type: QueueType,
 }
 
 impl Default for AmqpConfig {
@@ -54,12 +61,15 @@ impl Default for AmqpConfig {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(2),
             declare_topology: true,
+            queue_type: QueueType::Classic,
         }
     }
 }
 
 struct Session {
     generation: u64,
+    /// Index in `Inner::urls` of the node this session is connected to.
+    node: usize,
     connection: Connection,
     channels: Vec<Channel>,
     next: AtomicUsize,
@@ -107,12 +117,18 @@ impl Session {
 }
 
 struct Inner {
-    url: String,
+    /// The nodes of `AMQP_URL`, in the order given.
+    urls: Vec<String>,
+    /// The node to try first: the last one that worked, or the one after
+    /// a node whose connection was lost.
+    cursor: AtomicUsize,
     config: AmqpConfig,
     session: RwLock<Option<Arc<Session>>>,
     generation: AtomicU64,
     reconnecting: AtomicBool,
     closed: AtomicBool,
+    /// Why the last connection attempt failed (tools print it).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -137,23 +153,58 @@ fn is_permanent(error: &lapin::Error) -> bool {
         || matches!(error.kind(), ErrorKind::SerialisationError(_))
 }
 
+/// The nodes of an `AMQP_URL`: comma-separated, blanks ignored.
+pub fn split_urls(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A node named for logs: host and port, never the URL (it holds the
+/// password).
+fn node_name(url: &str) -> String {
+    match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(uri) => format!("{}:{}", uri.authority.host, uri.authority.port),
+        Err(_) => "(unparsable AMQP_URL item)".to_owned(),
+    }
+}
+
+/// Why the topology could not be declared, with what to do when the cause
+/// is a queue declared elsewhere with other arguments.
+fn topology_error(error: lapin::Error, queue_type: QueueType) -> anyhow::Error {
+    if amqp_code(&error) == Some(406) {
+        anyhow::anyhow!(
+            "declaring the topology with AMQP_QUEUE_TYPE={queue_type} was refused: {error}; a queue \
+             exists with other arguments (another type?). A queue's type cannot change in place: \
+             see docs/event-migration-guide.md, \"Classic to quorum queues\""
+        )
+    } else {
+        anyhow::Error::from(error).context("declaring the topology")
+    }
+}
+
 impl AmqpBroker {
-    /// Connects (once, bounded by `connect_timeout`); when that fails the
-    /// broker keeps trying in the background and publishes answer
-    /// `Unavailable` until it succeeds.
-    pub async fn connect(url: &str, config: AmqpConfig) -> Self {
+    /// Connects to the first node of `urls` (one URL or a comma-separated
+    /// list) that answers, each bounded by `connect_timeout`; when none
+    /// does, the broker keeps trying in the background and publishes answer
+    /// `Unavailable` until one does.
+    pub async fn connect(urls: &str, config: AmqpConfig) -> Self {
         let broker = Self {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
+                urls: split_urls(urls),
+                cursor: AtomicUsize::new(0),
                 config,
                 session: RwLock::new(None),
                 generation: AtomicU64::new(0),
                 reconnecting: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                last_error: std::sync::Mutex::new(None),
             }),
         };
         match broker.open_session().await {
-            Ok(()) => tracing::info!("connected to RabbitMQ; topology declared"),
+            Ok(node) => tracing::info!(node = %node, "connected to RabbitMQ; topology declared"),
             Err(e) => {
                 tracing::warn!(error = %e, "RabbitMQ not reachable; reconnecting in the background");
                 broker.spawn_reconnect();
@@ -162,32 +213,100 @@ impl AmqpBroker {
         broker
     }
 
-    async fn open_session(&self) -> anyhow::Result<()> {
+    /// Walks the nodes from the cursor; returns the name of the node now
+    /// in use. A refusal that every node would repeat (access, a queue
+    /// with other arguments) ends the walk.
+    async fn open_session(&self) -> anyhow::Result<String> {
+        let n = self.inner.urls.len();
+        if n == 0 {
+            anyhow::bail!("AMQP_URL lists no node");
+        }
+        let start = self.inner.cursor.load(Ordering::SeqCst) % n;
+        let mut last = None;
+        for k in 0..n {
+            let node = (start + k) % n;
+            match self.open_on(node).await {
+                Ok(()) => {
+                    self.inner.cursor.store(node, Ordering::SeqCst);
+                    return Ok(node_name(&self.inner.urls[node]));
+                }
+                Err(Failure::Permanent(e)) => {
+                    last = Some(e);
+                    break;
+                }
+                Err(Failure::Node(e)) => {
+                    tracing::debug!(node = %node_name(&self.inner.urls[node]), error = %e, "RabbitMQ node unavailable");
+                    last = Some(e);
+                }
+            }
+        }
+        let error = last.unwrap_or_else(|| anyhow::anyhow!("AMQP_URL lists no node"));
+        *self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(format!("{error:#}"));
+        Err(error)
+    }
+
+    /// Why the last connection attempt failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Opens a session on node `node`, bounded by `connect_timeout`.
+    async fn open_on(&self, node: usize) -> Result<(), Failure> {
         let config = &self.inner.config;
+        let url = &self.inner.urls[node];
         let open = async {
             let properties =
                 ConnectionProperties::default().with_connection_name("smap-identity".into());
-            let connection = Connection::connect(&self.inner.url, properties).await?;
+            let connection = Connection::connect(url, properties)
+                .await
+                .map_err(Failure::of)?;
             let mut channels = Vec::with_capacity(config.channels.max(1));
             for _ in 0..config.channels.max(1) {
-                let channel = connection.create_channel().await?;
+                let channel = connection.create_channel().await.map_err(Failure::of)?;
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
-                    .await?;
+                    .await
+                    .map_err(Failure::of)?;
                 channels.push(channel);
             }
-            if config.declare_topology {
-                declare_topology(&channels[0]).await?;
+            if config.declare_topology
+                && let Err(e) = declare_topology(&channels[0], config.queue_type).await
+            {
+                let permanent = is_permanent(&e);
+                let error = topology_error(e, config.queue_type);
+                // A classic queue whose home node is down answers 404 on
+                // every node: another node will not help, but a later
+                // try may (the node comes back).
+                let _ = connection.close(200, "topology refused".into()).await;
+                return Err(if permanent {
+                    Failure::Permanent(error)
+                } else {
+                    Failure::Node(error)
+                });
             }
-            Ok::<_, lapin::Error>((connection, channels))
+            Ok((connection, channels))
         };
         let (connection, channels) = tokio::time::timeout(config.connect_timeout, open)
             .await
-            .map_err(|_| anyhow::anyhow!("connecting took over {:?}", config.connect_timeout))??;
+            .map_err(|_| {
+                Failure::Node(anyhow::anyhow!(
+                    "connecting took over {:?}",
+                    config.connect_timeout
+                ))
+            })??;
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.watch(generation, &connection);
         let session = Arc::new(Session {
             generation,
+            node,
             connection,
             channels,
             next: AtomicUsize::new(0),
@@ -234,8 +353,17 @@ impl AmqpBroker {
             .session
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|s| s.generation == generation) {
-            tracing::warn!(error = %error, "RabbitMQ connection lost; reconnecting");
+        if let Some(session) = slot.as_ref().filter(|s| s.generation == generation) {
+            let n = self.inner.urls.len().max(1);
+            // The node that failed is tried last.
+            self.inner
+                .cursor
+                .store((session.node + 1) % n, Ordering::SeqCst);
+            tracing::warn!(
+                node = %node_name(&self.inner.urls[session.node]),
+                error = %error,
+                "RabbitMQ connection lost; reconnecting"
+            );
             *slot = None;
             drop(slot);
             self.spawn_reconnect();
@@ -257,18 +385,31 @@ impl AmqpBroker {
                 tokio::time::sleep(wait).await;
                 attempt += 1;
                 match broker.open_session().await {
-                    Ok(()) => {
-                        tracing::info!(attempt, "reconnected to RabbitMQ; topology declared");
+                    Ok(node) => {
+                        tracing::info!(attempt, node = %node, "reconnected to RabbitMQ; topology declared");
                         break;
                     }
                     Err(e) => {
-                        tracing::debug!(attempt, error = %e, "RabbitMQ reconnection failed");
+                        // The first failure and every 30th say why at WARN:
+                        // a refusal no retry cures must not hide at DEBUG.
+                        if attempt % 30 == 1 {
+                            tracing::warn!(attempt, error = %e, "RabbitMQ reconnection failed; retrying");
+                        } else {
+                            tracing::debug!(attempt, error = %e, "RabbitMQ reconnection failed");
+                        }
                         wait = (wait * 2).min(broker.inner.config.reconnect_max);
                     }
                 }
             }
             broker.inner.reconnecting.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// The node in use (`host:port`), when connected.
+    pub fn connected_node(&self) -> Option<String> {
+        self.current()
+            .filter(|s| s.connection.status().connected())
+            .map(|s| node_name(&self.inner.urls[s.node]))
     }
 
     pub fn is_connected(&self) -> bool {
@@ -476,6 +617,24 @@ impl AmqpBroker {
             {
                 tracing::warn!("RabbitMQ connection did not close within 5 s");
             }
+        }
+    }
+}
+
+/// Why opening a session on one node failed.
+enum Failure {
+    /// That node: try the next one.
+    Node(anyhow::Error),
+    /// Every node would answer the same: stop walking.
+    Permanent(anyhow::Error),
+}
+
+impl Failure {
+    fn of(error: lapin::Error) -> Self {
+        if matches!(amqp_code(&error), Some(403 | 530)) {
+            Self::Permanent(error.into())
+        } else {
+            Self::Node(error.into())
         }
     }
 }

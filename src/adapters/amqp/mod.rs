@@ -9,10 +9,10 @@ mod health;
 mod publisher;
 mod topology;
 
-pub use broker::{AmqpBroker, AmqpConfig, to_lapin};
+pub use broker::{AmqpBroker, AmqpConfig, split_urls, to_lapin};
 pub use consumer::{ConsumerConfig, EmailConsumers};
 pub use health::AmqpHealth;
 pub use publisher::AmqpEventPublisher;
 #[cfg(feature = "legacy-fanout")]
 pub use publisher::AmqpLegacySink;
-pub use topology::declare_topology;
+pub use topology::{QUORUM_DELIVERY_LIMIT, QueueType, declare_topology, queue_arguments};
