@@ -260,3 +260,162 @@ async fn many_publishes_in_flight_are_all_confirmed() {
     assert_eq!(got.len(), 300);
     broker.close().await;
 }
+
+/// `AMQP_QUEUE_TYPE=quorum` on the shared (single) node: a message
+/// returned by consumers again and again is delivered the delivery limit
+/// plus once, then dead-lettered by the broker to `email.errors` — not
+/// dropped, and not redelivered for ever.
+#[tokio::test]
+async fn a_quorum_queue_dead_letters_a_message_to_email_errors_after_the_delivery_limit() {
+    use lapin::{
+        BasicProperties, Connection, ConnectionProperties,
+        options::{BasicGetOptions, BasicNackOptions, BasicPublishOptions},
+        types::AMQPValue,
+    };
+    use smap_identity::adapters::amqp::{QUORUM_DELIVERY_LIMIT, QueueType};
+
+    let Some(url) = amqp_url() else { return };
+    let vhost = crate::servers::Vhost::new(&url, "quorum");
+    let broker = AmqpBroker::connect(
+        &vhost.url,
+        AmqpConfig {
+            queue_type: QueueType::Quorum,
+            ..AmqpConfig::default()
+        },
+    )
+    .await;
+    assert!(broker.is_connected(), "{:?}", broker.last_error());
+    let connection = Connection::connect(&vhost.url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            EMAIL_QUEUE.into(),
+            BasicPublishOptions::default(),
+            b"{\"poison\":true}",
+            BasicProperties::default().with_message_id("poison-1".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // Act: every delivery is handed back.
+    let mut deliveries = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match channel
+            .basic_get(EMAIL_QUEUE.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            Some(message) => {
+                deliveries += 1;
+                message
+                    .delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+            None if deliveries > QUORUM_DELIVERY_LIMIT => break,
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{deliveries} deliveries"
+        );
+    }
+    let mut dead = None;
+    while dead.is_none() && std::time::Instant::now() < deadline {
+        dead = channel
+            .basic_get(EMAIL_ERRORS_QUEUE.into(), BasicGetOptions::default())
+            .await
+            .unwrap();
+        if dead.is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    broker.close().await;
+
+    // Assert
+    assert_eq!(deliveries, QUORUM_DELIVERY_LIMIT + 1);
+    let dead = dead.expect("the message is in email.errors");
+    assert_eq!(
+        dead.delivery.properties.message_id().as_ref().map(|m| m.as_str()),
+        Some("poison-1")
+    );
+    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    let reason = match headers.inner().get("x-death") {
+        Some(AMQPValue::FieldArray(deaths)) => match deaths.as_slice().first() {
+            Some(AMQPValue::FieldTable(death)) => death.inner().get("reason").cloned(),
+            _ => None,
+        },
+        _ => None,
+    };
+    assert_eq!(
+        reason,
+        Some(AMQPValue::LongString("delivery_limit".into())),
+        "{headers:?}"
+    );
+}
+
+/// Queues cannot change type in place: a service set to quorum on a
+/// broker whose queues are classic does not connect, and says why and
+/// where the migration is described — on every try, not only the first.
+#[tokio::test]
+async fn quorum_settings_on_classic_queues_are_refused_naming_the_setting_and_the_migration() {
+    use smap_identity::adapters::amqp::QueueType;
+
+    let Some(url) = amqp_url() else { return };
+    let vhost = crate::servers::Vhost::new(&url, "qtype");
+    let classic = broker(&vhost.url).await;
+    classic.close().await;
+
+    let quorum = AmqpBroker::connect(
+        &vhost.url,
+        AmqpConfig {
+            queue_type: QueueType::Quorum,
+            connect_timeout: Duration::from_secs(2),
+            ..AmqpConfig::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connected = quorum.is_connected();
+    let error = quorum.last_error().unwrap_or_default();
+    quorum.close().await;
+
+    assert!(!connected);
+    assert!(error.contains("AMQP_QUEUE_TYPE=quorum"), "{error}");
+    assert!(error.contains("inequivalent arg"), "{error}");
+    assert!(error.contains("docs/event-migration-guide.md"), "{error}");
+}
+
+/// `AMQP_URL` as a list: a node that refuses connections, listed first, is
+/// passed over for the next one.
+#[tokio::test]
+async fn a_dead_node_listed_first_is_passed_over_for_a_live_one() {
+    let Some(url) = amqp_url() else { return };
+    let dead_port = crate::servers::free_port();
+    let list = format!("amqp://guest:guest@127.0.0.1:{dead_port}/%2f, {url}");
+    let live_port = url
+        .split(['@', '/'])
+        .find_map(|part| part.strip_prefix("127.0.0.1:"))
+        .unwrap_or_default()
+        .to_owned();
+
+    let broker = AmqpBroker::connect(&list, AmqpConfig::default()).await;
+    let node = broker.connected_node();
+    let publish = events(Arc::new(AmqpEventPublisher::new(broker.clone())))
+        .publish(trial())
+        .await;
+    broker.close().await;
+
+    assert_eq!(node, Some(format!("127.0.0.1:{live_port}")));
+    assert!(publish.is_ok(), "{publish:?}");
+}
