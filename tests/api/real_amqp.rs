@@ -346,10 +346,19 @@ async fn a_quorum_queue_dead_letters_a_message_to_email_errors_after_the_deliver
     assert_eq!(deliveries, QUORUM_DELIVERY_LIMIT + 1);
     let dead = dead.expect("the message is in email.errors");
     assert_eq!(
-        dead.delivery.properties.message_id().as_ref().map(|m| m.as_str()),
+        dead.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str()),
         Some("poison-1")
     );
-    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    let headers = dead
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
     let reason = match headers.inner().get("x-death") {
         Some(AMQPValue::FieldArray(deaths)) => match deaths.as_slice().first() {
             Some(AMQPValue::FieldTable(death)) => death.inner().get("reason").cloned(),

@@ -52,7 +52,10 @@ struct Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let dir = std::env::temp_dir()
-            .join(format!("smap-rabbit-cluster-{}", uuid::Uuid::new_v4().simple()))
+            .join(format!(
+                "smap-rabbit-cluster-{}",
+                uuid::Uuid::new_v4().simple()
+            ))
             .to_string_lossy()
             .into_owned();
         let ports = cluster_ports();
@@ -106,7 +109,12 @@ fn connected_node(lines: &[String]) -> (Option<String>, usize) {
         .collect();
     let node = connects.last().and_then(|l| {
         let at = l.find("127.0.0.1:")?;
-        Some(l[at..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect())
+        Some(
+            l[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect(),
+        )
     });
     (node, connects.len())
 }

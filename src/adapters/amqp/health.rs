@@ -90,16 +90,20 @@ impl HealthIndicator for AmqpHealth {
     async fn check(&self) -> Health {
         let started = Instant::now();
         if !self.broker.is_connected() {
-            return Health::down(
-                "rabbitmq",
-                json!({ "connected": false, "error": "not connected (reconnecting)" }),
-            );
+            // Why the last try failed: a refusal (a queue of another
+            // type) is not cured by waiting and must be visible here.
+            let error = match self.broker.last_error() {
+                Some(cause) => format!("not connected (reconnecting): {cause}"),
+                None => "not connected (reconnecting)".to_owned(),
+            };
+            return Health::down("rabbitmq", json!({ "connected": false, "error": error }));
         }
         match tokio::time::timeout(CHECK_TIMEOUT, self.inspect()).await {
             Ok(Ok(exchanges)) => {
                 let all_ok = exchanges.values().all(|e| e.get("error").is_none());
                 let details = json!({
                     "connected": true,
+                    "node": self.broker.connected_node(),
                     "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
                     "exchanges": exchanges,
                 });

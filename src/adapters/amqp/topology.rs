@@ -162,7 +162,11 @@ mod tests {
     #[test]
     fn classic_queues_have_no_arguments_so_existing_queues_redeclare_unchanged() {
         for queue in queues() {
-            assert!(queue_arguments(queue, QueueType::Classic).inner().is_empty());
+            assert!(
+                queue_arguments(queue, QueueType::Classic)
+                    .inner()
+                    .is_empty()
+            );
         }
     }
 
@@ -170,7 +174,10 @@ mod tests {
     fn quorum_queues_dead_letter_at_least_once_after_the_delivery_limit_except_the_errors_queue() {
         let args = queue_arguments(EMAIL_QUEUE, QueueType::Quorum);
         let get = |k: &str| args.inner().get(k).cloned();
-        assert_eq!(get("x-queue-type"), Some(AMQPValue::LongString("quorum".into())));
+        assert_eq!(
+            get("x-queue-type"),
+            Some(AMQPValue::LongString("quorum".into()))
+        );
         assert_eq!(get("x-delivery-limit"), Some(AMQPValue::LongInt(20)));
         assert_eq!(
             get("x-dead-letter-routing-key"),
