@@ -76,7 +76,7 @@ async fn the_events_tool_declares_reports_and_cleans_up_the_legacy_path_safely()
         "{status}"
     );
     assert!(
-        status.contains("queue smtp_send_email_v2: 0 message(s)"),
+        status.contains("queue smtp_send_email_v2: classic, 0 message(s)"),
         "{status}"
     );
     assert!(!refused_dual.status.success());
