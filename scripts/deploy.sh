@@ -4,7 +4,7 @@
 #                        `kubernetes-validate --strict` (built-in schemas of
 #                        Kubernetes $K8S_VERSION) and yamllint; the
 #                        PrometheusRule must hold exactly docs/ops/alerts.yml's
-#                        groups, the ServiceMonitor must select the API Service
+#                        groups, each ServiceMonitor must select one Service
 #   docker-compose.yml   `check-jsonschema --builtin-schema vendor.compose-spec`
 #
 #   scripts/deploy.sh check    all of the above (run by scripts/test.sh)
@@ -72,6 +72,7 @@ assert len(rules) == 1, f"{overlay}: {len(rules)} PrometheusRules"
 if rules[0]["spec"] != {"groups": alerts["groups"]}:
     sys.exit(f"{overlay}: the PrometheusRule differs from docs/ops/alerts.yml: run scripts/deploy.sh rules")
 count = sum(len(g["rules"]) for g in alerts["groups"])
+selected = []
 for monitor in of("ServiceMonitor"):
     spec = monitor["spec"]
     wanted = spec["selector"]["matchLabels"]
@@ -81,7 +82,8 @@ for monitor in of("ServiceMonitor"):
     ports = {p.get("name") for p in services[0]["spec"]["ports"]}
     for endpoint in spec["endpoints"]:
         assert endpoint["port"] in ports, f"{overlay}: no port {endpoint['port']} on the Service"
-print(f"{overlay}: PrometheusRule = docs/ops/alerts.yml ({count} rules); ServiceMonitor -> Service {services[0]['metadata']['name']}")
+    selected.append(f"{monitor['metadata']['name']} -> Service {services[0]['metadata']['name']}")
+print(f"{overlay}: PrometheusRule = docs/ops/alerts.yml ({count} rules); ServiceMonitors: {', '.join(selected)}")
 PY
 }
 

@@ -9,9 +9,8 @@ use smap_identity::app::{
     commands,
     config::Settings,
     events_tool,
-    startup::{Application, Consumers, shutdown_signal},
+    startup::{self, Application},
     telemetry,
-    wiring::Adapters,
 };
 use smap_identity::domain::account::Role;
 
@@ -62,12 +61,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 "AMQP_URL is not set: `consume` reads RabbitMQ queues"
             );
             tracing::info!(env = ?settings.app_env, "starting the e-mail consumers");
-            let adapters = Adapters::from_settings(&settings).await?;
-            let consumers = Consumers::start(&settings, &adapters);
-            shutdown_signal().await;
-            tracing::info!("stopping: finishing the e-mails in flight");
-            consumers.stop().await;
-            adapters.resources.shutdown().await;
+            startup::run_consume(&settings).await?;
         }
         Command::Events { command } => {
             let report = match command {

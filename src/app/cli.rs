@@ -19,7 +19,8 @@ pub enum Command {
     Serve,
     /// Everything in one process: the HTTP API and the workers (the default).
     All,
-    /// Only the e-mail consumers, no HTTP API (needs AMQP_URL).
+    /// Only the e-mail consumers (needs AMQP_URL); HTTP serves the system
+    /// routes only: /live, /ready, /health, /metrics.
     Consume,
     /// Apply the database migrations (needs DATABASE_URL).
     Migrate,

@@ -13,7 +13,10 @@ use actix_web::dev::{Server, ServerHandle};
 use super::{
     auth::TokenService,
     config::Settings,
-    http::{self, state::AppState},
+    http::{
+        self,
+        state::{AppState, HealthChecks},
+    },
     relay::{OutboxHealth, OutboxRelay, RelayConfig},
     wiring::{Adapters, Resources},
 };
@@ -222,6 +225,33 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `smap-identity consume`: the e-mail consumers, and the system routes
+/// (`/live`, `/ready`, `/health`, `/metrics`) on `HTTP_HOST:HTTP_PORT` so
+/// the process can be probed and its e-mail metrics scraped, until
+/// SIGINT/SIGTERM; then the consumers finish what is in flight (bounded)
+/// before the routes close.
+pub async fn run_consume(settings: &Settings) -> anyhow::Result<()> {
+    let _ = http::metrics::prometheus();
+    // A port in use fails start-up before any message is taken.
+    let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
+    let port = listener.local_addr()?.port();
+    let adapters = Adapters::from_settings(settings).await?;
+    let consumers = Consumers::start(settings, &adapters);
+    let sampler = spawn_health_sampler(adapters.health.clone());
+    let server = http::ops_server(listener, HealthChecks(adapters.health.clone()))?;
+    let handle = server.handle();
+    let serving = tokio::spawn(server);
+    tracing::info!(host = %settings.http_host, port, "HTTP API listening: system routes only (/live, /ready, /health, /metrics)");
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing the e-mails in flight");
+    consumers.stop().await;
+    handle.stop(true).await;
+    let _ = serving.await;
+    sampler.abort();
+    adapters.resources.shutdown().await;
+    Ok(())
 }
 
 /// How often the dependencies are checked for `dependency_up` and the Redis

@@ -159,10 +159,12 @@ fn every_pod_runs_as_the_image_user_read_only_without_privileges_and_with_resour
                 "{name}"
             );
             let command = container["args"][0].as_str().unwrap().to_owned();
-            if command == "serve" {
+            if command == "serve" || command == "consume" {
                 assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/live");
                 assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
                 assert_eq!(container["startupProbe"]["httpGet"]["path"], "/live");
+            }
+            if command == "serve" {
                 assert_eq!(object["spec"]["replicas"], 3);
             }
             commands.insert((object["kind"].as_str().unwrap().to_owned(), command));

@@ -152,3 +152,54 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
     handle.stop(true).await;
     running.await.unwrap().unwrap();
 }
+
+/// `consume` serves the system routes and nothing else: it is probed and
+/// scraped like the API (its e-mail counters live only in its process).
+#[tokio::test]
+async fn consume_answers_probes_health_and_metrics_but_no_api_route() {
+    let (Some(amqp), Some(redis)) = (crate::servers::amqp_url(), crate::servers::redis()) else {
+        return;
+    };
+    let vhost = crate::servers::Vhost::new(&amqp, "consume-ops");
+    let redis_port = redis.port.to_string();
+    let env = [
+        ("AMQP_URL", vhost.url.as_str()),
+        ("REDIS_HOST", redis.host.as_str()),
+        ("REDIS_PORT", redis_port.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    let consumer = crate::process::Service::start_command("consume", &env).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", consumer.base)).send();
+
+    let ready = get("/ready").await.unwrap();
+    let ready_status = ready.status().as_u16();
+    let ready_body: serde_json::Value = ready.json().await.unwrap();
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let health = get("/health/rabbitmq").await.unwrap().status().as_u16();
+    let api = get("/plans").await.unwrap();
+    let api_status = api.status().as_u16();
+    let api_body: serde_json::Value = api.json().await.unwrap();
+    let (_, lines) = consumer.stop().await;
+
+    assert_eq!(ready_status, 200, "{ready_body}");
+    assert_eq!(
+        ready_body["data"]["checks"]["rabbitmq"]["status"],
+        "healthy"
+    );
+    assert!(metrics.contains("emails_processed_total"), "{metrics}");
+    assert!(metrics.contains("dependency_up"), "{metrics}");
+    assert_eq!(health, 200);
+    assert_eq!(api_status, 404);
+    assert!(
+        api_body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/live, /ready, /health and /metrics only")),
+        "{api_body}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("e-mail consumers stopped")),
+        "{}",
+        lines.join("\n")
+    );
+}

@@ -63,6 +63,7 @@ fn consume(amqp: &str, smtp_port: u16) -> Child {
         .env("SMTP_PORT", smtp_port.to_string())
         .env("SMTP_TLS", "none")
         .env("EMAIL_CONCURRENCY", "8")
+        .env("HTTP_PORT", "0")
         .env("CONSUME_LEGACY_QUEUE", "false")
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{
     response::{ApiError, Envelope, codes},
-    state::AppState,
+    state::HealthChecks,
 };
 use crate::ports::Health;
 
@@ -52,9 +52,9 @@ fn report(checks: Vec<(&'static str, Health)>) -> HttpResponse {
     })
 }
 
-async fn run_checks(state: &AppState, only_ready: bool) -> Vec<(&'static str, Health)> {
-    let indicators: Vec<_> = state
-        .health
+async fn run_checks(checks: &HealthChecks, only_ready: bool) -> Vec<(&'static str, Health)> {
+    let indicators: Vec<_> = checks
+        .0
         .iter()
         .filter(|i| !only_ready || i.required_for_readiness())
         .collect();
@@ -77,8 +77,8 @@ async fn run_checks(state: &AppState, only_ready: bool) -> Vec<(&'static str, He
     description = "Every dependency: 200 healthy or 503 unhealthy."
 )]
 #[get("/health")]
-pub async fn health(state: web::Data<AppState>) -> impl Responder {
-    report(run_checks(&state, false).await)
+pub async fn health(checks: web::Data<HealthChecks>) -> impl Responder {
+    report(run_checks(&checks, false).await)
 }
 
 #[utoipa::path(
@@ -91,11 +91,11 @@ pub async fn health(state: web::Data<AppState>) -> impl Responder {
 )]
 #[get("/health/{component}")]
 pub async fn component_health(
-    state: web::Data<AppState>,
+    checks: web::Data<HealthChecks>,
     component: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let indicator = state
-        .health
+    let indicator = checks
+        .0
         .iter()
         .find(|i| i.component() == component.as_str())
         .ok_or_else(|| ApiError::not_found(format!("no health check named `{component}`")))?;
@@ -125,6 +125,6 @@ pub async fn live() -> impl Responder {
     description = "What requests need is up."
 )]
 #[get("/ready")]
-pub async fn ready(state: web::Data<AppState>) -> impl Responder {
-    report(run_checks(&state, true).await)
+pub async fn ready(checks: web::Data<HealthChecks>) -> impl Responder {
+    report(run_checks(&checks, true).await)
 }

@@ -180,6 +180,39 @@ async fn close_when_draining(
     Ok(response)
 }
 
+/// The system routes alone — `/live`, `/ready`, `/health`,
+/// `/health/{component}`, `/metrics` — for `smap-identity consume`, which
+/// serves no API but must be probed and scraped like the API (its e-mail
+/// metrics exist only in its own process). Signals are the caller's.
+pub fn ops_server(listener: TcpListener, checks: state::HealthChecks) -> std::io::Result<Server> {
+    let checks = web::Data::new(checks);
+    let _ = metrics::prometheus();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(checks.clone())
+            .service(health::health)
+            .service(health::component_health)
+            .service(health::live)
+            .service(health::ready)
+            .service(metrics::metrics_route)
+            .default_service(web::to(ops_no_route))
+    })
+    .workers(1)
+    .listen(listener)?
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .disable_signals()
+    .run();
+    Ok(server)
+}
+
+async fn ops_no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}: a consume process serves /live, /ready, /health and /metrics only",
+        req.method(),
+        req.path()
+    )))
+}
+
 /// Binds the routes to `listener`. Signals are the caller's to handle
 /// (`Application::run_until_stopped`): it marks `draining`, then stops the
 /// server through its handle, gracefully.
@@ -189,6 +222,7 @@ pub fn server(
     cors_origins: Vec<String>,
     draining: Draining,
 ) -> std::io::Result<Server> {
+    let checks = web::Data::new(state::HealthChecks(state.health.clone()));
     let state = web::Data::new(state);
     let draining = web::Data::new(draining);
     // Install the recorder before the first request records anything.
@@ -199,6 +233,7 @@ pub fn server(
             .wrap(cors(&cors_origins))
             .wrap(from_fn(metrics::track))
             .app_data(state.clone())
+            .app_data(checks.clone())
             .app_data(draining.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(

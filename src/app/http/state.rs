@@ -23,3 +23,8 @@ pub struct AppState {
     pub billing: Arc<BillingService>,
     pub health: Vec<Arc<dyn HealthIndicator>>,
 }
+
+/// The health indicators the system routes check: the API's, or those of
+/// a `consume` process (which has no use cases to reach).
+#[derive(Clone)]
+pub struct HealthChecks(pub Vec<Arc<dyn HealthIndicator>>);
