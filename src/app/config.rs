@@ -667,9 +667,33 @@ impl Settings {
             start_consumers: true,
         };
         if production {
+            settings.require_servers()?;
             settings.refuse_published_secrets()?;
         }
         Ok(settings)
+    }
+
+    /// Production runs on real servers: an unset server variable would
+    /// select an in-memory adapter, which loses everything on restart, is
+    /// not shared by replicas and (for SMTP) sends no e-mail at all.
+    fn require_servers(&self) -> Result<(), ConfigError> {
+        let missing = [
+            ("DATABASE_URL", self.database_url.is_none()),
+            ("AMQP_URL", self.amqp_url.is_none()),
+            ("REDIS_HOST", self.redis.is_none()),
+            ("SMTP_HOST", self.smtp.is_none()),
+        ]
+        .into_iter()
+        .find(|(_, missing)| *missing);
+        match missing {
+            Some((var, _)) => Err(ConfigError {
+                var,
+                problem: "is required with APP_ENV=production: unset, it selects an in-memory \
+                          adapter (data lost on restart, not shared by replicas, no e-mail sent)"
+                    .into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Production start-up fails on any secret anyone can read in this
@@ -941,12 +965,34 @@ mod tests {
             settings(&[("APP_ENV", "production"), jwt]).unwrap_err().var,
             "INTERNAL_KEY"
         );
-        let s = settings(&[
+        let secrets = [
             ("APP_ENV", "production"),
             jwt,
             ("INTERNAL_KEY", "a-long-internal-key"),
-        ])
-        .unwrap();
+        ];
+        // Each server variable is required, named when missing.
+        let servers = [
+            ("DATABASE_URL", "postgres://smap@db/smap"),
+            ("AMQP_URL", "amqp://mq/%2f"),
+            ("REDIS_HOST", "redis"),
+            ("SMTP_HOST", "mail"),
+        ];
+        for (i, (var, _)) in servers.iter().enumerate() {
+            let mut vars = secrets.to_vec();
+            vars.extend(
+                servers
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, v)| *v),
+            );
+            let err = settings(&vars).unwrap_err();
+            assert_eq!(err.var, *var);
+            assert!(err.to_string().contains("APP_ENV=production"), "{err}");
+        }
+        let mut vars = secrets.to_vec();
+        vars.extend(servers);
+        let s = settings(&vars).unwrap();
         assert_eq!(s.log_format, LogFormat::Json);
         assert!(s.cors_allowed_origins.is_empty(), "no origin unless listed");
         assert_eq!(s.http_host.to_string(), "0.0.0.0");
