@@ -172,6 +172,8 @@ rabbitmq_cluster_start() { # dir port port...
   local cookie; cookie="$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   local pids=() p
   for p in "$@"; do
+    # A node left by a run that was killed would hold the port and the name.
+    pkill -9 -f "smap${p}@localhost" 2>/dev/null || true
     mkdir -p "$dir/n$p/home"
     rm -f "$dir/n$p/home/.erlang.cookie"
     printf '%s' "$cookie" > "$dir/n$p/home/.erlang.cookie"; chmod 400 "$dir/n$p/home/.erlang.cookie"

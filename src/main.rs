@@ -26,6 +26,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The long-running processes refuse in-memory adapters in production.
+    if matches!(
+        cli.subcommand(),
+        Command::Serve | Command::All | Command::Consume
+    ) && let Err(error) = settings.require_servers()
+    {
+        eprintln!("smap-identity: {error}");
+        return ExitCode::from(2);
+    }
     let telemetry = match telemetry::init(&settings) {
         Ok(telemetry) => telemetry,
         Err(error) => {

@@ -220,7 +220,6 @@ pub const PUBLISHED_SECRETS: [&str; 8] = [
     "admin",
 ];
 
-/// The password of `scheme://user:password@host/...`, if the URL has one.
 /// `AMQP_URL`: one or more comma-separated `amqp://`/`amqps://` URLs, each
 /// one parsable. The error names the item by position, never by value (it
 /// holds a password).
@@ -259,6 +258,7 @@ fn check_amqp_urls(urls: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The password of `scheme://user:password@host/...`, if the URL has one.
 fn url_password(url: &str) -> Option<&str> {
     let (_, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -667,7 +667,6 @@ impl Settings {
             start_consumers: true,
         };
         if production {
-            settings.require_servers()?;
             settings.refuse_published_secrets()?;
         }
         Ok(settings)
@@ -675,8 +674,13 @@ impl Settings {
 
     /// Production runs on real servers: an unset server variable would
     /// select an in-memory adapter, which loses everything on restart, is
-    /// not shared by replicas and (for SMTP) sends no e-mail at all.
-    fn require_servers(&self) -> Result<(), ConfigError> {
+    /// not shared by replicas and (for SMTP) sends no e-mail at all. For the
+    /// long-running processes (`serve`, `all`, `consume`); one-off tools
+    /// (`events`, `migrate`) need only their own server.
+    pub fn require_servers(&self) -> Result<(), ConfigError> {
+        if !self.app_env.is_production() {
+            return Ok(());
+        }
         let missing = [
             ("DATABASE_URL", self.database_url.is_none()),
             ("AMQP_URL", self.amqp_url.is_none()),
@@ -986,13 +990,16 @@ mod tests {
                     .filter(|(j, _)| *j != i)
                     .map(|(_, v)| *v),
             );
-            let err = settings(&vars).unwrap_err();
+            let err = settings(&vars).unwrap().require_servers().unwrap_err();
             assert_eq!(err.var, *var);
             assert!(err.to_string().contains("APP_ENV=production"), "{err}");
         }
         let mut vars = secrets.to_vec();
         vars.extend(servers);
         let s = settings(&vars).unwrap();
+        assert!(s.require_servers().is_ok());
+        // Development keeps its in-memory adapters.
+        assert!(settings(&[]).unwrap().require_servers().is_ok());
         assert_eq!(s.log_format, LogFormat::Json);
         assert!(s.cors_allowed_origins.is_empty(), "no origin unless listed");
         assert_eq!(s.http_host.to_string(), "0.0.0.0");

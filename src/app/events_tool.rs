@@ -105,25 +105,34 @@ async fn queue_counts(channel: &Channel, name: &str) -> Option<(u32, u32)> {
 /// The type of an existing queue. A passive declare does not tell it, so
 /// each type's exact arguments are declared in turn, each on a channel of
 /// its own (a refusal closes the channel): an equivalent declare changes
-/// nothing, a different one is refused.
+/// nothing, a different one is refused. Quorum first, then classic with
+/// its type named explicitly: a vhost whose default queue type is quorum
+/// (RabbitMQ ≥ 3.13) would accept an argument-less declare on a quorum
+/// queue. The caller has just seen the queue exist; one deleted in between
+/// would be re-created by the probe (a race this read-only report accepts
+/// rather than need the management plugin).
 async fn queue_type(broker: &AmqpBroker, name: &str) -> anyhow::Result<String> {
     let mut refusals = Vec::new();
-    for queue_type in [QueueType::Classic, QueueType::Quorum] {
+    for queue_type in [QueueType::Quorum, QueueType::Classic] {
         let channel = broker.admin_channel().await?;
         let options = QueueDeclareOptions {
             durable: true,
             ..Default::default()
         };
-        match channel
-            .queue_declare(name.into(), options, queue_arguments(name, queue_type))
-            .await
-        {
+        let mut args = queue_arguments(name, queue_type);
+        if queue_type == QueueType::Classic {
+            args.insert(
+                "x-queue-type".into(),
+                lapin::types::AMQPValue::LongString("classic".into()),
+            );
+        }
+        match channel.queue_declare(name.into(), options, args).await {
             Ok(_) => return Ok(queue_type.to_string()),
             Err(e) => refusals.push(e.to_string()),
         }
     }
     Ok(format!(
-        "neither this service's classic nor its quorum arguments ({})",
+        "neither this service's quorum nor its classic arguments ({})",
         refusals.join("; ")
     ))
 }

@@ -238,20 +238,63 @@ pub async fn run_consume(settings: &Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
     let port = listener.local_addr()?.port();
     let adapters = Adapters::from_settings(settings).await?;
-    let consumers = Consumers::start(settings, &adapters);
-    let sampler = spawn_health_sampler(adapters.health.clone());
-    let server = http::ops_server(listener, HealthChecks(adapters.health.clone()))?;
+    let checks = consumer_checks(&adapters.health);
+    let server = http::ops_server(listener, HealthChecks(checks.clone()))?;
     let handle = server.handle();
-    let serving = tokio::spawn(server);
+    let mut serving = tokio::spawn(server);
+    let consumers = Consumers::start(settings, &adapters);
+    let sampler = spawn_health_sampler(checks);
     tracing::info!(host = %settings.http_host, port, "HTTP API listening: system routes only (/live, /ready, /health, /metrics)");
-    shutdown_signal().await;
+    let served = tokio::select! {
+        () = shutdown_signal() => None,
+        // The routes ending by themselves is a failure: stop taking mail
+        // rather than run unprobed.
+        ended = &mut serving => Some(ended),
+    };
     tracing::info!("stopping: finishing the e-mails in flight");
     consumers.stop().await;
     handle.stop(true).await;
-    let _ = serving.await;
+    let served = match served {
+        Some(ended) => ended,
+        None => serving.await,
+    };
     sampler.abort();
     adapters.resources.shutdown().await;
+    served??;
     Ok(())
+}
+
+/// What a consumer process is judged on: RabbitMQ and Redis (without its
+/// de-duplication claims a consumer dead-letters rather than risk a second
+/// e-mail), not the database it never uses — a pending migration must not
+/// hold back a consumer rollout.
+fn consumer_checks(indicators: &[Arc<dyn HealthIndicator>]) -> Vec<Arc<dyn HealthIndicator>> {
+    indicators
+        .iter()
+        .filter(|i| i.component() != "database")
+        .map(|i| match i.component() {
+            "redis" => Arc::new(Required(i.clone())) as Arc<dyn HealthIndicator>,
+            _ => i.clone(),
+        })
+        .collect()
+}
+
+/// An indicator that readiness requires, whatever it says for the API.
+struct Required(Arc<dyn HealthIndicator>);
+
+#[async_trait::async_trait]
+impl HealthIndicator for Required {
+    fn component(&self) -> &'static str {
+        self.0.component()
+    }
+
+    fn required_for_readiness(&self) -> bool {
+        true
+    }
+
+    async fn check(&self) -> crate::ports::Health {
+        self.0.check().await
+    }
 }
 
 /// How often the dependencies are checked for `dependency_up` and the Redis

@@ -269,7 +269,7 @@ async fn many_publishes_in_flight_are_all_confirmed() {
 async fn a_quorum_queue_dead_letters_a_message_to_email_errors_after_the_delivery_limit() {
     use lapin::{
         BasicProperties, Connection, ConnectionProperties,
-        options::{BasicGetOptions, BasicNackOptions, BasicPublishOptions},
+        options::{BasicGetOptions, BasicPublishOptions, BasicRejectOptions},
         types::AMQPValue,
     };
     use smap_identity::adapters::amqp::{QUORUM_DELIVERY_LIMIT, QueueType};
@@ -313,12 +313,11 @@ async fn a_quorum_queue_dead_letters_a_message_to_email_errors_after_the_deliver
         {
             Some(message) => {
                 deliveries += 1;
+                // reject, not nack: RabbitMQ ≥ 4.3 no longer counts a
+                // requeueing nack as a delivery.
                 message
                     .delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
+                    .reject(BasicRejectOptions { requeue: true })
                     .await
                     .unwrap();
             }

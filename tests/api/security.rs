@@ -479,3 +479,29 @@ async fn cors_preflight_allows_the_lang_header_from_an_allowed_origin() {
         other.headers()
     );
 }
+
+/// Production with every secret but no server: the process stops at once,
+/// naming the first missing server variable, instead of running on
+/// in-memory adapters that lose data and send no e-mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_to_start_on_in_memory_adapters() {
+    let (jwt, key) = (fresh_secret(), fresh_secret());
+    let env = [
+        ("APP_ENV", "production"),
+        ("HTTP_HOST", "127.0.0.1"),
+        ("JWT_SECRET", jwt.as_str()),
+        ("INTERNAL_KEY", key.as_str()),
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", "1"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("AMQP_URL", "amqp://127.0.0.1:1/%2f"),
+    ];
+
+    let (code, output) = crate::process::exit_of(&env).await;
+
+    assert_eq!(code, Some(2), "{output}");
+    assert!(
+        output.contains("invalid configuration: DATABASE_URL is required with APP_ENV=production"),
+        "{output}"
+    );
+}

@@ -14,7 +14,7 @@
 use std::{
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -78,6 +78,9 @@ struct Session {
     /// belong to that publish. Dropped after a failure or a timeout: a late
     /// return must not be taken for the next publish's.
     routed: tokio::sync::Mutex<Option<Channel>>,
+    /// Publishes timed out in a row: a node that stopped answering without
+    /// closing the socket is left after a few, not after the heartbeat.
+    timeouts: AtomicU32,
 }
 
 /// A message the broker returned as unroutable (`basic.return`), described
@@ -162,6 +165,27 @@ pub fn split_urls(urls: &str) -> Vec<String> {
         .collect()
 }
 
+/// Publishes timed out in a row before the session is retired.
+const TIMEOUTS_BEFORE_RETIRE: u32 = 3;
+
+/// `url` with lapin's TCP connect bounded by `timeout` (`connection_timeout`,
+/// ms) unless the URL sets its own: lapin connects on a thread of its own
+/// that our timeout cannot cancel, so a node that drops SYNs would hold it
+/// (and its socket) for the kernel's ~2 minutes.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connection_timeout=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connection_timeout={}", timeout.as_millis())
+}
+
+/// `wait` ± 25 %, so processes that lost the same node do not retry in step.
+fn jitter(wait: Duration) -> Duration {
+    let unit = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+    wait.mul_f64(0.75 + unit / 2.0)
+}
+
 /// A node named for logs: host and port, never the URL (it holds the
 /// password).
 fn node_name(url: &str) -> String {
@@ -191,10 +215,14 @@ impl AmqpBroker {
     /// does, the broker keeps trying in the background and publishes answer
     /// `Unavailable` until one does.
     pub async fn connect(urls: &str, config: AmqpConfig) -> Self {
+        let urls = split_urls(urls);
+        // Replicas start on different nodes, so they (and the quorum queue
+        // leaders they declare) do not all land on the first one.
+        let start = (uuid::Uuid::new_v4().as_u128() % urls.len().max(1) as u128) as usize;
         let broker = Self {
             inner: Arc::new(Inner {
-                urls: split_urls(urls),
-                cursor: AtomicUsize::new(0),
+                urls,
+                cursor: AtomicUsize::new(start),
                 config,
                 session: RwLock::new(None),
                 generation: AtomicU64::new(0),
@@ -228,6 +256,11 @@ impl AmqpBroker {
             match self.open_on(node).await {
                 Ok(()) => {
                     self.inner.cursor.store(node, Ordering::SeqCst);
+                    *self
+                        .inner
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
                     return Ok(node_name(&self.inner.urls[node]));
                 }
                 Err(Failure::Permanent(e)) => {
@@ -261,13 +294,19 @@ impl AmqpBroker {
     /// Opens a session on node `node`, bounded by `connect_timeout`.
     async fn open_on(&self, node: usize) -> Result<(), Failure> {
         let config = &self.inner.config;
-        let url = &self.inner.urls[node];
+        let url = with_connect_timeout(&self.inner.urls[node], config.connect_timeout);
+        // Numbered before connecting so the connection is watched from its
+        // first moment: an error before the session is installed would
+        // otherwise go unseen and leave a dead session in place.
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let refused: Arc<std::sync::Mutex<Option<Connection>>> = Arc::default();
         let open = async {
             let properties =
                 ConnectionProperties::default().with_connection_name("smap-identity".into());
-            let connection = Connection::connect(url, properties)
+            let connection = Connection::connect(&url, properties)
                 .await
                 .map_err(Failure::of)?;
+            self.watch(generation, &connection);
             let mut channels = Vec::with_capacity(config.channels.max(1));
             for _ in 0..config.channels.max(1) {
                 let channel = connection.create_channel().await.map_err(Failure::of)?;
@@ -282,10 +321,12 @@ impl AmqpBroker {
             {
                 let permanent = is_permanent(&e);
                 let error = topology_error(e, config.queue_type);
+                // Closed outside the timeout: a slow close must not turn
+                // the refusal into "connecting took too long".
+                *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection);
                 // A classic queue whose home node is down answers 404 on
                 // every node: another node will not help, but a later
                 // try may (the node comes back).
-                let _ = connection.close(200, "topology refused".into()).await;
                 return Err(if permanent {
                     Failure::Permanent(error)
                 } else {
@@ -294,16 +335,18 @@ impl AmqpBroker {
             }
             Ok((connection, channels))
         };
-        let (connection, channels) = tokio::time::timeout(config.connect_timeout, open)
-            .await
-            .map_err(|_| {
-                Failure::Node(anyhow::anyhow!(
-                    "connecting took over {:?}",
-                    config.connect_timeout
-                ))
-            })??;
-        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.watch(generation, &connection);
+        let opened = tokio::time::timeout(config.connect_timeout, open).await;
+        if let Some(connection) = refused.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            tokio::spawn(async move {
+                let _ = connection.close(200, "topology refused".into()).await;
+            });
+        }
+        let (connection, channels) = opened.map_err(|_| {
+            Failure::Node(anyhow::anyhow!(
+                "connecting took over {:?}",
+                config.connect_timeout
+            ))
+        })??;
         let session = Arc::new(Session {
             generation,
             node,
@@ -311,12 +354,26 @@ impl AmqpBroker {
             channels,
             next: AtomicUsize::new(0),
             routed: tokio::sync::Mutex::new(None),
+            timeouts: AtomicU32::new(0),
         });
         *self
             .inner
             .session
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(session);
+            .unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
+        // Closed meanwhile: nobody else would close this connection.
+        if self.inner.closed.load(Ordering::SeqCst) {
+            let _ = session.connection.close(200, "smap-identity shutting down".into()).await;
+            return Err(Failure::Permanent(anyhow::anyhow!("the broker was closed")));
+        }
+        // Lost between connecting and installing: the watcher's retire
+        // found nothing to retire then, so retire now.
+        if !session.connection.status().connected() {
+            self.retire(generation, &"the connection closed while it was being opened");
+            return Err(Failure::Node(anyhow::anyhow!(
+                "the connection closed while it was being opened"
+            )));
+        }
         Ok(())
     }
 
@@ -347,7 +404,7 @@ impl AmqpBroker {
     }
 
     /// Drops session `generation` (if still current) and starts reconnecting.
-    fn retire(&self, generation: u64, error: &lapin::Error) {
+    fn retire(&self, generation: u64, error: &dyn std::fmt::Display) {
         let mut slot = self
             .inner
             .session
@@ -389,6 +446,7 @@ impl AmqpBroker {
                         tracing::info!(attempt, node = %node, "reconnected to RabbitMQ; topology declared");
                         break;
                     }
+                    Err(_) if broker.inner.closed.load(Ordering::SeqCst) => break,
                     Err(e) => {
                         // The first failure and every 30th say why at WARN:
                         // a refusal no retry cures must not hide at DEBUG.
@@ -397,11 +455,16 @@ impl AmqpBroker {
                         } else {
                             tracing::debug!(attempt, error = %e, "RabbitMQ reconnection failed");
                         }
-                        wait = (wait * 2).min(broker.inner.config.reconnect_max);
+                        wait = jitter((wait * 2).min(broker.inner.config.reconnect_max));
                     }
                 }
             }
             broker.inner.reconnecting.store(false, Ordering::SeqCst);
+            // A session lost after it was installed but before the flag
+            // came down found a reconnect "already running": start one.
+            if !broker.inner.closed.load(Ordering::SeqCst) && broker.current().is_none() {
+                broker.spawn_reconnect();
+            }
         });
     }
 
@@ -567,9 +630,21 @@ impl AmqpBroker {
             confirm.await
         };
         match tokio::time::timeout(timeout, publish).await {
-            Err(_) => Err(PublishError::Timeout(timeout)),
+            Err(_) => {
+                let row = session.timeouts.fetch_add(1, Ordering::SeqCst) + 1;
+                if row >= TIMEOUTS_BEFORE_RETIRE {
+                    self.retire(
+                        session.generation,
+                        &format_args!("{row} publishes in a row without the broker's confirm"),
+                    );
+                }
+                Err(PublishError::Timeout(timeout))
+            }
             Ok(Err(e)) => Err(self.failed(session, e)),
-            Ok(Ok(confirmation)) => Ok(confirmation),
+            Ok(Ok(confirmation)) => {
+                session.timeouts.store(0, Ordering::SeqCst);
+                Ok(confirmation)
+            }
         }
     }
 
@@ -591,11 +666,16 @@ impl AmqpBroker {
         let session = self.current().ok_or_else(|| {
             PublishError::Unavailable(anyhow::anyhow!("not connected to RabbitMQ (reconnecting)"))
         })?;
+        // A connection that cannot open a channel is dead: retire it, or a
+        // consumer-only process would retry on it for ever.
         session
             .connection
             .create_channel()
             .await
-            .map_err(|e| PublishError::Unavailable(e.into()))
+            .map_err(|e| match self.failed(&session, e) {
+                PublishError::Unexpected(e) => PublishError::Unavailable(e),
+                other => other,
+            })
     }
 
     /// Closes the connection; no reconnection afterwards.
