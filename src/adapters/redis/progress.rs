@@ -18,6 +18,7 @@ use std::{collections::HashMap, time::Duration};
 
 use async_trait::async_trait;
 use fred::{
+    interfaces::ServerInterface,
     prelude::{ClientLike, Error as RedisError, ErrorKind, HashesInterface, Pool},
     types::scripts::Script,
 };
@@ -252,6 +253,10 @@ pub struct RedisProgressStore {
     retry: RetryPolicy,
     records_key: String,
     pending_key: String,
+    /// With replicas (Sentinel): how long a call that crossed the finish
+    /// line waits for a replica to have it (`WAIT 1 <ms>`) before it
+    /// answers and `job.completed` is published. decisions.md 58.
+    replica_wait: Option<Duration>,
 }
 
 impl RedisProgressStore {
@@ -275,7 +280,16 @@ impl RedisProgressStore {
             retry: Self::RETRY,
             records_key: format!("{COMPLETIONS_PREFIX}:records"),
             pending_key: format!("{COMPLETIONS_PREFIX}:pending"),
+            replica_wait: None,
         }
+    }
+
+    /// How long a new completion waits for a replica (`WAIT 1 <ms>`); only
+    /// where replicas take over (Sentinel): a lone server has none to wait
+    /// for, and WAIT would cost the whole timeout.
+    pub fn with_replica_wait(mut self, wait: Duration) -> Self {
+        self.replica_wait = Some(wait);
+        self
     }
 
     /// Completion keys under another prefix: a test that claims whatever is
@@ -324,6 +338,40 @@ impl RedisProgressStore {
             self.pending_key.clone(),
             self.records_key.clone(),
         ]
+    }
+
+    /// Runs a finish-line script. A reply that claims a new completion
+    /// (this call publishes `job.completed`) first waits, on the same
+    /// connection, until a replica has the write: replication is
+    /// asynchronous, and a completion record lost in a failover after its
+    /// event went out would let a retry cross the finish line again under a
+    /// new event id. The wait is bounded and never fails the call (the
+    /// script did its work): with no replica the completion goes on as
+    /// with one server, and the log says so.
+    async fn finish_line(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<FinishLineReply, RedisError> {
+        let client = self.pool.next();
+        let reply: FinishLineReply = script.evalsha_with_reload(client, keys, args).await?;
+        if let Some(wait) = self.replica_wait
+            && !reply.10.is_empty()
+        {
+            let ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+            match client.wait::<i64>(1, ms).await {
+                Ok(replicas) if replicas >= 1 => {}
+                Ok(_) => tracing::warn!(
+                    wait_ms = ms,
+                    "completion not acknowledged by a replica in time; a failover now could lose it"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAIT for a replica failed after the finish line")
+                }
+            }
+        }
+        Ok(reply)
     }
 
     async fn run<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, ProgressError>
@@ -472,8 +520,7 @@ impl ProgressStore for RedisProgressStore {
         args.extend(stamp_args(project, stamp));
         let reply: FinishLineReply = self
             .run("set_total", || {
-                self.set_total
-                    .evalsha_with_reload(self.pool.next(), keys.clone(), args.clone())
+                self.finish_line(&self.set_total, keys.clone(), args.clone())
             })
             .await?;
         match reply.0.as_str() {
@@ -509,8 +556,7 @@ impl ProgressStore for RedisProgressStore {
         args.push(key);
         let reply: FinishLineReply = self
             .run("mark_item_done", || {
-                self.mark
-                    .evalsha_with_reload(self.pool.next(), keys.clone(), args.clone())
+                self.finish_line(&self.mark, keys.clone(), args.clone())
             })
             .await?;
         let outcome = match reply.0.as_str() {
