@@ -8,12 +8,12 @@ use std::{
     process::Command,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use fred::interfaces::ServerInterface;
+use fred::interfaces::{KeysInterface, ServerInterface};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
@@ -247,6 +247,29 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
         })
         .collect();
 
+    // Plain writes every 20 ms beside the workers: when fred itself writes
+    // again, apart from the progress store's retry schedule (1 s, 2 s, 4 s).
+    let stop_probe = Arc::new(AtomicBool::new(false));
+    let raw_writes = {
+        let (pool, stop, watch) = (clients.state.clone(), stop_probe.clone(), watch.clone());
+        tokio::spawn(async move {
+            let mut first_ok = None;
+            while !stop.load(Ordering::SeqCst) && first_ok.is_none() {
+                let call = Instant::now();
+                let ok = pool.next().incr::<i64, _>("sentinel:probe").await.is_ok();
+                let killed = watch.lock().unwrap().killed;
+                if let Some(killed) = killed
+                    && ok
+                    && call > killed
+                {
+                    first_ok = Some(killed.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            first_ok
+        })
+    };
+
     while reported.load(Ordering::SeqCst) < KILL_AFTER {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -258,6 +281,8 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
         worker.await.expect("worker");
     }
     let all_reported = killed.elapsed();
+    stop_probe.store(true, Ordering::SeqCst);
+    let raw_recovered = raw_writes.await.expect("probe");
 
     // A completion whose publish failed in the outage is the relay's.
     service.relay_completions().await.expect("relay round");
@@ -278,13 +303,19 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
         .expect("a report succeeded after the kill");
     eprintln!(
         "Sentinel failover: master {} SIGKILLed after {reported_at_kill} of {TOTAL} items; \
-         writes ok again after {recovered:?} (master now {new_primary}); {} failed calls; \
+         fred writes again after {raw_recovered:?}, progress calls (retrying 1 s, 2 s, 4 s) \
+         after {recovered:?} (master now {new_primary}); {} failed calls; \
          all items reported {all_reported:?} after the kill; job.completed × {}; \
          test took {:?} before the stop",
         servers.master,
         w.failed_calls,
         published.len(),
         started.elapsed()
+    );
+    let raw_recovered = raw_recovered.expect("a plain write succeeded after the kill");
+    assert!(
+        raw_recovered < RECOVERY_BOUND,
+        "fred wrote nothing for {raw_recovered:?} after the kill"
     );
     assert!(
         recovered < RECOVERY_BOUND,

@@ -44,10 +44,10 @@ const RECONNECT_MAX_MS: u32 = 2_000;
 /// the completion record). decisions.md 50.
 pub const MAX_COMMAND_ATTEMPTS: u32 = 1;
 
-/// How long a call that crossed the finish line waits for a replica
-/// (Sentinel only): on a LAN a replica acknowledges in about a millisecond;
-/// WAIT blocks its connection, so a lagging or absent replica must not hold
-/// it longer. decisions.md 58.
+/// How long each progress write waits for a replica (Sentinel only): on a
+/// LAN a replica acknowledges in about a millisecond; WAIT blocks its
+/// connection, so a lagging or absent replica must not hold it longer.
+/// decisions.md 58.
 pub const REPLICA_WAIT: Duration = Duration::from_millis(100);
 
 /// The two Redis clients of the service.
@@ -161,8 +161,8 @@ impl RedisClients {
         Ok(Self { state, cache })
     }
 
-    /// The progress store on the state pool; with Sentinel, new
-    /// completions wait for a replica (`REPLICA_WAIT`).
+    /// The progress store on the state pool; with Sentinel, its writes
+    /// wait for a replica (`REPLICA_WAIT`).
     pub fn progress_store(&self, settings: &RedisSettings) -> RedisProgressStore {
         let store = RedisProgressStore::new(self.state.clone());
         match settings.sentinel {
