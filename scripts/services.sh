@@ -156,16 +156,21 @@ redis_sentinel_kill() { # dir port
   kill -9 "$(cat "$1/$2/redis.pid")"
 }
 
-redis_sentinel_stop() { # dir: sentinels first, so they start no failover
-  local f pid
+redis_sentinel_stop() { # dir: sentinels signalled first, so they start no failover
+  local f pid pids=()
   for f in "$1"/*/sentinel.pid "$1"/*/redis.pid; do
     [[ -f "$f" ]] || continue
-    pid="$(cat "$f")"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$f"
+    pid="$(cat "$f")"; rm -f "$f"
+    kill "$pid" 2>/dev/null && pids+=("$pid")
   done
+  # All at once: one by one, each waited for, took 7 s.
+  for _ in $(seq 50); do
+    local alive=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    ((${#alive[@]})) || return 0
+    sleep 0.1
+  done
+  kill -9 "${alive[@]}" 2>/dev/null || true
 }
 
 # --- RabbitMQ ----------------------------------------------------------------
