@@ -91,6 +91,15 @@ fn builder(settings: &RedisSettings, db: u8) -> Builder {
         fail_fast: false,
         ..Config::default()
     };
+    // READONLY means a demoted master whose connection did not drop:
+    // reconnecting asks the sentinels again instead of failing every write
+    // there (fred feature `custom-reconnect-errors`). One server keeps the
+    // behaviour it had: errors go to the caller, no reconnect (fred's
+    // default list would also reconnect on LOADING).
+    let reconnect_errors = match settings.sentinel {
+        Some(_) => vec![ReconnectError::ReadOnly],
+        None => Vec::new(),
+    };
     let mut builder = Builder::from_config(config);
     builder
         // Reconnect for ever, 100 ms doubling to 2 s: while disconnected the
@@ -106,15 +115,7 @@ fn builder(settings: &RedisSettings, db: u8) -> Builder {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
             c.max_command_attempts = MAX_COMMAND_ATTEMPTS;
-            // fred's default list (feature `custom-reconnect-errors`), made
-            // explicit: READONLY means we still talk to a demoted master
-            // whose connection did not drop, so reconnect — which asks the
-            // sentinels again — instead of failing every write there.
-            c.reconnect_errors = vec![
-                ReconnectError::ReadOnly,
-                ReconnectError::Loading,
-                ReconnectError::ClusterDown,
-            ];
+            c.reconnect_errors = reconnect_errors;
         })
         .with_performance_config(|p| {
             p.default_command_timeout = COMMAND_TIMEOUT;
