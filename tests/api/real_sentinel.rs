@@ -297,7 +297,8 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
     let dedup_after = dedup.claim("sentinel:after", "t", lease).await;
     let dedup_before = dedup.claim("sentinel:before", "t", lease).await;
 
-    let w = watch.lock().unwrap();
+    // Taken out of the mutex: no guard is held across the awaits below.
+    let w = std::mem::take(&mut *watch.lock().unwrap());
     let recovered = w
         .first_ok_after_kill
         .expect("a report succeeded after the kill");
@@ -341,7 +342,6 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
         Claim::Acquired
     );
     dedup_before.expect("dedup after the failover");
-    drop(w);
     broker.close().await;
     clients.shutdown().await;
 }

@@ -131,11 +131,12 @@ impl RedisClients {
         let cache = builder(settings, 0).build_pool(1)?;
         if settings.sentinel.is_some() {
             // Which master each reconnect of one state connection found:
-            // the trace of a failover in the logs.
-            let _ = state.next().on_reconnect(|server| async move {
+            // the trace of a failover in the logs. The listener task runs
+            // detached and ends with the client's event channel.
+            drop(state.next().on_reconnect(|server| async move {
                 tracing::info!(server = %server, "Redis (state) connected to the master");
                 Ok(())
-            });
+            }));
         }
         state.connect();
         cache.connect();
