@@ -18,7 +18,7 @@ use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
         clock::{RandomIds, SystemClock},
-        redis::{RedisClients, RedisDedup},
+        redis::{RedisClients, RedisDedup, RedisHealth},
         topology::EVENTS_EXCHANGE,
     },
     app::config::{RedisSentinel, RedisSettings, Secret},
@@ -26,7 +26,7 @@ use smap_identity::{
         events::{EventData, EventEnvelope},
         progress::{ItemId, ProgressService, ProgressView, ProjectId, ProjectStatus},
     },
-    ports::{Claim, DedupStore},
+    ports::{Claim, DedupStore, HealthIndicator},
 };
 use uuid::Uuid;
 
@@ -296,6 +296,7 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
     let new_primary = clients.state.next().sentinel_primary().expect("a master");
     let dedup_after = dedup.claim("sentinel:after", "t", lease).await;
     let dedup_before = dedup.claim("sentinel:before", "t", lease).await;
+    let health = RedisHealth::new(clients.state.clone(), 1).check().await;
 
     // Taken out of the mutex: no guard is held across the awaits below.
     let w = std::mem::take(&mut *watch.lock().unwrap());
@@ -336,6 +337,11 @@ async fn a_killed_redis_master_is_followed_through_sentinel_and_the_project_comp
     for event_id in &w.event_ids {
         assert_eq!(*event_id, message_id(&published[0]), "one event id");
     }
+    assert_eq!(
+        health.details["sentinel_master"],
+        format!("127.0.0.1:{}", servers.replica),
+        "{health:?}"
+    );
     // The de-duplication client follows the failover too.
     assert_eq!(
         dedup_after.expect("dedup after the failover"),
