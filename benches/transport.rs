@@ -513,6 +513,7 @@ async fn main() {
         port: env("REDIS_PORT").parse().unwrap(),
         password: None,
         state_db: 1,
+        sentinel: None,
     };
     let mut settings = Settings::for_tests();
     settings.amqp_url = Some(Secret::new(amqp.clone()));

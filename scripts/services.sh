@@ -7,6 +7,11 @@
 #   scripts/services.sh down DIR             stop what `up` started
 #   scripts/services.sh redis-start DIR PORT     a Redis of its own (fault tests)
 #   scripts/services.sh redis-stop DIR
+#   scripts/services.sh redis-sentinel-start DIR MASTER_PORT REPLICA_PORT S1 S2 S3
+#                       a Redis master + replica + three sentinels (master name `smap`;
+#                       REDIS_PASSWORD / REDIS_SENTINEL_PASSWORD from the environment, if set)
+#   scripts/services.sh redis-sentinel-kill DIR PORT   SIGKILL that data node (failover tests)
+#   scripts/services.sh redis-sentinel-stop DIR
 #   scripts/services.sh rabbitmq-start DIR PORT [DIST_PORT]  a RabbitMQ node of its own
 #   scripts/services.sh rabbitmq-stop DIR PORT
 #   scripts/services.sh rabbitmq-vhost add|delete NAME  a vhost on the shared node
@@ -94,6 +99,81 @@ redis_stop() { # dir
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$1/redis.pid"
+}
+
+# --- Redis Sentinel (issue 14) ------------------------------------------------
+# Master + replica + 3 sentinels on 127.0.0.1, each under DIR/PORT with
+# absolute paths (relative ones break with --daemonize). Sentinels are
+# `redis-server CONF --sentinel` (no redis-sentinel package), each with a
+# writable conf of its own: Sentinel rewrites it. Timings: fail over 1 s
+# after the master stops answering (docs/deploy.md has the measured time).
+SENTINEL_MASTER_NAME=smap
+
+redis_sentinel_start() { # dir master-port replica-port s1 s2 s3
+  local dir="$1" master="$2" replica="$3"; shift 3
+  local pw="${REDIS_PASSWORD:-}" spw="${REDIS_SENTINEL_PASSWORD:-}" port
+  [[ "$dir" == /* ]] || dir="$PWD/$dir"
+  for port in "$master" "$replica"; do
+    mkdir -p "$dir/$port"
+    local args=(--bind 127.0.0.1 --port "$port" --daemonize yes --save '' --appendonly no
+      --dir "$dir/$port" --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log"
+      --maxmemory-policy noeviction)
+    # masterauth on both: either may become the replica after a failover.
+    [[ -z "$pw" ]] || args+=(--requirepass "$pw" --masterauth "$pw")
+    [[ "$port" == "$master" ]] || args+=(--replicaof 127.0.0.1 "$master")
+    redis-server "${args[@]}"
+  done
+  for port in "$@"; do
+    mkdir -p "$dir/$port"
+    {
+      printf 'bind 127.0.0.1\nport %s\ndaemonize yes\n' "$port"
+      printf 'pidfile %s\nlogfile %s\ndir %s\n' "$dir/$port/sentinel.pid" "$dir/$port/sentinel.log" "$dir/$port"
+      [[ -z "$spw" ]] || printf 'requirepass %s\n' "$spw"
+      printf 'sentinel monitor %s 127.0.0.1 %s 2\n' "$SENTINEL_MASTER_NAME" "$master"
+      [[ -z "$pw" ]] || printf 'sentinel auth-pass %s %s\n' "$SENTINEL_MASTER_NAME" "$pw"
+      printf 'sentinel down-after-milliseconds %s 1000\n' "$SENTINEL_MASTER_NAME"
+      printf 'sentinel failover-timeout %s 3000\n' "$SENTINEL_MASTER_NAME"
+      printf 'sentinel parallel-syncs %s 1\n' "$SENTINEL_MASTER_NAME"
+    } > "$dir/$port/sentinel.conf"
+    redis-server "$dir/$port/sentinel.conf" --sentinel
+  done
+  # Ready: the replica in sync, every sentinel sees it and the two others.
+  local deadline=$((SECONDS + 60)) cli=(redis-cli -h 127.0.0.1 --no-auth-warning)
+  field() { # sentinel-port field
+    "${cli[@]}" -p "$1" ${spw:+-a "$spw"} sentinel master "$SENTINEL_MASTER_NAME" 2>/dev/null |
+      sed -n "/^$2\$/{n;p}"
+  }
+  for port in "$@"; do
+    until [[ "$(field "$port" num-other-sentinels)" == 2 && "$(field "$port" num-slaves)" == 1 ]]; do
+      ((SECONDS < deadline)) || { log "sentinel $port not ready after 60 s"; return 1; }
+      sleep 0.1
+    done
+  done
+  until "${cli[@]}" -p "$replica" ${pw:+-a "$pw"} info replication 2>/dev/null | grep -q 'master_link_status:up'; do
+    ((SECONDS < deadline)) || { log "replica $replica not in sync after 60 s"; return 1; }
+    sleep 0.1
+  done
+}
+
+redis_sentinel_kill() { # dir port
+  kill -9 "$(cat "$1/$2/redis.pid")"
+}
+
+redis_sentinel_stop() { # dir: sentinels signalled first, so they start no failover
+  local f pid pids=()
+  for f in "$1"/*/sentinel.pid "$1"/*/redis.pid; do
+    [[ -f "$f" ]] || continue
+    pid="$(cat "$f")"; rm -f "$f"
+    kill "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  # All at once: one by one, each waited for, took 7 s.
+  for _ in $(seq 50); do
+    local alive=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    ((${#alive[@]})) || return 0
+    sleep 0.1
+  done
+  kill -9 "${alive[@]}" 2>/dev/null || true
 }
 
 # --- RabbitMQ ----------------------------------------------------------------
@@ -250,6 +330,9 @@ case "$cmd" in
   down) down "$@" ;;
   redis-start) redis_start "$@" ;;
   redis-stop) redis_stop "$@" ;;
+  redis-sentinel-start) redis_sentinel_start "$@" ;;
+  redis-sentinel-kill) redis_sentinel_kill "$@" ;;
+  redis-sentinel-stop) redis_sentinel_stop "$@" ;;
   rabbitmq-start) rabbitmq_start "$@" ;;
   rabbitmq-stop) rabbitmq_stop "$@" ;;
   rabbitmq-vhost) rabbitmq_vhost "$@" ;;
@@ -258,5 +341,5 @@ case "$cmd" in
   rabbitmq-cluster-stop) rabbitmq_cluster_stop "$@" ;;
   postgres-start) postgres_start "$@" ;;
   postgres-stop) postgres_stop "$@" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac

@@ -104,10 +104,45 @@ pub enum ParentlessSampler {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
+    /// `REDIS_HOST` / `REDIS_PORT`; empty and 0 when `sentinel` is set (the
+    /// sentinels name the master).
     pub host: String,
     pub port: u16,
+    /// `REDIS_PASSWORD`: the data nodes' password (master and replicas).
     pub password: Option<Secret>,
     pub state_db: u8,
+    /// `REDIS_SENTINELS`: find the master through Redis Sentinel and follow
+    /// its failovers (issue 14); `None` is one server at `host:port`.
+    pub sentinel: Option<RedisSentinel>,
+}
+
+/// Redis Sentinel: the sentinels to ask, and the master's name there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSentinel {
+    /// `REDIS_SENTINELS`: `host:port` of every known sentinel.
+    pub sentinels: Vec<(String, u16)>,
+    /// `REDIS_SENTINEL_MASTER`: the name the sentinels monitor the master as.
+    pub master: String,
+    /// `REDIS_SENTINEL_PASSWORD`: the sentinels' own `requirepass`; `None`
+    /// sends them no AUTH (`REDIS_PASSWORD` is not tried on them).
+    pub password: Option<Secret>,
+}
+
+impl RedisSettings {
+    /// Where Redis is, for logs and the start-up line (no password).
+    pub fn address(&self) -> String {
+        match &self.sentinel {
+            None => format!("{}:{}", self.host, self.port),
+            Some(s) => {
+                let sentinels: Vec<String> = s
+                    .sentinels
+                    .iter()
+                    .map(|(h, p)| format!("{h}:{p}"))
+                    .collect();
+                format!("sentinel master {} via {}", s.master, sentinels.join(","))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,6 +439,97 @@ fn otel_settings<F: Fn(&str) -> Option<String>>(
     }))
 }
 
+/// `host:port[,host:port…]`; an IPv6 host in brackets (`[::1]:26379`).
+fn parse_sentinels(raw: &str) -> Option<Vec<(String, u16)>> {
+    let sentinels: Option<Vec<(String, u16)>> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (host, port) = item.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+            (!host.is_empty() && !host.contains([' ', '/', '@'])).then(|| (host.to_owned(), port))
+        })
+        .collect();
+    sentinels.filter(|s| !s.is_empty())
+}
+
+/// `REDIS_*`: one server (`REDIS_HOST`) or a Sentinel-managed master
+/// (`REDIS_SENTINELS`); neither is no Redis. Both at once is refused rather
+/// than one silently winning: an operator moving to Sentinel who left
+/// `REDIS_HOST` behind would otherwise run on the old single server (or
+/// the reverse) without noticing. decisions.md 59.
+fn redis_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<RedisSettings>, ConfigError> {
+    let host = env.get("REDIS_HOST");
+    let sentinel = match env.get("REDIS_SENTINELS") {
+        None => {
+            for var in ["REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD"] {
+                if env.get(var).is_some() {
+                    return Err(ConfigError {
+                        var,
+                        problem: "is set but REDIS_SENTINELS is not; set REDIS_SENTINELS \
+                                  (the sentinels' host:port list) or unset it"
+                            .into(),
+                    });
+                }
+            }
+            None
+        }
+        Some(_) if host.is_some() => {
+            return Err(ConfigError {
+                var: "REDIS_SENTINELS",
+                problem: "and REDIS_HOST are both set; set REDIS_HOST for one Redis server \
+                          or REDIS_SENTINELS (+ REDIS_SENTINEL_MASTER) for Sentinel, not both"
+                    .into(),
+            });
+        }
+        Some(_) => {
+            let sentinels = env.parse(
+                "REDIS_SENTINELS",
+                Vec::new(),
+                parse_sentinels,
+                "comma-separated host:port pairs such as \
+                 `10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379` (ports 1-65535)",
+            )?;
+            let master = env
+                .get("REDIS_SENTINEL_MASTER")
+                .ok_or_else(|| ConfigError {
+                    var: "REDIS_SENTINEL_MASTER",
+                    problem: "must be set with REDIS_SENTINELS: the name the sentinels monitor \
+                          the master as (`sentinel monitor <name> …`)"
+                        .into(),
+                })?;
+            Some(RedisSentinel {
+                sentinels,
+                master: master.trim().to_owned(),
+                password: env.get("REDIS_SENTINEL_PASSWORD").map(Secret::new),
+            })
+        }
+    };
+    if host.is_none() && sentinel.is_none() {
+        return Ok(None);
+    }
+    let port = match sentinel {
+        Some(_) => 0,
+        None => env.port("REDIS_PORT", 6379)?,
+    };
+    Ok(Some(RedisSettings {
+        host: host.unwrap_or_default(),
+        port,
+        password: env.get("REDIS_PASSWORD").map(Secret::new),
+        state_db: env.parse(
+            "REDIS_STATE_DB",
+            1,
+            |s| s.parse().ok().filter(|db| *db <= 15),
+            "a database number 0-15",
+        )?,
+        sentinel,
+    }))
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|var| std::env::var(var).ok())
@@ -458,20 +584,7 @@ impl Settings {
             "classic or quorum",
         )?;
 
-        let redis = match env.get("REDIS_HOST") {
-            None => None,
-            Some(host) => Some(RedisSettings {
-                host,
-                port: env.port("REDIS_PORT", 6379)?,
-                password: env.get("REDIS_PASSWORD").map(Secret::new),
-                state_db: env.parse(
-                    "REDIS_STATE_DB",
-                    1,
-                    |s| s.parse().ok().filter(|db| *db <= 15),
-                    "a database number 0-15",
-                )?,
-            }),
-        };
+        let redis = redis_settings(&env)?;
 
         let smtp = match env.get("SMTP_HOST") {
             None => None,
@@ -721,6 +834,15 @@ impl Settings {
             (
                 "REDIS_PASSWORD",
                 password(self.redis.as_ref().and_then(|r| r.password.as_ref())),
+            ),
+            (
+                "REDIS_SENTINEL_PASSWORD",
+                password(
+                    self.redis
+                        .as_ref()
+                        .and_then(|r| r.sentinel.as_ref())
+                        .and_then(|s| s.password.as_ref()),
+                ),
             ),
             (
                 "SMTP_PASSWORD",
@@ -1253,6 +1375,104 @@ mod tests {
         let smtp = s.smtp.unwrap();
         assert_eq!((smtp.port, smtp.tls), (25, SmtpTls::None));
         assert_eq!(smtp.timeout, std::time::Duration::from_secs(10));
+    }
+
+    const SENTINELS: (&str, &str) = (
+        "REDIS_SENTINELS",
+        " 10.0.0.1:26379, sentinel-b:26380 ,[::1]:26381,",
+    );
+
+    #[test]
+    fn redis_sentinel_reads_the_sentinels_the_master_and_its_own_password() {
+        let s = settings(&[
+            SENTINELS,
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ("REDIS_SENTINEL_PASSWORD", "5b1d9f3a7c5e"),
+            ("REDIS_PASSWORD", "9a3c7e1b5d"),
+            ("REDIS_STATE_DB", "3"),
+            ("REDIS_PORT", "6380"),
+        ])
+        .unwrap();
+        let redis = s.redis.unwrap();
+        let sentinel = redis.sentinel.clone().unwrap();
+        assert_eq!(
+            sentinel.sentinels,
+            [
+                ("10.0.0.1".to_owned(), 26379),
+                ("sentinel-b".to_owned(), 26380),
+                ("::1".to_owned(), 26381)
+            ]
+        );
+        assert_eq!(sentinel.master, "mymaster");
+        assert_eq!(sentinel.password.unwrap().expose(), "5b1d9f3a7c5e");
+        // The data nodes keep REDIS_PASSWORD and the database.
+        assert_eq!(redis.password.as_ref().unwrap().expose(), "9a3c7e1b5d");
+        assert_eq!(redis.state_db, 3);
+        assert_eq!(
+            redis.address(),
+            "sentinel master mymaster via 10.0.0.1:26379,sentinel-b:26380,::1:26381"
+        );
+        let plain = settings(&[SENTINELS, ("REDIS_SENTINEL_MASTER", "m")]).unwrap();
+        assert!(plain.redis.unwrap().sentinel.unwrap().password.is_none());
+        let single = settings(&[("REDIS_HOST", "redis")]).unwrap().redis.unwrap();
+        assert!(single.sentinel.is_none());
+        assert_eq!(single.address(), "redis:6379");
+    }
+
+    #[test]
+    fn redis_sentinel_errors_name_the_variable() {
+        let master = ("REDIS_SENTINEL_MASTER", "smap");
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (&[SENTINELS], "REDIS_SENTINEL_MASTER"),
+            (
+                &[SENTINELS, master, ("REDIS_HOST", "redis")],
+                "REDIS_SENTINELS",
+            ),
+            (
+                &[("REDIS_SENTINELS", "10.0.0.1"), master],
+                "REDIS_SENTINELS",
+            ),
+            (
+                &[("REDIS_SENTINELS", "10.0.0.1:0"), master],
+                "REDIS_SENTINELS",
+            ),
+            (&[("REDIS_SENTINELS", "h:65536"), master], "REDIS_SENTINELS"),
+            (&[("REDIS_SENTINELS", ":26379"), master], "REDIS_SENTINELS"),
+            (&[("REDIS_SENTINELS", " , "), master], "REDIS_SENTINELS"),
+            (&[master], "REDIS_SENTINEL_MASTER"),
+            (
+                &[("REDIS_HOST", "r"), ("REDIS_SENTINEL_PASSWORD", "x")],
+                "REDIS_SENTINEL_PASSWORD",
+            ),
+        ];
+        for (vars, var) in cases {
+            let err = settings(vars).unwrap_err();
+            assert_eq!(err.var, var, "{vars:?}: {err}");
+            assert!(err.to_string().contains(var), "{err}");
+        }
+        let both = settings(&[SENTINELS, master, ("REDIS_HOST", "redis")]).unwrap_err();
+        assert!(both.to_string().contains("REDIS_HOST"), "{both}");
+        let bad = settings(&[SENTINELS, master, ("REDIS_STATE_DB", "16")]).unwrap_err();
+        assert_eq!(bad.var, "REDIS_STATE_DB");
+    }
+
+    #[test]
+    fn production_refuses_a_published_sentinel_password() {
+        let mut vars: Vec<(&str, &str)> = PRODUCTION
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "REDIS_HOST")
+            .collect();
+        vars.extend([SENTINELS, ("REDIS_SENTINEL_MASTER", "smap")]);
+        vars.push(("REDIS_SENTINEL_PASSWORD", "2d6f0b4e8c2a"));
+        assert!(settings(&vars).is_ok());
+        for secret in PUBLISHED_SECRETS {
+            vars.pop();
+            vars.push(("REDIS_SENTINEL_PASSWORD", secret));
+            let err = settings(&vars).unwrap_err();
+            assert_eq!(err.var, "REDIS_SENTINEL_PASSWORD", "{err}");
+            assert!(!err.to_string().contains(secret), "{err}");
+        }
     }
 
     #[test]

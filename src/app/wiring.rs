@@ -15,7 +15,7 @@ use crate::{
             InMemoryProgressStore,
         },
         postgres::{self, PgHealth, PgIdentityStore},
-        redis::{RedisClients, RedisDedup, RedisHealth, RedisProgressStore},
+        redis::{RedisClients, RedisDedup, RedisHealth},
         store_plans::StorePlanCatalog,
     },
     app::config::Settings,
@@ -104,12 +104,9 @@ impl Adapters {
             Some(redis) => {
                 let clients = RedisClients::connect(redis).await?;
                 Progress {
-                    store: Arc::new(RedisProgressStore::new(clients.state.clone())),
+                    store: Arc::new(clients.progress_store(redis)),
                     health: Arc::new(RedisHealth::new(clients.state.clone(), redis.state_db)),
-                    described: format!(
-                        "redis ({}:{}, db {})",
-                        redis.host, redis.port, redis.state_db
-                    ),
+                    described: format!("redis ({}, db {})", redis.address(), redis.state_db),
                     redis: Some(clients),
                 }
             }

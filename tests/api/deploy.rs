@@ -79,6 +79,7 @@ fn the_configmap_and_the_secret_cover_template_env_between_them() {
                 "DATABASE_URL",
                 "AMQP_URL",
                 "REDIS_PASSWORD",
+                "REDIS_SENTINEL_PASSWORD",
                 "SMTP_PASSWORD"
             ]
             .map(String::from)

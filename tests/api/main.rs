@@ -39,6 +39,7 @@ mod real_rabbit_cluster;
 mod real_redis;
 mod real_reliability;
 mod real_replicas;
+mod real_sentinel;
 mod real_shutdown;
 mod real_smtp;
 mod schemas;

@@ -41,6 +41,7 @@ async fn a_redis_outage_fails_progress_calls_after_the_retries_and_recovers_when
         port,
         password: None,
         state_db: 1,
+        sentinel: None,
     };
     let clients = RedisClients::connect(&settings).await.unwrap();
     let short = RetryPolicy {
@@ -98,6 +99,7 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
         port,
         password: None,
         state_db: 1,
+        sentinel: None,
     });
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     let client = reqwest::Client::new();

@@ -179,6 +179,7 @@ async fn clients_through(proxy: u16, fred_replays: bool) -> (Pool, Option<RedisC
         port: proxy,
         password: None,
         state_db: 1,
+        sentinel: None,
     };
     let clients = RedisClients::connect(&settings).await.expect("clients");
     (clients.state.clone(), Some(clients))
@@ -363,6 +364,7 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
         port: redis_port,
         password: None,
         state_db: 1,
+        sentinel: None,
     });
     settings.completion_relay_interval = Duration::from_secs(1);
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());

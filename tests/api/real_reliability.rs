@@ -536,6 +536,7 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
         port,
         password: None,
         state_db: 1,
+        sentinel: None,
     });
     let adapters = Adapters::from_settings(&settings).await.unwrap();
     // Read the OTPs off the in-memory bus.

@@ -47,6 +47,7 @@ pub fn redis() -> Option<RedisSettings> {
         port,
         password: None,
         state_db: 1,
+        sentinel: None,
     })
 }
 

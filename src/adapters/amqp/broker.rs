@@ -363,13 +363,19 @@ impl AmqpBroker {
             .unwrap_or_else(|e| e.into_inner()) = Some(session.clone());
         // Closed meanwhile: nobody else would close this connection.
         if self.inner.closed.load(Ordering::SeqCst) {
-            let _ = session.connection.close(200, "smap-identity shutting down".into()).await;
+            let _ = session
+                .connection
+                .close(200, "smap-identity shutting down".into())
+                .await;
             return Err(Failure::Permanent(anyhow::anyhow!("the broker was closed")));
         }
         // Lost between connecting and installing: the watcher's retire
         // found nothing to retire then, so retire now.
         if !session.connection.status().connected() {
-            self.retire(generation, &"the connection closed while it was being opened");
+            self.retire(
+                generation,
+                &"the connection closed while it was being opened",
+            );
             return Err(Failure::Node(anyhow::anyhow!(
                 "the connection closed while it was being opened"
             )));

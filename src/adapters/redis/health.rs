@@ -1,10 +1,14 @@
 //! `RedisHealth`: PING on the state pool, with its latency and the memory
-//! facts an operator needs (used vs. max memory, eviction policy).
+//! facts an operator needs (used vs. max memory, eviction policy), and with
+//! Sentinel the master the sentinels named.
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use fred::prelude::{ClientLike, Pool};
+use fred::{
+    interfaces::ServerInterface,
+    prelude::{ClientLike, Pool},
+};
 use serde_json::json;
 
 use crate::ports::{Health, HealthIndicator};
@@ -60,16 +64,19 @@ impl HealthIndicator for RedisHealth {
                 if let Some(max) = max {
                     metrics::gauge!("redis_memory_max_bytes").set(max as f64);
                 }
-                Health::up(
-                    "redis",
-                    json!({
-                        "state_db": self.state_db,
-                        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
-                        "used_memory_bytes": used,
-                        "maxmemory_bytes": max,
-                        "maxmemory_policy": info_field(&info, "maxmemory_policy"),
-                    }),
-                )
+                let mut details = json!({
+                    "state_db": self.state_db,
+                    "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+                    "used_memory_bytes": used,
+                    "maxmemory_bytes": max,
+                    "maxmemory_policy": info_field(&info, "maxmemory_policy"),
+                });
+                // With Sentinel: which server is the master now (after a
+                // failover, the promoted replica).
+                if let Some(master) = self.pool.next().sentinel_primary() {
+                    details["sentinel_master"] = json!(master.to_string());
+                }
+                Health::up("redis", details)
             }
             Ok(Err(e)) => Health::down("redis", json!({ "error": e.to_string() })),
             Err(_) => Health::down(

@@ -1,6 +1,6 @@
 //! Redis (fred): a state pool on `REDIS_STATE_DB` for project progress and a
 //! separate cache client on DB 0, with reconnection, command timeouts and a
-//! bounded shutdown.
+//! bounded shutdown; one server or a master found through Redis Sentinel.
 
 mod dedup;
 mod health;
@@ -8,9 +8,13 @@ mod progress;
 
 use std::time::Duration;
 
-use fred::prelude::{
-    Builder, ClientLike, Config, Error as RedisError, ErrorKind, Pool, ReconnectPolicy,
-    ServerConfig,
+use fred::{
+    interfaces::{EventInterface, ServerInterface},
+    prelude::{
+        Builder, ClientLike, Config, Error as RedisError, ErrorKind, Pool, ReconnectPolicy,
+        ServerConfig,
+    },
+    types::config::{ReconnectError, Server},
 };
 
 pub use dedup::RedisDedup;
@@ -40,6 +44,12 @@ const RECONNECT_MAX_MS: u32 = 2_000;
 /// the completion record). decisions.md 50.
 pub const MAX_COMMAND_ATTEMPTS: u32 = 1;
 
+/// How long each progress write waits for a replica (Sentinel only): on a
+/// LAN a replica acknowledges in about a millisecond; WAIT blocks its
+/// connection, so a lagging or absent replica must not hold it longer.
+/// decisions.md 60.
+pub const REPLICA_WAIT: Duration = Duration::from_millis(100);
+
 /// The two Redis clients of the service.
 #[derive(Clone)]
 pub struct RedisClients {
@@ -49,15 +59,46 @@ pub struct RedisClients {
     pub cache: Pool,
 }
 
+/// The one server, or the sentinels to ask for the master. With Sentinel,
+/// fred asks a sentinel for the master on every (re)connect and checks its
+/// ROLE, so a failover is followed when the old master's connection drops
+/// (or answers READONLY, see `builder`): no restart (decisions.md 60).
+fn server_config(settings: &RedisSettings) -> ServerConfig {
+    match &settings.sentinel {
+        None => ServerConfig::new_centralized(settings.host.clone(), settings.port),
+        Some(sentinel) => ServerConfig::Sentinel {
+            hosts: sentinel
+                .sentinels
+                .iter()
+                .map(|(host, port)| Server::new(host.as_str(), *port))
+                .collect(),
+            service_name: sentinel.master.clone(),
+            // Sentinels have a password of their own (fred feature
+            // `sentinel-auth`): REDIS_PASSWORD stays the data nodes'.
+            username: None,
+            password: sentinel.password.as_ref().map(|p| p.expose().to_owned()),
+        },
+    }
+}
+
 fn builder(settings: &RedisSettings, db: u8) -> Builder {
     let config = Config {
-        server: ServerConfig::new_centralized(settings.host.clone(), settings.port),
+        server: server_config(settings),
         password: settings.password.as_ref().map(|p| p.expose().to_owned()),
         database: Some(db),
         // Start even when Redis is down: progress answers 503 until it is
         // back, and nothing else depends on it.
         fail_fast: false,
         ..Config::default()
+    };
+    // READONLY means a demoted master whose connection did not drop:
+    // reconnecting asks the sentinels again instead of failing every write
+    // there (fred feature `custom-reconnect-errors`). One server keeps the
+    // behaviour it had: errors go to the caller, no reconnect (fred's
+    // default list would also reconnect on LOADING).
+    let reconnect_errors = match settings.sentinel {
+        Some(_) => vec![ReconnectError::ReadOnly],
+        None => Vec::new(),
     };
     let mut builder = Builder::from_config(config);
     builder
@@ -74,6 +115,7 @@ fn builder(settings: &RedisSettings, db: u8) -> Builder {
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
             c.max_command_attempts = MAX_COMMAND_ATTEMPTS;
+            c.reconnect_errors = reconnect_errors;
         })
         .with_performance_config(|p| {
             p.default_command_timeout = COMMAND_TIMEOUT;
@@ -87,11 +129,29 @@ impl RedisClients {
     pub async fn connect(settings: &RedisSettings) -> Result<Self, RedisError> {
         let state = builder(settings, settings.state_db).build_pool(STATE_POOL_SIZE)?;
         let cache = builder(settings, 0).build_pool(1)?;
+        if settings.sentinel.is_some() {
+            // Which master each reconnect of one state connection found:
+            // the trace of a failover in the logs. The listener task runs
+            // detached and ends with the client's event channel.
+            drop(state.next().on_reconnect(|server| async move {
+                tracing::info!(server = %server, "Redis (state) connected to the master");
+                Ok(())
+            }));
+        }
         state.connect();
         cache.connect();
         match tokio::time::timeout(STARTUP_WAIT, state.wait_for_connect()).await {
             Ok(Ok(())) => {
-                tracing::info!(host = %settings.host, port = settings.port, state_db = settings.state_db, "connected to Redis")
+                let master = state
+                    .next()
+                    .sentinel_primary()
+                    .map(|server| server.to_string());
+                tracing::info!(
+                    redis = %settings.address(),
+                    master = master.as_deref().unwrap_or("-"),
+                    state_db = settings.state_db,
+                    "connected to Redis"
+                )
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "Redis not reachable yet; reconnecting in the background")
@@ -101,6 +161,16 @@ impl RedisClients {
             ),
         }
         Ok(Self { state, cache })
+    }
+
+    /// The progress store on the state pool; with Sentinel, its writes
+    /// wait for a replica (`REPLICA_WAIT`).
+    pub fn progress_store(&self, settings: &RedisSettings) -> RedisProgressStore {
+        let store = RedisProgressStore::new(self.state.clone());
+        match settings.sentinel {
+            Some(_) => store.with_replica_wait(REPLICA_WAIT),
+            None => store,
+        }
     }
 
     /// Closes both clients, giving up after 5 s.
