@@ -73,6 +73,39 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// CPU time (user + system) a process has used so far, in clock ticks
+/// (1/100 s on Linux), from /proc; 0 if it is not readable.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which may hold spaces.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// The processes whose CPU time the consumer rows report: this one, the
+/// sink, and `BENCH_EMAIL_PIDS` (`rabbitmq=PID,redis=PID`).
+fn watched(sink: &Sink) -> Vec<(String, u32)> {
+    let mut pids = vec![
+        ("consumers".to_owned(), std::process::id()),
+        (sink.name.to_owned(), sink.child.id()),
+    ];
+    if let Ok(list) = std::env::var("BENCH_EMAIL_PIDS") {
+        for entry in list.split(',') {
+            if let Some((name, pid)) = entry.split_once('=')
+                && let Ok(pid) = pid.trim().parse()
+            {
+                pids.push((name.trim().to_owned(), pid));
+            }
+        }
+    }
+    pids
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -262,6 +295,7 @@ impl Rig {
     }
 
     /// Ours: `smap-identity consume`'s consumers, de-duplication on Redis.
+    /// Also prints the CPU each watched process spent per e-mail.
     async fn consumers(&self, sink: &Sink, n: usize) -> f64 {
         self.fill(n).await;
         let sent = Arc::new(AtomicUsize::new(0));
@@ -281,6 +315,8 @@ impl Rig {
             delivery,
             Arc::new(SystemClock),
         ));
+        let watched = watched(sink);
+        let before: Vec<u64> = watched.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
         let started = Instant::now();
         let consumers = EmailConsumers::start(
             self.broker.clone(),
@@ -296,7 +332,22 @@ impl Rig {
         while sent.load(Ordering::Relaxed) < n && started.elapsed() < Duration::from_secs(300) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let rate = sent.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed();
+        let rate = sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+        let cpu: Vec<String> = watched
+            .iter()
+            .zip(&before)
+            .map(|((name, pid), before)| {
+                // Ticks are 10 ms: µs per e-mail = ticks × 10 000 / n.
+                let ticks = cpu_ticks(*pid).saturating_sub(*before);
+                format!(
+                    "{name} {:.0} µs ({:.0} % of a core)",
+                    ticks as f64 * 10_000.0 / n as f64,
+                    ticks as f64 / 100.0 / elapsed.as_secs_f64() * 100.0
+                )
+            })
+            .collect();
+        eprintln!("  CPU per e-mail: {}", cpu.join(", "));
         consumers.stop().await;
         rate
     }
