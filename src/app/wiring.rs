@@ -200,7 +200,8 @@ impl Adapters {
     /// SMTP when `SMTP_HOST` is set; the log mailer otherwise.
     pub fn use_configured_mailer(&mut self, settings: &Settings) -> anyhow::Result<()> {
         if let Some(smtp) = &settings.smtp {
-            self.mailer = Arc::new(SmtpMailer::new(smtp)?);
+            self.mailer =
+                Arc::new(SmtpMailer::new(smtp)?.with_pool_size(settings.email_concurrency));
             self.describe(
                 "mailer",
                 format!("smtp ({}:{}, {:?})", smtp.host, smtp.port, smtp.tls),
