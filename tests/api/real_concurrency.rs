@@ -477,11 +477,13 @@ async fn two_service_processes_sweeping_one_database_at_once_publish_one_event_p
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    let events = subs
-        .collect(Duration::from_secs(3), 1000, |d| {
-            envelope(d).is_some_and(|e| matches!(&e.data, EventData::SubscriptionCancelled(c) if ids.contains(&c.subscription_id.to_string())))
-        })
-        .await;
+    // The outbox relays publish after the commits: wait for the 12 (up to
+    // 30 s on a loaded machine), then 3 s more for any second copy.
+    let ours = |d: &lapin::message::Delivery| {
+        envelope(d).is_some_and(|e| matches!(&e.data, EventData::SubscriptionCancelled(c) if ids.contains(&c.subscription_id.to_string())))
+    };
+    let mut events = subs.collect(Duration::from_secs(30), ids.len(), ours).await;
+    events.extend(subs.collect(Duration::from_secs(3), 1000, ours).await);
     let (_, mut lines) = a.stop().await;
     lines.extend(b.stop().await.1);
 
