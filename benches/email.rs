@@ -33,12 +33,12 @@ use lapin::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, ConsumerConfig, EmailConsumers},
-        clock::{RandomIds, SystemClock},
+        bus::topology::EMAIL_QUEUE,
+        mail::templates::EmailTemplates,
         mail::{EmailHandler, MessageFormat, SmtpMailer},
         memory::InMemoryPlanCatalog,
         redis::{RedisClients, RedisDedup},
-        templates::EmailTemplates,
-        topology::EMAIL_QUEUE,
+        system::{RandomIds, SystemClock},
     },
     app::config::{RedisSettings, SmtpSettings, SmtpTls},
     domain::{

@@ -22,12 +22,9 @@ use futures_util::{StreamExt, future::join_all, stream};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
-        credentials::{
-            ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, HashBound, RandomOtps,
-        },
+        argon2::{ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, HashBound},
         postgres::{self, PgIdentityStore},
-        store_plans::StorePlanCatalog,
+        system::{RandomIds, RandomOtps, SystemClock},
     },
     domain::{
         account::{AccountService, BillingService, Password, Registration},
@@ -36,7 +33,7 @@ use smap_identity::{
         locale::Locale,
         otp::OtpCode,
     },
-    ports::{IdentityStore, PasswordHasher},
+    ports::{IdentityStore, PasswordHasher, StorePlanCatalog},
 };
 use uuid::Uuid;
 

@@ -35,11 +35,10 @@ use lapin::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
-        credentials::{Argon2Hasher, HashBound, RandomOtps},
+        argon2::{Argon2Hasher, HashBound},
+        bus::topology::EVENTS_EXCHANGE,
         postgres::{self, PgIdentityStore},
-        store_plans::StorePlanCatalog,
-        topology::EVENTS_EXCHANGE,
+        system::{RandomIds, RandomOtps, SystemClock},
     },
     app::relay::{OutboxRelay, RelayConfig},
     domain::{
@@ -48,7 +47,7 @@ use smap_identity::{
         events::{EventDelivery, EventService},
         locale::Locale,
     },
-    ports::{IdentityStore, PasswordHasher},
+    ports::{IdentityStore, PasswordHasher, StorePlanCatalog},
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

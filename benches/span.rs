@@ -25,7 +25,7 @@ use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
     trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter},
 };
-use smap_identity::{adapters::message::trace_headers, app::telemetry};
+use smap_identity::{adapters::bus::message::trace_headers, app::telemetry};
 use tracing::Dispatch;
 use tracing_subscriber::{EnvFilter, prelude::*};
 

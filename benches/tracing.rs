@@ -21,7 +21,7 @@ use std::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
+        system::{RandomIds, SystemClock},
     },
     app::{
         config::{AppEnv, OtelSettings, OtlpProtocol, ParentlessSampler, Settings, TraceSampler},

@@ -24,9 +24,9 @@ use lapin::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, to_lapin},
-        message::MessageProperties,
+        bus::message::MessageProperties,
+        bus::topology::EVENTS_EXCHANGE,
         redis::{RedisClients, RedisProgressStore},
-        topology::EVENTS_EXCHANGE,
     },
     app::{
         config::{RedisSettings, Secret, Settings},
@@ -282,7 +282,7 @@ async fn publish_benches(url: &str, report: &mut Vec<String>) {
 #[cfg(feature = "legacy-fanout")]
 async fn dual_bench(url: &str, broker: &AmqpBroker, report: &mut Vec<String>) {
     use smap_identity::adapters::{
-        amqp::AmqpLegacySink, dual_publish::DualPublisher, templates::EmailTemplates,
+        amqp::AmqpLegacySink, legacy::DualPublisher, mail::templates::EmailTemplates,
     };
     let _ = url;
     let single = AmqpEventPublisher::new(broker.clone());

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use smap_identity::{
     adapters::{
-        clock::{RandomIds, SystemClock},
         memory::InMemoryPlanCatalog,
+        system::{RandomIds, SystemClock},
     },
     domain::{
         events::{EventData, EventService, SubscriptionCreatedPayload},

@@ -1,18 +1,13 @@
-//! Implementations of the ports, one module per technology. Which one serves
+//! Implementations of the ports, one folder per technology. Which one serves
 //! which port is decided in `crate::app::wiring` from the configuration.
 
 pub mod amqp;
-pub mod clock;
-pub mod credentials;
-#[cfg(feature = "legacy-fanout")]
-pub mod dual_publish;
+pub mod argon2;
+pub mod bus;
 #[cfg(feature = "legacy-fanout")]
 pub mod legacy;
 pub mod mail;
 pub mod memory;
-pub mod message;
 pub mod postgres;
 pub mod redis;
-pub mod store_plans;
-pub mod templates;
-pub mod topology;
+pub mod system;

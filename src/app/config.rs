@@ -6,7 +6,7 @@ use std::{fmt, net::IpAddr};
 
 use crate::adapters::{
     amqp::{QueueType, split_urls},
-    credentials::HashBound,
+    argon2::HashBound,
 };
 
 /// A value that must not appear in logs or `{:?}` output.

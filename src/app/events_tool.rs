@@ -12,7 +12,7 @@ use lapin::{
 use crate::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, QueueType, queue_arguments},
-        topology::{
+        bus::topology::{
             EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE, LEGACY_EXCHANGE,
             LEGACY_QUEUE,
         },

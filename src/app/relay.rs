@@ -18,7 +18,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
-    adapters::message::trace_context_text,
+    adapters::bus::message::trace_context_text,
     domain::events::{EventEnvelope, EventService},
     ports::{IdentityStore, OutboxEntry, StoreError},
 };

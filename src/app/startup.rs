@@ -22,10 +22,10 @@ use super::{
 };
 use crate::adapters::{
     amqp::{ConsumerConfig, EmailConsumers},
+    bus::topology::EMAIL_QUEUE,
+    mail::templates::EmailTemplates,
     mail::{EmailHandler, MessageFormat},
     memory::spawn_email_consumers,
-    templates::EmailTemplates,
-    topology::EMAIL_QUEUE,
 };
 use crate::domain::{
     account::{AccountService, BillingService},
@@ -88,7 +88,7 @@ impl Consumers {
         #[cfg(feature = "legacy-fanout")]
         if settings.consume_legacy_queue {
             queues.push((
-                crate::adapters::topology::LEGACY_QUEUE,
+                crate::adapters::bus::topology::LEGACY_QUEUE,
                 MessageFormat::Legacy,
             ));
         }

@@ -2,7 +2,7 @@
 //! JSON lines in production (each carrying `trace_id` and `span_id`),
 //! filtered by `RUST_LOG`, and an OpenTelemetry layer so every span has a
 //! trace context that crosses RabbitMQ in the W3C `traceparent` header (see
-//! `adapters::message`). Spans are exported over OTLP (gRPC or
+//! `adapters::bus::message`). Spans are exported over OTLP (gRPC or
 //! HTTP/protobuf) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
 use std::{

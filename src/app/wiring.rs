@@ -7,8 +7,7 @@ use std::sync::Arc;
 use crate::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
-        clock::{RandomIds, SystemClock},
-        credentials::{Argon2Hasher, HashBound, RandomOtps},
+        argon2::{Argon2Hasher, HashBound},
         mail::{LogMailer, SmtpMailer},
         memory::{
             InMemoryBroker, InMemoryDedup, InMemoryEventBus, InMemoryHealth, InMemoryIdentityStore,
@@ -16,12 +15,12 @@ use crate::{
         },
         postgres::{self, PgHealth, PgIdentityStore},
         redis::{RedisClients, RedisDedup, RedisHealth},
-        store_plans::StorePlanCatalog,
+        system::{RandomIds, RandomOtps, SystemClock},
     },
     app::config::Settings,
     ports::{
         Clock, DedupStore, EventPublisher, HealthIndicator, IdGenerator, IdentityStore, Mailer,
-        OtpSource, PasswordHasher, PlanCatalog, ProgressStore,
+        OtpSource, PasswordHasher, PlanCatalog, ProgressStore, StorePlanCatalog,
     },
 };
 
@@ -265,7 +264,7 @@ fn memory_bus(settings: &Settings) -> Bus {
     let broker = Arc::new(InMemoryBroker::with_smap_topology());
     let primary: Arc<dyn EventPublisher> = Arc::new(InMemoryEventBus::new(broker.clone()));
     #[cfg(feature = "legacy-fanout")]
-    let legacy: Arc<dyn crate::adapters::dual_publish::LegacySink> = Arc::new(
+    let legacy: Arc<dyn crate::adapters::legacy::LegacySink> = Arc::new(
         crate::adapters::memory::InMemoryLegacySink::new(broker.clone()),
     );
     #[cfg(not(feature = "legacy-fanout"))]
@@ -283,7 +282,7 @@ fn memory_bus(settings: &Settings) -> Bus {
 fn amqp_bus(settings: &Settings, broker: AmqpBroker) -> Bus {
     let primary: Arc<dyn EventPublisher> = Arc::new(AmqpEventPublisher::new(broker.clone()));
     #[cfg(feature = "legacy-fanout")]
-    let legacy: Arc<dyn crate::adapters::dual_publish::LegacySink> =
+    let legacy: Arc<dyn crate::adapters::legacy::LegacySink> =
         Arc::new(crate::adapters::amqp::AmqpLegacySink::new(broker.clone()));
     #[cfg(not(feature = "legacy-fanout"))]
     let legacy = ();
@@ -302,9 +301,9 @@ fn amqp_bus(settings: &Settings, broker: AmqpBroker) -> Bus {
 fn with_legacy(
     settings: &Settings,
     primary: Arc<dyn EventPublisher>,
-    legacy: Arc<dyn crate::adapters::dual_publish::LegacySink>,
+    legacy: Arc<dyn crate::adapters::legacy::LegacySink>,
 ) -> (Arc<dyn EventPublisher>, String) {
-    use crate::adapters::{dual_publish::DualPublisher, templates::EmailTemplates};
+    use crate::adapters::{legacy::DualPublisher, mail::templates::EmailTemplates};
 
     let templates = match EmailTemplates::new() {
         Ok(t) => Arc::new(t),

@@ -242,7 +242,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::adapters::{clock::RandomIds, memory::InMemoryDedup};
+    use crate::adapters::{memory::InMemoryDedup, system::RandomIds};
 
     fn email(id: &str) -> OutgoingEmail {
         OutgoingEmail {

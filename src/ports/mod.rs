@@ -10,6 +10,7 @@ mod identity_store;
 mod mailer;
 mod plan_catalog;
 mod progress_store;
+mod store_plan_catalog;
 
 pub use clock::{Clock, IdGenerator};
 pub use credentials::{HashError, OtpSource, PasswordHasher};
@@ -24,6 +25,7 @@ pub use identity_store::{
 pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};
 pub use progress_store::{ProgressError, ProgressStore};
+pub use store_plan_catalog::StorePlanCatalog;
 
 #[cfg(test)]
 pub use clock::{MockClock, MockIdGenerator};

@@ -16,8 +16,8 @@ use chrono::Utc;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
         memory::InMemoryPlanCatalog,
+        system::{RandomIds, SystemClock},
     },
     domain::{
         events::{EventData, EventService, JobCompletedPayload},

@@ -9,9 +9,9 @@ use std::{
 use serde_json::json;
 use smap_identity::{
     adapters::{
+        bus::message::MessageProperties,
+        bus::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
         memory::InMemoryMailer,
-        message::MessageProperties,
-        topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
     },
     ports::OutgoingEmail,
 };
@@ -99,7 +99,7 @@ async fn a_legacy_message_on_the_fanout_exchange_is_delivered() {
 
     app.broker
         .publish(
-            smap_identity::adapters::topology::LEGACY_EXCHANGE,
+            smap_identity::adapters::bus::topology::LEGACY_EXCHANGE,
             "",
             props("legacy-1", ""),
             legacy.to_string().as_bytes(),

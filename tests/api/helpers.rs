@@ -8,9 +8,10 @@ use reqwest::{Client, Response};
 use serde_json::Value;
 use smap_identity::{
     adapters::{
-        clock::{ManualClock, RandomIds},
+        bus::topology::EVENTS_EXCHANGE,
+        memory::ManualClock,
         memory::{Delivery, InMemoryBroker},
-        topology::EVENTS_EXCHANGE,
+        system::RandomIds,
     },
     app::{config::Settings, startup::Application, wiring::Adapters},
     domain::{

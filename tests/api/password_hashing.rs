@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use reqwest::Response;
 use serde_json::{Value, json};
 use smap_identity::{
-    adapters::credentials::{ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, HashBound},
+    adapters::argon2::{ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, HashBound},
     domain::email::Email,
 };
 

@@ -11,10 +11,10 @@ use proptest::prelude::*;
 use smap_identity::adapters::legacy::LegacyEmailMessage;
 use smap_identity::{
     adapters::{
-        clock::SystemClock,
+        mail::templates::EmailTemplates,
         mail::{EmailHandler, Handled, MessageFormat},
         memory::{InMemoryDedup, InMemoryMailer},
-        templates::EmailTemplates,
+        system::SystemClock,
     },
     domain::{
         email::Email,
@@ -148,7 +148,7 @@ fn handler() -> EmailHandler {
     let delivery = DeliveryService::new(
         Arc::new(InMemoryMailer::new()),
         Arc::new(InMemoryDedup::new()),
-        Arc::new(smap_identity::adapters::clock::RandomIds),
+        Arc::new(smap_identity::adapters::system::RandomIds),
     );
     EmailHandler::new(
         Arc::new(EmailTemplates::new().unwrap()),

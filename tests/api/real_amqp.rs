@@ -12,9 +12,9 @@ use lapin::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
+        bus::topology::{EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
         memory::InMemoryPlanCatalog,
-        topology::{EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
+        system::{RandomIds, SystemClock},
     },
     domain::{
         email::Email,
@@ -90,7 +90,7 @@ async fn the_topology_exists_with_the_right_types_and_flags() {
         ..Default::default()
     };
     #[cfg(feature = "legacy-fanout")]
-    use smap_identity::adapters::topology::{LEGACY_EXCHANGE, LEGACY_QUEUE};
+    use smap_identity::adapters::bus::topology::{LEGACY_EXCHANGE, LEGACY_QUEUE};
     let exchanges = [
         (EVENTS_EXCHANGE, ExchangeKind::Topic),
         #[cfg(feature = "legacy-fanout")]

@@ -11,9 +11,9 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use smap_identity::{
     adapters::{
-        clock::ManualClock,
+        bus::topology::EVENTS_EXCHANGE,
+        memory::ManualClock,
         postgres::{self, PgIdentityStore},
-        topology::EVENTS_EXCHANGE,
     },
     domain::{
         account::{

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpEventPublisher, AmqpLegacySink},
-        dual_publish::DualPublisher,
+        bus::topology::{EVENTS_EXCHANGE, LEGACY_EXCHANGE},
+        legacy::DualPublisher,
         legacy::LegacyEmailMessage,
-        templates::EmailTemplates,
-        topology::{EVENTS_EXCHANGE, LEGACY_EXCHANGE},
+        mail::templates::EmailTemplates,
     },
     domain::{events::EventService, locale::Locale},
 };

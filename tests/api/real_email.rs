@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::json;
 use smap_identity::{
-    adapters::{memory::InMemoryMailer, topology::EMAIL_ERRORS_QUEUE},
+    adapters::{bus::topology::EMAIL_ERRORS_QUEUE, memory::InMemoryMailer},
     app::wiring::Adapters,
     ports::OutgoingEmail,
 };

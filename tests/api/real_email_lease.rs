@@ -26,12 +26,12 @@ use lapin::{
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, ConsumerConfig, EmailConsumers},
-        clock::{RandomIds, SystemClock},
+        bus::topology::{EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
+        mail::templates::EmailTemplates,
         mail::{EmailHandler, MessageFormat},
         memory::{InMemoryDedup, InMemoryMailer, InMemoryPlanCatalog},
         redis::{RedisClients, RedisDedup},
-        templates::EmailTemplates,
-        topology::{EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
+        system::{RandomIds, SystemClock},
     },
     contract,
     domain::{events::EventService, locale::Locale, mail::DeliveryService},

@@ -24,9 +24,9 @@ use serde_json::json;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
+        bus::topology::EVENTS_EXCHANGE,
         redis::{RedisClients, RedisProgressStore},
-        topology::EVENTS_EXCHANGE,
+        system::{RandomIds, SystemClock},
     },
     app::{
         config::{RedisSettings, Secret, Settings},

@@ -18,7 +18,7 @@ use lapin::{
 };
 use serde_json::{Value, json};
 use smap_identity::{
-    adapters::{clock::ManualClock, postgres, topology::EVENTS_EXCHANGE},
+    adapters::{bus::topology::EVENTS_EXCHANGE, memory::ManualClock, postgres},
     app::{
         config::{EventDelivery, Secret},
         wiring::Adapters,

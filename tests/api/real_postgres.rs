@@ -7,9 +7,9 @@ use chrono::Utc;
 use serde_json::json;
 use smap_identity::{
     adapters::{
-        clock::ManualClock,
+        bus::topology::EVENTS_EXCHANGE,
+        memory::ManualClock,
         postgres::{self, PgIdentityStore},
-        topology::EVENTS_EXCHANGE,
     },
     app::{
         config::{EventDelivery, Secret},
@@ -141,8 +141,12 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
     let client = reqwest::Client::new();
     let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     #[cfg(feature = "legacy-fanout")]
-    let mut legacy =
-        Probe::bind(&url, smap_identity::adapters::topology::LEGACY_EXCHANGE, "").await;
+    let mut legacy = Probe::bind(
+        &url,
+        smap_identity::adapters::bus::topology::LEGACY_EXCHANGE,
+        "",
+    )
+    .await;
     let mut subs = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.#").await;
     let address = format!("flow-{}@example.com", Uuid::new_v4().simple());
     let password = "correct horse battery";

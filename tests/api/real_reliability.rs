@@ -20,7 +20,7 @@ use lapin::{
 };
 use serde_json::json;
 use smap_identity::{
-    adapters::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
+    adapters::bus::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
     app::{
         config::{EventDelivery, Secret},
         wiring::Adapters,

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use smap_identity::adapters::topology::EVENTS_EXCHANGE;
+use smap_identity::adapters::bus::topology::EVENTS_EXCHANGE;
 
 use crate::{
     process::Service,

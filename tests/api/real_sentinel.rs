@@ -17,9 +17,9 @@ use fred::interfaces::{KeysInterface, ServerInterface};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
+        bus::topology::EVENTS_EXCHANGE,
         redis::{RedisClients, RedisDedup, RedisHealth},
-        topology::EVENTS_EXCHANGE,
+        system::{RandomIds, SystemClock},
     },
     app::config::{RedisSentinel, RedisSettings, Secret},
     domain::{

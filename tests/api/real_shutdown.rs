@@ -14,8 +14,8 @@ use chrono::{Duration as Span, Utc};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
-        clock::{RandomIds, SystemClock},
         memory::InMemoryPlanCatalog,
+        system::{RandomIds, SystemClock},
     },
     domain::{
         email::Email,

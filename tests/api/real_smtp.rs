@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::json;
 use smap_identity::{
-    adapters::topology::EMAIL_ERRORS_QUEUE,
+    adapters::bus::topology::EMAIL_ERRORS_QUEUE,
     app::config::{SmtpSettings, SmtpTls},
 };
 

@@ -3,7 +3,7 @@
 //! request's trace.
 
 use serde_json::json;
-use smap_identity::adapters::topology::EVENTS_EXCHANGE;
+use smap_identity::adapters::bus::topology::EVENTS_EXCHANGE;
 
 use crate::helpers::{EMAILS_QUEUE, spawn_app};
 
@@ -32,7 +32,7 @@ async fn published_events_carry_the_requests_trace_context() {
         app.broker
             .bind(
                 "test.legacy",
-                smap_identity::adapters::topology::LEGACY_EXCHANGE,
+                smap_identity::adapters::bus::topology::LEGACY_EXCHANGE,
                 "",
             )
             .unwrap();

@@ -30,7 +30,7 @@ use lapin::{
 
 use super::topology::{QueueType, declare_topology};
 use crate::{
-    adapters::message::{HeaderValue, MessageProperties},
+    adapters::bus::message::{HeaderValue, MessageProperties},
     ports::PublishError,
 };
 

@@ -25,9 +25,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::AmqpBroker;
 use crate::{
     adapters::{
+        bus::message::{HeaderValue, MessageProperties, trace_context},
+        bus::topology::EMAIL_ERRORS_QUEUE,
         mail::{DeadLetter, EmailHandler, Handled, MessageFormat, busy_wait},
-        message::{HeaderValue, MessageProperties, trace_context},
-        topology::EMAIL_ERRORS_QUEUE,
     },
     ports::Clock,
 };

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 
 use super::AmqpBroker;
 #[cfg(feature = "legacy-fanout")]
-use crate::adapters::{dual_publish::LegacySink, topology::LEGACY_EXCHANGE};
+use crate::adapters::{bus::topology::LEGACY_EXCHANGE, legacy::LegacySink};
 use crate::{
     adapters::{
-        message::{MessageProperties, unroutable_event},
-        topology::EVENTS_EXCHANGE,
+        bus::message::{MessageProperties, unroutable_event},
+        bus::topology::EVENTS_EXCHANGE,
     },
     domain::events::{EventId, SealedEvent},
     ports::{EventPublisher, PublishError},

@@ -10,9 +10,11 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::adapters::topology::{EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE};
+use crate::adapters::bus::topology::{
+    EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE,
+};
 #[cfg(feature = "legacy-fanout")]
-use crate::adapters::topology::{LEGACY_EXCHANGE, LEGACY_QUEUE};
+use crate::adapters::bus::topology::{LEGACY_EXCHANGE, LEGACY_QUEUE};
 
 /// Deliveries of one message before a quorum queue dead-letters it to
 /// `email.errors`. RabbitMQ 3.x has no limit by default (4.x: 20); a

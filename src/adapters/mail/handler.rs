@@ -10,7 +10,7 @@ use std::sync::Arc;
 #[cfg(feature = "legacy-fanout")]
 use crate::adapters::legacy::LegacyEmailMessage;
 use crate::{
-    adapters::templates::EmailTemplates,
+    adapters::mail::templates::EmailTemplates,
     domain::{
         events::{EventData, EventEnvelope},
         mail::{DeliveryError, DeliveryOutcome, DeliveryService},

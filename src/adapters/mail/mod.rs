@@ -5,6 +5,7 @@
 mod handler;
 mod log_mailer;
 mod smtp;
+pub mod templates;
 
 pub use handler::{EmailHandler, Handled, MessageFormat};
 pub use log_mailer::LogMailer;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    adapters::message::{HeaderValue, MessageProperties, PERSISTENT},
+    adapters::bus::message::{HeaderValue, MessageProperties, PERSISTENT},
     domain::timestamp::Timestamp,
 };
 

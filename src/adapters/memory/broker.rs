@@ -9,7 +9,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use crate::adapters::{message::MessageProperties, topology};
+use crate::adapters::bus::{message::MessageProperties, topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExchangeKind {

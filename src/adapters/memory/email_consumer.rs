@@ -13,9 +13,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{Delivery, InMemoryBroker};
 use crate::{
     adapters::{
+        bus::message::trace_context,
+        bus::topology::EMAIL_ERRORS_QUEUE,
         mail::{DeadLetter, EmailHandler, Handled, MessageFormat, busy_wait},
-        message::trace_context,
-        topology::EMAIL_ERRORS_QUEUE,
     },
     ports::Clock,
 };

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::InMemoryBroker;
 use crate::{
     adapters::{
-        message::{MessageProperties, unroutable_event},
-        topology::EVENTS_EXCHANGE,
+        bus::message::{MessageProperties, unroutable_event},
+        bus::topology::EVENTS_EXCHANGE,
     },
     domain::events::{EventId, SealedEvent},
     ports::{EventPublisher, PublishError},

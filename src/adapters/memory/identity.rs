@@ -61,7 +61,7 @@ impl State {
     /// Appends `events` to the outbox; the caller holds the lock that makes
     /// this part of its change.
     fn enqueue(&mut self, events: &[OutboxEvent]) {
-        let trace = crate::adapters::message::trace_text();
+        let trace = crate::adapters::bus::message::trace_text();
         for e in events {
             self.next_outbox_id += 1;
             self.outbox.push(OutboxRow {

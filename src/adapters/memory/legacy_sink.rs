@@ -6,7 +6,9 @@ use async_trait::async_trait;
 
 use super::InMemoryBroker;
 use crate::{
-    adapters::{dual_publish::LegacySink, message::MessageProperties, topology::LEGACY_EXCHANGE},
+    adapters::{
+        bus::message::MessageProperties, bus::topology::LEGACY_EXCHANGE, legacy::LegacySink,
+    },
     domain::events::SealedEvent,
     ports::PublishError,
 };

@@ -3,6 +3,7 @@
 //! tested with no server at all.
 
 mod broker;
+mod clock;
 mod email_consumer;
 mod event_bus;
 mod health;
@@ -14,6 +15,7 @@ mod plans;
 mod progress;
 
 pub use broker::{BindingPattern, BrokerError, Delivery, ExchangeKind, InMemoryBroker};
+pub use clock::{ManualClock, SequentialIds};
 pub use email_consumer::spawn_email_consumers;
 pub use event_bus::InMemoryEventBus;
 pub use health::InMemoryHealth;

@@ -362,7 +362,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::{adapters::clock::ManualClock, contract};
+    use crate::{adapters::memory::ManualClock, contract};
 
     fn report() -> ItemReport {
         ItemReport {

@@ -63,7 +63,7 @@ async fn enqueue(
     if events.is_empty() {
         return Ok(());
     }
-    let mut trace = crate::adapters::message::trace_text();
+    let mut trace = crate::adapters::bus::message::trace_text();
     let rows: Vec<NewOutboxRow> = events
         .iter()
         .map(|e| NewOutboxRow {

@@ -15,7 +15,7 @@ use actix_web::{
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::propagation::Extractor;
 
-use crate::{adapters::topology, domain::events::keys, ports::PublishError};
+use crate::{adapters::bus::topology, domain::events::keys, ports::PublishError};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 

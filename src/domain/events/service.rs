@@ -258,8 +258,9 @@ mod tests {
     use super::*;
     use crate::{
         adapters::{
-            clock::{ManualClock, RandomIds, SequentialIds},
             memory::InMemoryPlanCatalog,
+            memory::{ManualClock, SequentialIds},
+            system::RandomIds,
         },
         domain::{
             email::Email,

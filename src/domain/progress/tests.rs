@@ -11,12 +11,13 @@ use chrono::{TimeZone, Utc};
 use super::*;
 use crate::{
     adapters::{
-        clock::{ManualClock, RandomIds},
+        bus::topology::EVENTS_EXCHANGE,
+        memory::ManualClock,
         memory::{
             ExchangeKind, InMemoryBroker, InMemoryEventBus, InMemoryPlanCatalog,
             InMemoryProgressStore,
         },
-        topology::EVENTS_EXCHANGE,
+        system::RandomIds,
     },
     domain::{
         events::{EventData, EventEnvelope, EventId, EventService, SealedEvent, keys},

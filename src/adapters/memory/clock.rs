@@ -1,26 +1,15 @@
-//! Clocks and id sources: the system ones, and controllable ones for tests
-//! and benchmarks.
+//! Controllable clock and id source for tests and benchmarks: time moves
+//! only when told, ids count 1, 2, 3, ...
 
 use std::sync::{
     Mutex,
     atomic::{AtomicU64, Ordering},
 };
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::ports::{Clock, IdGenerator};
-
-/// Wall-clock time, in microseconds: what PostgreSQL stores, so a value
-/// read back equals the value written.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now().trunc_subsecs(6)
-    }
-}
 
 /// A clock that only moves when told to.
 #[derive(Debug)]
@@ -44,16 +33,6 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Random UUID v4 from the operating system's CSPRNG.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomIds;
-
-impl IdGenerator for RandomIds {
-    fn new_uuid(&self) -> Uuid {
-        Uuid::new_v4()
     }
 }
 

@@ -25,19 +25,19 @@ impl EmailTemplates {
         let mut env = Environment::new();
         env.add_template(
             "verification.en.html",
-            include_str!("../../templates/verification.en.html"),
+            include_str!("../../../templates/verification.en.html"),
         )?;
         env.add_template(
             "verification.en.txt",
-            include_str!("../../templates/verification.en.txt"),
+            include_str!("../../../templates/verification.en.txt"),
         )?;
         env.add_template(
             "verification.vi.html",
-            include_str!("../../templates/verification.vi.html"),
+            include_str!("../../../templates/verification.vi.html"),
         )?;
         env.add_template(
             "verification.vi.txt",
-            include_str!("../../templates/verification.vi.txt"),
+            include_str!("../../../templates/verification.vi.txt"),
         )?;
         Ok(Self { env })
     }

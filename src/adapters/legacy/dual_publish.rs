@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{legacy::LegacyEmailMessage, templates::EmailTemplates, topology::LEGACY_EXCHANGE};
+use super::LegacyEmailMessage;
 use crate::{
+    adapters::{bus::topology::LEGACY_EXCHANGE, mail::templates::EmailTemplates},
     domain::events::{EventData, EventId, SealedEvent},
     ports::{EventPublisher, PublishError},
 };
@@ -102,8 +103,8 @@ mod tests {
     use super::*;
     use crate::{
         adapters::{
+            bus::topology::{EMAIL_QUEUE, LEGACY_QUEUE},
             memory::{InMemoryBroker, InMemoryEventBus, InMemoryLegacySink},
-            topology::{EMAIL_QUEUE, LEGACY_QUEUE},
         },
         domain::{
             email::Email,

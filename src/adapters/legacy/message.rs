@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::templates::{EmailTemplates, TemplateError};
-use crate::domain::{events::EmailVerificationPayload, timestamp::Timestamp};
+use crate::{
+    adapters::mail::templates::{EmailTemplates, TemplateError},
+    domain::{events::EmailVerificationPayload, timestamp::Timestamp},
+};
 
 /// Field names are the old Go struct's, hence PascalCase. Lists may arrive as
 /// `null` from Go producers (a nil slice) and are read as empty.

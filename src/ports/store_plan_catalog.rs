@@ -1,15 +1,19 @@
 //! `StorePlanCatalog`: the plan catalogue events are checked against, read
 //! from the identity store, so an event can only name a plan that exists.
+//!
+//! It holds no technology of its own: it is one port (`PlanCatalog`)
+//! written over another (`IdentityStore`), so it serves every identity
+//! store adapter alike and lives beside the ports it joins.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{
-    domain::plan::PlanCode,
-    ports::{IdentityStore, PlanCatalog, PlanCatalogError, StoreError},
-};
+use super::{IdentityStore, PlanCatalog, PlanCatalogError, StoreError};
+use crate::domain::plan::PlanCode;
 
+/// A `PlanCatalog` that asks the identity store; a store failure is
+/// `Unavailable`, never a "no such plan".
 pub struct StorePlanCatalog {
     store: Arc<dyn IdentityStore>,
 }
