@@ -30,8 +30,9 @@ use smap_identity::{
         store_plans::StorePlanCatalog,
     },
     domain::{
-        account::{AccountService, BillingService, Password, Registration},
-        email::Email,
+        account::{AccountService, Password, Registration},
+        billing::BillingService,
+        email_address::Email,
         events::EventService,
         locale::Locale,
         otp::OtpCode,

@@ -106,7 +106,7 @@ mod tests {
             topology::{EMAIL_QUEUE, LEGACY_QUEUE},
         },
         domain::{
-            email::Email,
+            email_address::Email,
             events::{EmailVerificationPayload, EventEnvelope, JobCompletedPayload},
             locale::Locale,
             otp::OtpCode,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    domain::plan::PlanCode,
+    domain::billing::PlanCode,
     ports::{IdentityStore, PlanCatalog, PlanCatalogError, StoreError},
 };
 

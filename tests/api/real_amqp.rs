@@ -17,15 +17,15 @@ use smap_identity::{
         topology::{EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
     },
     domain::{
-        email::Email,
+        billing::PlanCode,
+        billing::SubscriptionStatus,
+        email_address::Email,
         events::{
             EmailVerificationPayload, EventData, EventEnvelope, EventService,
             SubscriptionCreatedPayload,
         },
         locale::Locale,
         otp::OtpCode,
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
         timestamp::Timestamp,
     },
     ports::EventPublisher,

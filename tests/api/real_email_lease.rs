@@ -34,7 +34,7 @@ use smap_identity::{
         topology::{EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
     },
     contract,
-    domain::{events::EventService, locale::Locale, mail::DeliveryService},
+    domain::{events::EventService, locale::Locale, mail_delivery::DeliveryService},
     ports::{Claim, DedupStore},
 };
 use tokio::{

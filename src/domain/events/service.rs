@@ -262,12 +262,12 @@ mod tests {
             memory::InMemoryPlanCatalog,
         },
         domain::{
-            email::Email,
+            billing::PlanCode,
+            billing::SubscriptionStatus,
+            email_address::Email,
             events::{EmailVerificationPayload, SubscriptionCreatedPayload},
             locale::Locale,
             otp::OtpCode,
-            plan::PlanCode,
-            subscription::SubscriptionStatus,
         },
         ports::MockEventPublisher,
     };
