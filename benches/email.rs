@@ -42,10 +42,10 @@ use smap_identity::{
     },
     app::config::{RedisSettings, SmtpSettings, SmtpTls},
     domain::{
-        email::Email,
+        email_address::Email,
         events::{EmailVerificationPayload, EventData, EventService},
         locale::Locale,
-        mail::DeliveryService,
+        mail_delivery::DeliveryService,
         otp::OtpCode,
         timestamp::Timestamp,
     },

@@ -27,8 +27,9 @@ use smap_identity::{
         system::{RandomIds, RandomOtps, SystemClock},
     },
     domain::{
-        account::{AccountService, BillingService, Password, Registration},
-        email::Email,
+        account::{AccountService, Password, Registration},
+        billing::BillingService,
+        email_address::Email,
         events::EventService,
         locale::Locale,
         otp::OtpCode,

@@ -42,8 +42,9 @@ use smap_identity::{
     },
     app::relay::{OutboxRelay, RelayConfig},
     domain::{
-        account::{AccountService, BillingService, Password, Registration},
-        email::Email,
+        account::{AccountService, Password, Registration},
+        billing::BillingService,
+        email_address::Email,
         events::{EventDelivery, EventService},
         locale::Locale,
     },

@@ -83,7 +83,7 @@ fn verdict(ok: bool) -> &'static str {
 fn verification() -> EventData {
     use chrono::{Duration as Span, Utc};
     use smap_identity::domain::{
-        email::Email, events::EmailVerificationPayload, locale::Locale, otp::OtpCode,
+        email_address::Email, events::EmailVerificationPayload, locale::Locale, otp::OtpCode,
         timestamp::Timestamp,
     };
     EventData::EmailVerificationRequested(EmailVerificationPayload {

@@ -14,9 +14,9 @@ use smap_identity::{
         system::{RandomIds, SystemClock},
     },
     domain::{
+        billing::PlanCode,
+        billing::SubscriptionStatus,
         events::{EventData, EventService, SubscriptionCreatedPayload},
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
         timestamp::Timestamp,
     },
     ports::EventPublisher,

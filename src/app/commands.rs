@@ -4,7 +4,7 @@
 use crate::{
     adapters::postgres::{self, PgIdentityStore},
     app::config::Settings,
-    domain::{account::Role, email::Email},
+    domain::{account::Role, email_address::Email},
     ports::{IdentityStore, StoreError},
 };
 

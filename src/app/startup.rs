@@ -28,9 +28,10 @@ use crate::adapters::{
     memory::spawn_email_consumers,
 };
 use crate::domain::{
-    account::{AccountService, BillingService},
+    account::AccountService,
+    billing::BillingService,
     events::{EventDelivery, EventService},
-    mail::DeliveryService,
+    mail_delivery::DeliveryService,
     progress::ProgressService,
 };
 
@@ -69,7 +70,9 @@ impl Consumers {
         let send_timeout = settings
             .smtp
             .as_ref()
-            .map_or(crate::domain::mail::SEND_TIMEOUT, |smtp| smtp.timeout);
+            .map_or(crate::domain::mail_delivery::SEND_TIMEOUT, |smtp| {
+                smtp.timeout
+            });
         let delivery = Arc::new(
             DeliveryService::new(
                 adapters.mailer.clone(),

@@ -11,15 +11,11 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        account::{
-            AccountStatus, OtpChallenge, PasswordHash, Role, Session, Subscription,
-            SubscriptionPatch, User,
-        },
-        email::Email,
+        account::{AccountStatus, OtpChallenge, PasswordHash, Role, Session, User},
+        billing::{PlanCode, Subscription, SubscriptionPatch, SubscriptionStatus},
+        email_address::Email,
         locale::Locale,
         otp::OtpCode,
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
     },
     domain::{
         events::{EmailVerificationPayload, EventData, EventEnvelope, EventId, SealedEvent},
@@ -79,14 +75,14 @@ async fn plan(store: &dyn IdentityStore, prefix: &str) -> PlanCode {
     let code = PlanCode::parse(&code).expect("a plan code");
     if store.plan_by_code(&code).await.expect("plan").is_none() {
         let at = now();
-        let plan = crate::domain::account::Plan {
+        let plan = crate::domain::billing::Plan {
             id: Uuid::new_v4(),
             code: code.clone(),
             name: "Contract".into(),
             description: None,
             price_minor: 0,
             currency: "USD".into(),
-            billing_cycle: crate::domain::account::BillingCycle::Monthly,
+            billing_cycle: crate::domain::billing::BillingCycle::Monthly,
             created_at: at,
             updated_at: at,
         };

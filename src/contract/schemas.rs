@@ -11,14 +11,14 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, js
 use serde_json::{Value, json};
 
 use crate::domain::{
-    email::Email,
+    billing::PlanCode,
+    email_address::Email,
     events::{
         CancellationReason, EmailVerificationPayload, EventId, JobCompletedPayload,
         ProjectCreatedPayload, RoutingKey, SubscriptionCancelledPayload,
         SubscriptionCreatedPayload, SubscriptionStatusChangedPayload, TransitionReason, keys,
     },
     otp::OtpCode,
-    plan::PlanCode,
     progress::ProjectId,
     timestamp::Timestamp,
 };

@@ -4,14 +4,13 @@
 //! every effect goes through a trait of [`crate::ports`].
 
 pub mod account;
-pub mod email;
+pub mod billing;
+pub mod email_address;
 pub mod events;
 pub mod locale;
-pub mod mail;
+pub mod mail_delivery;
 pub mod otp;
-pub mod plan;
 pub mod progress;
 pub mod retry;
 mod serde_str;
-pub mod subscription;
 pub mod timestamp;

@@ -12,15 +12,11 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        account::{
-            FullName, OtpChallenge, PasswordHash, Plan, Role, Session, Subscription,
-            SubscriptionPatch, User,
-        },
-        email::Email,
+        account::{FullName, OtpChallenge, PasswordHash, Role, Session, User},
+        billing::{Plan, PlanCode, Subscription, SubscriptionPatch, SubscriptionStatus},
+        email_address::Email,
         events::SealedEvent,
         locale::Locale,
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
     },
     ports::PublishError,
 };

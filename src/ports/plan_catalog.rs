@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::domain::plan::PlanCode;
+use crate::domain::billing::PlanCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanCatalogError {

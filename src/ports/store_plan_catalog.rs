@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{IdentityStore, PlanCatalog, PlanCatalogError, StoreError};
-use crate::domain::plan::PlanCode;
+use crate::domain::billing::PlanCode;
 
 /// A `PlanCatalog` that asks the identity store; a store failure is
 /// `Unavailable`, never a "no such plan".

@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use serde_json::json;
-use smap_identity::domain::{events::EventData, subscription::SubscriptionStatus};
+use smap_identity::domain::{billing::SubscriptionStatus, events::EventData};
 
 use crate::helpers::{EMAILS_QUEUE, SUBSCRIPTIONS_QUEUE, json, spawn_app};
 

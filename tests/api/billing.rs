@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use serde_json::{Value, json};
-use smap_identity::domain::{events::EventData, subscription::SubscriptionStatus};
+use smap_identity::domain::{billing::SubscriptionStatus, events::EventData};
 
 use crate::helpers::{SUBSCRIPTIONS_QUEUE, TestApp, json, spawn_app};
 

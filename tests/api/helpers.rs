@@ -16,7 +16,7 @@ use smap_identity::{
     app::{config::Settings, startup::Application, wiring::Adapters},
     domain::{
         account::Role as DomainRole,
-        email::Email,
+        email_address::Email,
         events::{EventData, EventEnvelope},
     },
     ports::IdentityStore,

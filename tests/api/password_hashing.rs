@@ -10,7 +10,7 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use smap_identity::{
     adapters::argon2::{ARGON2_LANES, ARGON2_MEMORY_KIB, Argon2Hasher, HashBound},
-    domain::email::Email,
+    domain::email_address::Email,
 };
 
 use crate::helpers::{TestApp, json, spawn_app_with};

@@ -17,9 +17,9 @@ use smap_identity::{
         system::SystemClock,
     },
     domain::{
-        email::Email,
+        email_address::Email,
         events::{EventEnvelope, RoutingKey},
-        mail::DeliveryService,
+        mail_delivery::DeliveryService,
         progress::ProjectId,
     },
 };

@@ -17,15 +17,15 @@ use smap_identity::{
         system::{RandomIds, SystemClock},
     },
     domain::{
-        email::Email,
+        billing::PlanCode,
+        billing::SubscriptionStatus,
+        email_address::Email,
         events::{
             EmailVerificationPayload, EventData, EventEnvelope, EventService,
             SubscriptionCreatedPayload,
         },
         locale::Locale,
         otp::OtpCode,
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
         timestamp::Timestamp,
     },
     ports::EventPublisher,

@@ -16,15 +16,12 @@ use smap_identity::{
         postgres::{self, PgIdentityStore},
     },
     domain::{
-        account::{
-            AccountStatus, BillingCycle, OtpChallenge, PasswordHash, Plan, Role, Subscription, User,
-        },
-        email::Email,
+        account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
+        billing::{BillingCycle, Plan, PlanCode, Subscription, SubscriptionStatus},
+        email_address::Email,
         events::{EventData, EventEnvelope},
         locale::Locale,
         otp::OtpCode,
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
     },
     ports::IdentityStore,
 };

@@ -34,7 +34,7 @@ use smap_identity::{
         system::{RandomIds, SystemClock},
     },
     contract,
-    domain::{events::EventService, locale::Locale, mail::DeliveryService},
+    domain::{events::EventService, locale::Locale, mail_delivery::DeliveryService},
     ports::{Claim, DedupStore},
 };
 use tokio::{

@@ -17,7 +17,7 @@ use smap_identity::{
     },
     domain::{
         account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
-        email::Email,
+        email_address::Email,
         events::{EventData, EventEnvelope},
         locale::Locale,
         otp::OtpCode,
@@ -449,14 +449,14 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
     }
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     store
-        .insert_plan(&smap_identity::domain::account::Plan {
+        .insert_plan(&smap_identity::domain::billing::Plan {
             id: Uuid::new_v4(),
-            code: smap_identity::domain::plan::PlanCode::parse("pro").unwrap(),
+            code: smap_identity::domain::billing::PlanCode::parse("pro").unwrap(),
             name: "Pro".into(),
             description: None,
             price_minor: 1900,
             currency: "USD".into(),
-            billing_cycle: smap_identity::domain::account::BillingCycle::Monthly,
+            billing_cycle: smap_identity::domain::billing::BillingCycle::Monthly,
             created_at: now,
             updated_at: now,
         })

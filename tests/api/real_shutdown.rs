@@ -18,7 +18,7 @@ use smap_identity::{
         system::{RandomIds, SystemClock},
     },
     domain::{
-        email::Email,
+        email_address::Email,
         events::{EmailVerificationPayload, EventData, EventService},
         locale::Locale,
         otp::OtpCode,

@@ -107,7 +107,7 @@ mod tests {
             memory::{InMemoryBroker, InMemoryEventBus, InMemoryLegacySink},
         },
         domain::{
-            email::Email,
+            email_address::Email,
             events::{EmailVerificationPayload, EventEnvelope, JobCompletedPayload},
             locale::Locale,
             otp::OtpCode,

@@ -13,7 +13,7 @@ use crate::{
     adapters::mail::templates::EmailTemplates,
     domain::{
         events::{EventData, EventEnvelope},
-        mail::{DeliveryError, DeliveryOutcome, DeliveryService},
+        mail_delivery::{DeliveryError, DeliveryOutcome, DeliveryService},
         timestamp::Timestamp,
     },
     ports::{Clock, OutgoingEmail},
@@ -179,7 +179,7 @@ impl EmailHandler {
     #[cfg(feature = "legacy-fanout")]
     fn legacy_email(body: &[u8], message_id: Option<&str>) -> Result<OutgoingEmail, String> {
         let message: LegacyEmailMessage = serde_json::from_slice(body).map_err(invalid)?;
-        crate::domain::email::Email::parse(&message.recipient)
+        crate::domain::email_address::Email::parse(&message.recipient)
             .map_err(|e| invalid(format!("`Recipient`: {e}")))?;
         if message.subject.trim().is_empty() || message.body.trim().is_empty() {
             return Err(invalid("`Subject` and `Body` must not be empty"));

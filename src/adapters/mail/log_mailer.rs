@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    domain::email::Email,
+    domain::email_address::Email,
     ports::{MailError, Mailer, OutgoingEmail},
 };
 

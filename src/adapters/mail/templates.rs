@@ -86,7 +86,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::{email::Email, otp::OtpCode};
+    use crate::domain::{email_address::Email, otp::OtpCode};
 
     fn payload(locale: Locale, recipient: &str) -> (EmailVerificationPayload, Timestamp) {
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();

@@ -15,13 +15,9 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        account::{
-            AccountStatus, OtpChallenge, PasswordHash, Plan, Role, Session, Subscription,
-            SubscriptionPatch, User,
-        },
-        email::Email,
-        plan::PlanCode,
-        subscription::SubscriptionStatus,
+        account::{AccountStatus, OtpChallenge, PasswordHash, Role, Session, User},
+        billing::{Plan, PlanCode, Subscription, SubscriptionPatch, SubscriptionStatus},
+        email_address::Email,
     },
     ports::{
         IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, PasswordLimit,

@@ -8,7 +8,7 @@ use std::{
 use async_trait::async_trait;
 
 use crate::{
-    domain::plan::PlanCode,
+    domain::billing::PlanCode,
     ports::{PlanCatalog, PlanCatalogError},
 };
 

@@ -8,13 +8,10 @@ use uuid::Uuid;
 use super::schema::{plans, sessions, subscriptions, users};
 use crate::{
     domain::{
-        account::{
-            AccountStatus, BillingCycle, FullName, OtpChallenge, PasswordHash, Plan, Role, Session,
-            Subscription, SubscriptionPatch, User,
-        },
-        email::Email,
+        account::{AccountStatus, FullName, OtpChallenge, PasswordHash, Role, Session, User},
+        billing::{BillingCycle, Plan, PlanCode, Subscription, SubscriptionPatch},
+        email_address::Email,
         otp::OtpCode,
-        plan::PlanCode,
     },
     ports::StoreError,
 };

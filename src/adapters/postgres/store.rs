@@ -26,11 +26,9 @@ use super::{
 };
 use crate::{
     domain::{
-        account::{
-            OtpChallenge, PasswordHash, Plan, Role, Session, Subscription, SubscriptionPatch, User,
-        },
-        email::Email,
-        plan::PlanCode,
+        account::{OtpChallenge, PasswordHash, Role, Session, User},
+        billing::{Plan, PlanCode, Subscription, SubscriptionPatch},
+        email_address::Email,
     },
     ports::{
         IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, PasswordLimit,

@@ -21,7 +21,7 @@ use crate::{
     app::auth::{AUTH_COOKIE, TOKEN_TTL_HOURS},
     domain::{
         account::{FullName, Password, Registration, Role, Session, User},
-        email::Email,
+        email_address::Email,
         locale::Locale,
         otp::OtpCode,
         timestamp::Timestamp,

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 
 use super::response::{ApiError, codes};
 use crate::{
-    domain::account::{AccountError, BillingError},
+    domain::{account::AccountError, billing::BillingError},
     ports::{HashError, StoreError},
 };
 

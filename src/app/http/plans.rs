@@ -12,8 +12,7 @@ use super::{
     state::AppState,
 };
 use crate::domain::{
-    account::{BillingCycle, Plan, PlanChanges, PlanDraft},
-    plan::PlanCode,
+    billing::{BillingCycle, Plan, PlanChanges, PlanCode, PlanDraft},
     timestamp::Timestamp,
 };
 

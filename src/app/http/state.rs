@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     app::{auth::TokenService, config::Secret},
-    domain::{
-        account::{AccountService, BillingService},
-        progress::ProgressService,
-    },
+    domain::{account::AccountService, billing::BillingService, progress::ProgressService},
     ports::{Clock, HealthIndicator},
 };
 

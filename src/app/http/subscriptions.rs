@@ -13,10 +13,8 @@ use super::{
     state::AppState,
 };
 use crate::domain::{
-    account::{Actor, Subscription},
+    billing::{Actor, PlanCode, Subscription, SubscriptionStatus},
     events::CancellationReason,
-    plan::PlanCode,
-    subscription::SubscriptionStatus,
     timestamp::Timestamp,
 };
 

@@ -3,7 +3,7 @@
 //! session: requests read the role from the store, not from the token.
 
 use super::{AccountError, AccountService, Role, User};
-use crate::{domain::email::Email, ports::StoreError};
+use crate::{domain::email_address::Email, ports::StoreError};
 
 impl AccountService {
     #[tracing::instrument(name = "account.set_role", skip_all)]

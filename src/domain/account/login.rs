@@ -12,7 +12,7 @@ use super::{
     Password, Session, User,
 };
 use crate::{
-    domain::email::Email,
+    domain::email_address::Email,
     ports::{PasswordLimit, PasswordSlot, StoreError, UserRef},
 };
 

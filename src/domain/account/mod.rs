@@ -1,27 +1,18 @@
-//! Accounts, plans and subscriptions: the service's own business. The use
-//! cases live one per file; `AccountService` and `BillingService` hold the
-//! ports they share.
+//! Accounts: registration, e-mail verification, login, sessions, profiles
+//! and their administration. The use cases live one per file on
+//! `AccountService`, which holds the ports they share; plans and
+//! subscriptions are [`crate::domain::billing`].
 
 mod admin;
-mod billing;
-mod cancel;
-mod expire_due;
 mod login;
-mod payment_failed;
-mod plan_types;
-mod plans;
 mod profile;
 mod register;
 mod send_otp;
-mod types;
-mod upgrade;
+mod user;
 mod verify_otp;
 
-pub use billing::{Actor, BillingError, BillingService, SweepReport};
-pub use plan_types::{BillingCycle, Plan, Subscription, SubscriptionPatch};
-pub use plans::{PlanChanges, PlanDraft};
 pub use register::Registration;
-pub use types::{
+pub use user::{
     AccountStatus, FullName, FullNameError, LOGIN_THROTTLE_SECONDS, MAX_FAILED_LOGINS,
     MAX_OTP_ATTEMPTS, OTP_RESEND_COOLDOWN_SECONDS, OTP_TTL_MINUTES, OtpChallenge, Password,
     PasswordError, PasswordHash, Role, SESSION_TTL_HOURS, Session, User,
@@ -30,7 +21,7 @@ pub use types::{
 use std::sync::Arc;
 
 use crate::{
-    domain::events::EventService,
+    domain::{billing::BillingService, events::EventService},
     ports::{
         Clock, HashError, IdGenerator, IdentityStore, OtpSource, PasswordHasher, PublishError,
         StoreError,

@@ -10,7 +10,7 @@ use super::{
     AccountError, AccountService, AccountStatus, FullName, OtpChallenge, Password, Role, User,
 };
 use crate::domain::{
-    email::Email,
+    email_address::Email,
     events::{EmailVerificationPayload, EventData, EventDelivery},
     locale::Locale,
     timestamp::Timestamp,

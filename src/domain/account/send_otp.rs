@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{
-        email::Email,
+        email_address::Email,
         events::{EmailVerificationPayload, EventData, EventDelivery},
         timestamp::Timestamp,
     },

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::{AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, User};
 use crate::{
-    domain::{email::Email, events::EventDelivery, otp::OtpCode},
+    domain::{email_address::Email, events::EventDelivery, otp::OtpCode},
     ports::{OtpSlot, StoreError},
 };
 

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{EnvelopeParseError, RoutingKey, keys};
 use crate::domain::{
-    email::Email, locale::Locale, otp::OtpCode, plan::PlanCode, progress::ProjectId,
-    subscription::SubscriptionStatus, timestamp::Timestamp,
+    billing::PlanCode, billing::SubscriptionStatus, email_address::Email, locale::Locale,
+    otp::OtpCode, progress::ProjectId, timestamp::Timestamp,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

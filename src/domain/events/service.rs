@@ -263,12 +263,12 @@ mod tests {
             system::RandomIds,
         },
         domain::{
-            email::Email,
+            billing::PlanCode,
+            billing::SubscriptionStatus,
+            email_address::Email,
             events::{EmailVerificationPayload, SubscriptionCreatedPayload},
             locale::Locale,
             otp::OtpCode,
-            plan::PlanCode,
-            subscription::SubscriptionStatus,
         },
         ports::MockEventPublisher,
     };

@@ -8,7 +8,7 @@ use super::{
     SubscriptionStatusChangedPayload,
 };
 use crate::domain::{
-    subscription::{SubscriptionStatus, TRIAL_DAYS},
+    billing::{SubscriptionStatus, TRIAL_DAYS},
     timestamp::Timestamp,
 };
 
@@ -199,11 +199,11 @@ mod tests {
 
     use super::*;
     use crate::domain::{
-        email::Email,
+        billing::PlanCode,
+        email_address::Email,
         events::{CancellationReason, EmailVerificationPayload, TransitionReason},
         locale::Locale,
         otp::OtpCode,
-        plan::PlanCode,
         progress::ProjectId,
     };
 

@@ -6,10 +6,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Actor, BillingError, BillingService, Role, Subscription, SubscriptionPatch};
+use super::{Actor, BillingError, BillingService, Subscription, SubscriptionPatch};
 use crate::domain::{
+    account::Role,
+    billing::SubscriptionStatus,
     events::{CancellationReason, EventData, EventId, SubscriptionCancelledPayload},
-    subscription::SubscriptionStatus,
     timestamp::Timestamp,
 };
 

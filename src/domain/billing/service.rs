@@ -9,12 +9,13 @@ use std::sync::Arc;
 use chrono::Duration;
 use uuid::Uuid;
 
-use super::{BillingCycle, Plan, Role, Subscription, SubscriptionPatch};
+use super::{BillingCycle, Plan, Subscription, SubscriptionPatch};
 use crate::{
     domain::{
+        account::Role,
+        billing::PlanCode,
+        billing::{SubscriptionStatus, TRIAL_DAYS},
         events::{EventData, EventDelivery, EventId, EventService, SubscriptionCreatedPayload},
-        plan::PlanCode,
-        subscription::{SubscriptionStatus, TRIAL_DAYS},
         timestamp::Timestamp,
     },
     ports::{Clock, IdGenerator, IdentityStore, OutboxEvent, StoreError},

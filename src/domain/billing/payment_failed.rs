@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::{BillingError, BillingService, Subscription, SubscriptionPatch};
-use crate::domain::{events::TransitionReason, subscription::SubscriptionStatus};
+use crate::domain::{billing::SubscriptionStatus, events::TransitionReason};
 
 impl BillingService {
     #[tracing::instrument(name = "billing.payment_failed", skip_all)]

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::{Actor, BillingError, BillingService, Subscription, SubscriptionPatch};
 use crate::domain::{
+    billing::PlanCode,
+    billing::SubscriptionStatus,
     events::{EventData, SubscriptionStatusChangedPayload, TransitionReason},
-    plan::PlanCode,
-    subscription::SubscriptionStatus,
     timestamp::Timestamp,
 };
 

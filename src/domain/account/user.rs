@@ -1,4 +1,5 @@
-//! Accounts: users, their credentials, roles and OTP challenges.
+//! The user record and the values it carries: credentials, role, status,
+//! the OTP challenge of an unverified account, and login sessions.
 
 use std::fmt;
 
@@ -6,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{email::Email, locale::Locale, otp::OtpCode};
+use crate::domain::{email_address::Email, locale::Locale, otp::OtpCode};
 
 /// How long an OTP stays valid (DESIGN §6).
 pub const OTP_TTL_MINUTES: i64 = 10;

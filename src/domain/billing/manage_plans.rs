@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::{BillingCycle, BillingError, BillingService, Plan};
-use crate::domain::plan::PlanCode;
+use crate::domain::billing::PlanCode;
 
 /// A new plan, validated by the caller's parsing.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     domain::{
+        billing::SubscriptionStatus,
         events::{CancellationReason, EventData, EventDelivery, TransitionReason},
-        subscription::SubscriptionStatus,
     },
     ports::{OutboxEvent, SweepMove},
 };
