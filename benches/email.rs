@@ -34,13 +34,12 @@ use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, ConsumerConfig, EmailConsumers},
         clock::{RandomIds, SystemClock},
-        mail::{EmailHandler, MessageFormat, SmtpMailer},
+        mail::{EmailHandler, MessageFormat, SmtpConfig, SmtpMailer, SmtpTls},
         memory::InMemoryPlanCatalog,
-        redis::{RedisClients, RedisDedup},
+        redis::{RedisClients, RedisConfig, RedisDedup},
         templates::EmailTemplates,
         topology::EMAIL_QUEUE,
     },
-    app::config::{RedisSettings, SmtpSettings, SmtpTls},
     domain::{
         email::Email,
         events::{EmailVerificationPayload, EventData, EventService},
@@ -158,8 +157,8 @@ impl Sink {
         Self { name, port, child }
     }
 
-    fn settings(&self) -> SmtpSettings {
-        SmtpSettings {
+    fn settings(&self) -> SmtpConfig {
+        SmtpConfig {
             host: "127.0.0.1".into(),
             port: self.port,
             tls: SmtpTls::None,
@@ -366,7 +365,7 @@ fn range(values: &[f64]) -> String {
 #[tokio::main]
 async fn main() {
     let amqp = std::env::var("AMQP_URL").expect("AMQP_URL: run scripts/bench.sh");
-    let redis = RedisSettings {
+    let redis = RedisConfig {
         host: std::env::var("REDIS_HOST").expect("REDIS_HOST: run scripts/bench.sh"),
         port: std::env::var("REDIS_PORT").unwrap().parse().unwrap(),
         password: None,

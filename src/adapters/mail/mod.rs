@@ -8,7 +8,7 @@ mod smtp;
 
 pub use handler::{EmailHandler, Handled, MessageFormat};
 pub use log_mailer::LogMailer;
-pub use smtp::SmtpMailer;
+pub use smtp::{SmtpConfig, SmtpMailer, SmtpTls};
 
 use std::time::Duration;
 

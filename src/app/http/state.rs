@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use crate::{
-    app::{auth::TokenService, config::Secret},
+    app::auth::TokenService,
     domain::{
         account::{AccountService, BillingService},
         progress::ProgressService,
@@ -13,7 +15,7 @@ use crate::{
 };
 
 pub struct AppState {
-    pub internal_key: Secret,
+    pub internal_key: SecretString,
     pub tokens: TokenService,
     /// Mark the auth cookie `Secure` (production).
     pub secure_cookies: bool,
