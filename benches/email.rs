@@ -35,12 +35,11 @@ use smap_identity::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, ConsumerConfig, EmailConsumers},
         bus::topology::EMAIL_QUEUE,
         mail::templates::EmailTemplates,
-        mail::{EmailHandler, MessageFormat, SmtpMailer},
+        mail::{EmailHandler, MessageFormat, SmtpConfig, SmtpMailer, SmtpTls},
         memory::InMemoryPlanCatalog,
-        redis::{RedisClients, RedisDedup},
+        redis::{RedisClients, RedisConfig, RedisDedup},
         system::{RandomIds, SystemClock},
     },
-    app::config::{RedisSettings, SmtpSettings, SmtpTls},
     domain::{
         email_address::Email,
         events::{EmailVerificationPayload, EventData, EventService},
@@ -158,8 +157,8 @@ impl Sink {
         Self { name, port, child }
     }
 
-    fn settings(&self) -> SmtpSettings {
-        SmtpSettings {
+    fn settings(&self) -> SmtpConfig {
+        SmtpConfig {
             host: "127.0.0.1".into(),
             port: self.port,
             tls: SmtpTls::None,
@@ -366,7 +365,7 @@ fn range(values: &[f64]) -> String {
 #[tokio::main]
 async fn main() {
     let amqp = std::env::var("AMQP_URL").expect("AMQP_URL: run scripts/bench.sh");
-    let redis = RedisSettings {
+    let redis = RedisConfig {
         host: std::env::var("REDIS_HOST").expect("REDIS_HOST: run scripts/bench.sh"),
         port: std::env::var("REDIS_PORT").unwrap().parse().unwrap(),
         password: None,

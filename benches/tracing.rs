@@ -18,6 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use secrecy::ExposeSecret;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
@@ -137,7 +138,7 @@ fn in_memory_app(start_consumers: bool) -> (String, Settings) {
 /// span per request) on the in-memory adapters.
 async fn http_throughput() -> (f64, f64, f64) {
     let (base, settings) = in_memory_app(false);
-    let key = settings.internal_key.expose().to_owned();
+    let key = settings.internal_key.expose_secret().to_owned();
     let client = reqwest::Client::new();
     client
         .post(format!("{base}/internal/projects/bench/progress"))

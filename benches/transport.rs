@@ -21,18 +21,15 @@ use lapin::{
     },
     types::FieldTable,
 };
+use secrecy::{ExposeSecret, SecretString};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, to_lapin},
         bus::message::MessageProperties,
         bus::topology::EVENTS_EXCHANGE,
-        redis::{RedisClients, RedisProgressStore},
+        redis::{RedisClients, RedisConfig, RedisProgressStore},
     },
-    app::{
-        config::{RedisSettings, Secret, Settings},
-        startup::Application,
-        wiring::Adapters,
-    },
+    app::{config::Settings, startup::Application, wiring::Adapters},
     domain::{
         events::{EventData, EventId, SealedEvent},
         progress::{
@@ -324,7 +321,7 @@ async fn dual_bench(url: &str, broker: &AmqpBroker, report: &mut Vec<String>) {
 }
 
 /// `redis-benchmark` running HINCRBY at `clients` concurrency: (ops/s, p99 ms).
-fn redis_benchmark(redis: &RedisSettings, clients: usize, requests: usize) -> (f64, f64) {
+fn redis_benchmark(redis: &RedisConfig, clients: usize, requests: usize) -> (f64, f64) {
     let out = Command::new("redis-benchmark")
         .args([
             "-h",
@@ -361,7 +358,7 @@ fn stamp() -> CompletionStamp {
     }
 }
 
-async fn redis_benches(redis: &RedisSettings, report: &mut Vec<String>) {
+async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
     let clients = RedisClients::connect(redis).await.unwrap();
     let store = Arc::new(RedisProgressStore::new(clients.state.clone()));
     for concurrency in [1usize, 10, 100] {
@@ -424,7 +421,7 @@ async fn http_bench(settings: &Settings, report: &mut Vec<String>) {
     let app = Application::build_with(settings, adapters).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let key = settings.internal_key.expose().to_owned();
+    let key = settings.internal_key.expose_secret().to_owned();
     let id = format!("bench-{}", Uuid::new_v4().simple());
     let client = reqwest::Client::new();
     client
@@ -508,7 +505,7 @@ async fn http_bench(settings: &Settings, report: &mut Vec<String>) {
 #[tokio::main]
 async fn main() {
     let amqp = env("AMQP_URL");
-    let redis = RedisSettings {
+    let redis = RedisConfig {
         host: env("REDIS_HOST"),
         port: env("REDIS_PORT").parse().unwrap(),
         password: None,
@@ -516,7 +513,7 @@ async fn main() {
         sentinel: None,
     };
     let mut settings = Settings::for_tests();
-    settings.amqp_url = Some(Secret::new(amqp.clone()));
+    settings.amqp_url = Some(SecretString::from(amqp.clone()));
     settings.redis = Some(redis.clone());
     let mut report = vec![
         "| measurement | smap-identity | baseline (same run) | goal |".to_owned(),

@@ -1,6 +1,8 @@
 //! One-shot commands: `migrate` and `admin grant|revoke <email>`. They need
 //! `DATABASE_URL`: the in-memory store lives inside a serving process.
 
+use secrecy::ExposeSecret;
+
 use crate::{
     adapters::postgres::{self, PgIdentityStore},
     app::config::Settings,
@@ -12,7 +14,7 @@ fn database_url(settings: &Settings) -> anyhow::Result<String> {
     settings
         .database_url
         .as_ref()
-        .map(|u| u.expose().to_owned())
+        .map(|u| u.expose_secret().to_owned())
         .ok_or_else(|| {
             anyhow::anyhow!("DATABASE_URL is not set: this command works on PostgreSQL only")
         })

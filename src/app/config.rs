@@ -2,32 +2,16 @@
 //! environment. A malformed value stops start-up with an error naming the
 //! variable; an empty value counts as unset.
 
-use std::{fmt, net::IpAddr};
+use std::net::IpAddr;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::{
     amqp::{QueueType, split_urls},
     argon2::HashBound,
+    mail::{SmtpConfig, SmtpTls},
+    redis::{RedisConfig, RedisSentinel},
 };
-
-/// A value that must not appear in logs or `{:?}` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
@@ -46,13 +30,6 @@ impl AppEnv {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    None,
-    StartTls,
-    Tls,
 }
 
 /// The OTLP wire format (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -102,68 +79,12 @@ pub enum ParentlessSampler {
     Ratio(f64),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// `REDIS_HOST` / `REDIS_PORT`; empty and 0 when `sentinel` is set (the
-    /// sentinels name the master).
-    pub host: String,
-    pub port: u16,
-    /// `REDIS_PASSWORD`: the data nodes' password (master and replicas).
-    pub password: Option<Secret>,
-    pub state_db: u8,
-    /// `REDIS_SENTINELS`: find the master through Redis Sentinel and follow
-    /// its failovers (issue 14); `None` is one server at `host:port`.
-    pub sentinel: Option<RedisSentinel>,
-}
-
-/// Redis Sentinel: the sentinels to ask, and the master's name there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSentinel {
-    /// `REDIS_SENTINELS`: `host:port` of every known sentinel.
-    pub sentinels: Vec<(String, u16)>,
-    /// `REDIS_SENTINEL_MASTER`: the name the sentinels monitor the master as.
-    pub master: String,
-    /// `REDIS_SENTINEL_PASSWORD`: the sentinels' own `requirepass`; `None`
-    /// sends them no AUTH (`REDIS_PASSWORD` is not tried on them).
-    pub password: Option<Secret>,
-}
-
-impl RedisSettings {
-    /// Where Redis is, for logs and the start-up line (no password).
-    pub fn address(&self) -> String {
-        match &self.sentinel {
-            None => format!("{}:{}", self.host, self.port),
-            Some(s) => {
-                let sentinels: Vec<String> = s
-                    .sentinels
-                    .iter()
-                    .map(|(h, p)| format!("{h}:{p}"))
-                    .collect();
-                format!("sentinel master {} via {}", s.master, sentinels.join(","))
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: String,
-    /// Bound on one SMTP conversation (`SMTP_TIMEOUT_SECS`); with the
-    /// retries it also sets the e-mail lease (DESIGN §10).
-    pub timeout: std::time::Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub app_env: AppEnv,
     pub http_host: IpAddr,
     pub http_port: u16,
-    pub database_url: Option<Secret>,
+    pub database_url: Option<SecretString>,
     /// `MIGRATE_ON_START` (default true): `serve`, `all` and `consume` apply
     /// pending migrations before they start. False: they leave them to
     /// `smap-identity migrate` (the Kubernetes Job) and `/ready` answers 503
@@ -171,19 +92,19 @@ pub struct Settings {
     pub migrate_on_start: bool,
     /// One node, or the nodes of a cluster comma-separated (walked in
     /// order on connect and reconnect).
-    pub amqp_url: Option<Secret>,
+    pub amqp_url: Option<SecretString>,
     /// `AMQP_QUEUE_TYPE`: classic (default) or quorum (a cluster).
     pub amqp_queue_type: QueueType,
-    pub redis: Option<RedisSettings>,
+    pub redis: Option<RedisConfig>,
     /// Also publish e-mail events to the legacy fanout exchange.
     #[cfg(feature = "legacy-fanout")]
     pub enable_dual_publish: bool,
     /// Also consume the legacy queue `smtp_send_email`.
     #[cfg(feature = "legacy-fanout")]
     pub consume_legacy_queue: bool,
-    pub smtp: Option<SmtpSettings>,
-    pub jwt_secret: Secret,
-    pub internal_key: Secret,
+    pub smtp: Option<SmtpConfig>,
+    pub jwt_secret: SecretString,
+    pub internal_key: SecretString,
     /// Browser origins allowed to call the API with credentials
     /// (`CORS_ALLOWED_ORIGINS`); none in production unless listed.
     pub cors_allowed_origins: Vec<String>,
@@ -462,7 +383,7 @@ fn parse_sentinels(raw: &str) -> Option<Vec<(String, u16)>> {
 /// the reverse) without noticing. decisions.md 59.
 fn redis_settings<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
-) -> Result<Option<RedisSettings>, ConfigError> {
+) -> Result<Option<RedisConfig>, ConfigError> {
     let host = env.get("REDIS_HOST");
     let sentinel = match env.get("REDIS_SENTINELS") {
         None => {
@@ -505,7 +426,7 @@ fn redis_settings<F: Fn(&str) -> Option<String>>(
             Some(RedisSentinel {
                 sentinels,
                 master: master.trim().to_owned(),
-                password: env.get("REDIS_SENTINEL_PASSWORD").map(Secret::new),
+                password: env.get("REDIS_SENTINEL_PASSWORD").map(SecretString::from),
             })
         }
     };
@@ -516,10 +437,10 @@ fn redis_settings<F: Fn(&str) -> Option<String>>(
         Some(_) => 0,
         None => env.port("REDIS_PORT", 6379)?,
     };
-    Ok(Some(RedisSettings {
+    Ok(Some(RedisConfig {
         host: host.unwrap_or_default(),
         port,
-        password: env.get("REDIS_PASSWORD").map(Secret::new),
+        password: env.get("REDIS_PASSWORD").map(SecretString::from),
         state_db: env.parse(
             "REDIS_STATE_DB",
             1,
@@ -563,9 +484,10 @@ impl Settings {
         )?;
         let http_port = env.port("HTTP_PORT", 8080)?;
 
-        let database_url = env.get("DATABASE_URL").map(Secret::new);
+        let database_url = env.get("DATABASE_URL").map(SecretString::from);
         if let Some(url) = &database_url
-            && !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://"))
+            && !(url.expose_secret().starts_with("postgres://")
+                || url.expose_secret().starts_with("postgresql://"))
         {
             return Err(ConfigError {
                 var: "DATABASE_URL",
@@ -573,9 +495,9 @@ impl Settings {
             });
         }
         let migrate_on_start = env.flag("MIGRATE_ON_START", true)?;
-        let amqp_url = env.get("AMQP_URL").map(Secret::new);
+        let amqp_url = env.get("AMQP_URL").map(SecretString::from);
         if let Some(url) = &amqp_url {
-            check_amqp_urls(url.expose())?;
+            check_amqp_urls(url.expose_secret())?;
         }
         let amqp_queue_type = env.parse(
             "AMQP_QUEUE_TYPE",
@@ -616,12 +538,12 @@ impl Settings {
                         ),
                     });
                 }
-                Some(SmtpSettings {
+                Some(SmtpConfig {
                     host,
                     port: env.port("SMTP_PORT", default_port)?,
                     tls,
                     username: env.get("SMTP_USERNAME"),
-                    password: env.get("SMTP_PASSWORD").map(Secret::new),
+                    password: env.get("SMTP_PASSWORD").map(SecretString::from),
                     from,
                     timeout: std::time::Duration::from_secs(env.parse(
                         "SMTP_TIMEOUT_SECS",
@@ -634,7 +556,7 @@ impl Settings {
         };
 
         let jwt_secret = match env.get("JWT_SECRET") {
-            Some(secret) if secret.len() >= MIN_SECRET_LEN => Secret::new(secret),
+            Some(secret) if secret.len() >= MIN_SECRET_LEN => SecretString::from(secret),
             Some(_) => {
                 return Err(ConfigError {
                     var: "JWT_SECRET",
@@ -647,7 +569,7 @@ impl Settings {
                     problem: "must be set in production".into(),
                 });
             }
-            None => Secret::new(DEV_JWT_SECRET),
+            None => SecretString::from(DEV_JWT_SECRET),
         };
         let internal_key = match env.get("INTERNAL_KEY") {
             Some(key) if production && key.len() < 16 => {
@@ -656,14 +578,14 @@ impl Settings {
                     problem: "must be at least 16 characters in production".into(),
                 });
             }
-            Some(key) => Secret::new(key),
+            Some(key) => SecretString::from(key),
             None if production => {
                 return Err(ConfigError {
                     var: "INTERNAL_KEY",
                     problem: "must be set in production".into(),
                 });
             }
-            None => Secret::new(DEV_INTERNAL_KEY),
+            None => SecretString::from(DEV_INTERNAL_KEY),
         };
 
         let default_origins = if production {
@@ -817,20 +739,22 @@ impl Settings {
     /// repository, naming the variable (not the value: logs are not the
     /// place for secrets, published or not).
     fn refuse_published_secrets(&self) -> Result<(), ConfigError> {
-        fn password(secret: Option<&Secret>) -> Option<&str> {
-            secret.map(Secret::expose)
+        fn password(secret: Option<&SecretString>) -> Option<&str> {
+            secret.map(ExposeSecret::expose_secret)
         }
-        fn url(secret: &Option<Secret>) -> Option<&str> {
-            secret.as_ref().and_then(|s| url_password(s.expose()))
+        fn url(secret: &Option<SecretString>) -> Option<&str> {
+            secret
+                .as_ref()
+                .and_then(|s| url_password(s.expose_secret()))
         }
         let amqp_urls = self
             .amqp_url
             .as_ref()
-            .map(|u| split_urls(u.expose()))
+            .map(|u| split_urls(u.expose_secret()))
             .unwrap_or_default();
         let mut candidates = vec![
-            ("JWT_SECRET", Some(self.jwt_secret.expose())),
-            ("INTERNAL_KEY", Some(self.internal_key.expose())),
+            ("JWT_SECRET", Some(self.jwt_secret.expose_secret())),
+            ("INTERNAL_KEY", Some(self.internal_key.expose_secret())),
             (
                 "REDIS_PASSWORD",
                 password(self.redis.as_ref().and_then(|r| r.password.as_ref())),
@@ -872,7 +796,7 @@ impl Settings {
             Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"));
         settings.app_env = AppEnv::Test;
         settings.http_port = 0;
-        settings.internal_key = Secret::new(TEST_INTERNAL_KEY);
+        settings.internal_key = SecretString::from(TEST_INTERNAL_KEY);
         // Test binaries run many apps at once on few cores: a test that is
         // not about shedding must not get a 503 because its neighbours hash.
         settings.password_hash_max_wait = std::time::Duration::from_secs(30);
@@ -881,7 +805,8 @@ impl Settings {
 
     /// Whether a secret fell back to its development default.
     pub fn uses_dev_secrets(&self) -> bool {
-        self.jwt_secret.expose() == DEV_JWT_SECRET || self.internal_key.expose() == DEV_INTERNAL_KEY
+        self.jwt_secret.expose_secret() == DEV_JWT_SECRET
+            || self.internal_key.expose_secret() == DEV_INTERNAL_KEY
     }
 }
 
@@ -1197,7 +1122,7 @@ mod tests {
             ("AMQP_QUEUE_TYPE", "quorum"),
         ])
         .unwrap();
-        let urls = split_urls(s.amqp_url.as_ref().unwrap().expose());
+        let urls = split_urls(s.amqp_url.as_ref().unwrap().expose_secret());
         assert_eq!(urls.len(), 2);
         assert_eq!(urls[1], "amqp://guest:guest@127.0.0.1:5702/%2f");
         assert_eq!(s.amqp_queue_type, QueueType::Quorum);
@@ -1404,9 +1329,12 @@ mod tests {
             ]
         );
         assert_eq!(sentinel.master, "mymaster");
-        assert_eq!(sentinel.password.unwrap().expose(), "5b1d9f3a7c5e");
+        assert_eq!(sentinel.password.unwrap().expose_secret(), "5b1d9f3a7c5e");
         // The data nodes keep REDIS_PASSWORD and the database.
-        assert_eq!(redis.password.as_ref().unwrap().expose(), "9a3c7e1b5d");
+        assert_eq!(
+            redis.password.as_ref().unwrap().expose_secret(),
+            "9a3c7e1b5d"
+        );
         assert_eq!(redis.state_db, 3);
         assert_eq!(
             redis.address(),

@@ -19,6 +19,7 @@ use crate::{
     },
     app::config::Settings,
 };
+use secrecy::ExposeSecret;
 
 async fn broker(settings: &Settings, declare_topology: bool) -> anyhow::Result<AmqpBroker> {
     let url = settings.amqp_url.as_ref().ok_or_else(|| {
@@ -29,7 +30,7 @@ async fn broker(settings: &Settings, declare_topology: bool) -> anyhow::Result<A
         queue_type: settings.amqp_queue_type,
         ..AmqpConfig::default()
     };
-    let broker = AmqpBroker::connect(url.expose(), config).await;
+    let broker = AmqpBroker::connect(url.expose_secret(), config).await;
     if !broker.is_connected() {
         let cause = broker.last_error().unwrap_or_default();
         broker.close().await;

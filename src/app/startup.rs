@@ -3,6 +3,7 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
+use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -373,7 +374,7 @@ impl Application {
         );
         let state = AppState {
             internal_key: settings.internal_key.clone(),
-            tokens: TokenService::new(settings.jwt_secret.expose().as_bytes()),
+            tokens: TokenService::new(settings.jwt_secret.expose_secret().as_bytes()),
             secure_cookies: settings.app_env.is_production(),
             clock: adapters.clock.clone(),
             progress: progress.clone(),

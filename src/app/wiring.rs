@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+
 use crate::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
@@ -89,7 +91,7 @@ impl Adapters {
             Some(url) => amqp_bus(
                 settings,
                 AmqpBroker::connect(
-                    url.expose(),
+                    url.expose_secret(),
                     AmqpConfig {
                         queue_type: settings.amqp_queue_type,
                         ..AmqpConfig::default()
@@ -119,7 +121,7 @@ impl Adapters {
             adapters.describe("dedup", "redis (db 0)".to_owned());
         }
         if let Some(url) = &settings.database_url {
-            let pool = postgres::pool(url.expose(), 16)?;
+            let pool = postgres::pool(url.expose_secret(), 16)?;
             if settings.migrate_on_start {
                 let applied = migrate_with_retries(&pool).await?;
                 tracing::info!(applied = ?applied, "database migrations up to date");
@@ -131,7 +133,7 @@ impl Adapters {
                 );
             }
             let store = Arc::new(PgIdentityStore::new(pool.clone()));
-            adapters.outbox_listen = Some((store.clone(), url.expose().to_owned()));
+            adapters.outbox_listen = Some((store.clone(), url.expose_secret().to_owned()));
             adapters.use_identity_store(store, "postgres");
             adapters.health.retain(|h| h.component() != "database");
             adapters.health.push(Arc::new(PgHealth::new(pool)));

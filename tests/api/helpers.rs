@@ -5,6 +5,7 @@ use std::sync::{Arc, Once};
 use actix_web::dev::ServerHandle;
 use chrono::Utc;
 use reqwest::{Client, Response};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use smap_identity::{
     adapters::{
@@ -118,7 +119,7 @@ async fn spawn(
     TestApp {
         address,
         client: Client::new(),
-        internal_key: settings.internal_key.expose().to_owned(),
+        internal_key: settings.internal_key.expose_secret().to_owned(),
         broker,
         identity,
         clock,

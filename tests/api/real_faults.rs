@@ -3,12 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher, AmqpHealth},
-        redis::{RedisClients, RedisProgressStore},
+        redis::{RedisClients, RedisConfig, RedisProgressStore},
     },
-    app::{config::RedisSettings, wiring::Adapters},
+    app::wiring::Adapters,
     domain::{progress::ProjectId, retry::RetryPolicy},
     ports::{HealthIndicator, ProgressError, ProgressStore},
 };
@@ -36,7 +37,7 @@ async fn a_redis_outage_fails_progress_calls_after_the_retries_and_recovers_when
     let dir = scratch("redis");
     let port = free_port();
     services(&["redis-start", &dir, &port.to_string()]);
-    let settings = RedisSettings {
+    let settings = RedisConfig {
         host: "127.0.0.1".into(),
         port,
         password: None,
@@ -94,7 +95,7 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
     services(&["redis-start", &dir, &port.to_string()]);
     let mut settings = smap_identity::app::config::Settings::for_tests();
     settings.start_consumers = false;
-    settings.redis = Some(RedisSettings {
+    settings.redis = Some(RedisConfig {
         host: "127.0.0.1".into(),
         port,
         password: None,
@@ -103,7 +104,7 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
     });
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     let client = reqwest::Client::new();
-    let key = settings.internal_key.expose().to_owned();
+    let key = settings.internal_key.expose_secret().to_owned();
 
     services(&["redis-stop", &dir]);
     let started = Instant::now();

@@ -20,18 +20,16 @@ use lapin::{
     options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
         bus::topology::EVENTS_EXCHANGE,
-        redis::{RedisClients, RedisProgressStore},
+        redis::{RedisClients, RedisConfig, RedisProgressStore},
         system::{RandomIds, SystemClock},
     },
-    app::{
-        config::{RedisSettings, Secret, Settings},
-        wiring::Adapters,
-    },
+    app::{config::Settings, wiring::Adapters},
     domain::{
         events::{EventData, EventEnvelope},
         progress::{ItemId, ItemOutcome, ProgressService, ProjectId, ProjectStatus},
@@ -174,7 +172,7 @@ async fn clients_through(proxy: u16, fred_replays: bool) -> (Pool, Option<RedisC
         pool.init().await.expect("connects through the proxy");
         return (pool, None);
     }
-    let settings = RedisSettings {
+    let settings = RedisConfig {
         host: "127.0.0.1".into(),
         port: proxy,
         password: None,
@@ -358,8 +356,8 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
     let mut settings = Settings::for_tests();
     settings.start_consumers = false;
-    settings.amqp_url = Some(Secret::new(url.clone()));
-    settings.redis = Some(RedisSettings {
+    settings.amqp_url = Some(SecretString::from(url.clone()));
+    settings.redis = Some(RedisConfig {
         host: "127.0.0.1".into(),
         port: redis_port,
         password: None,
@@ -370,7 +368,7 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     declare_durable_probe(&url, "test.finish-line").await;
     let http = reqwest::Client::new();
-    let key = settings.internal_key.expose().to_owned();
+    let key = settings.internal_key.expose_secret().to_owned();
     let project = format!("fin-{}", Uuid::new_v4().simple());
     let progress = format!("{base}/internal/projects/{project}/progress");
     let report = |item: &str| {

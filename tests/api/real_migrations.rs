@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use secrecy::SecretString;
 use smap_identity::{
     adapters::postgres::{self, MIGRATION_LOCK_KEY},
-    app::{config::Secret, wiring::Adapters},
+    app::wiring::Adapters,
 };
 
 use crate::{
@@ -132,7 +133,7 @@ async fn without_migrate_on_start_the_api_is_not_ready_until_the_schema_is_curre
     let Some(url) = fresh_database().await else {
         return;
     };
-    settings.database_url = Some(Secret::new(url.clone()));
+    settings.database_url = Some(SecretString::from(url.clone()));
     settings.migrate_on_start = false;
     let adapters = Adapters::from_settings(&settings).await.unwrap();
     assert!(tables(&url).await.is_empty(), "serve migrated anyway");

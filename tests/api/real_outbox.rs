@@ -16,13 +16,11 @@ use lapin::{
     options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use smap_identity::{
     adapters::{bus::topology::EVENTS_EXCHANGE, memory::ManualClock, postgres},
-    app::{
-        config::{EventDelivery, Secret},
-        wiring::Adapters,
-    },
+    app::{config::EventDelivery, wiring::Adapters},
     ports::IdentityStore,
 };
 
@@ -167,8 +165,8 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
         return;
     };
     let node = Node::start();
-    settings.amqp_url = Some(Secret::new(node.url()));
-    settings.database_url = Some(Secret::new(db.clone()));
+    settings.amqp_url = Some(SecretString::from(node.url()));
+    settings.database_url = Some(SecretString::from(db.clone()));
     settings.event_delivery = EventDelivery::Outbox;
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let mut adapters = Adapters::from_settings(&settings).await.expect("adapters");
@@ -344,8 +342,8 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
     // `direct` on the same stopped broker: the seed's 503, nothing stored.
     node.down();
     let mut direct = real_settings().expect("settings");
-    direct.amqp_url = Some(Secret::new(node.url()));
-    direct.database_url = Some(Secret::new(db.clone()));
+    direct.amqp_url = Some(SecretString::from(node.url()));
+    direct.database_url = Some(SecretString::from(db.clone()));
     direct.event_delivery = EventDelivery::Direct;
     let adapters = Adapters::from_settings(&direct).await.expect("adapters");
     let (direct_base, direct_handle, _direct_task) = run_app(&direct, adapters);
@@ -379,7 +377,7 @@ async fn two_relays_on_one_database_publish_each_row_once() {
         return;
     };
     let mut settings = settings;
-    settings.database_url = Some(Secret::new(db));
+    settings.database_url = Some(SecretString::from(db));
     settings.event_delivery = EventDelivery::Outbox;
     let domain = format!("relays-{}.example", uuid::Uuid::new_v4().simple());
     let mut probe = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;

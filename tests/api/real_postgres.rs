@@ -4,6 +4,7 @@
 use std::{process::Command, sync::Arc, time::Duration};
 
 use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use smap_identity::{
     adapters::{
@@ -11,10 +12,7 @@ use smap_identity::{
         memory::ManualClock,
         postgres::{self, PgIdentityStore},
     },
-    app::{
-        config::{EventDelivery, Secret},
-        wiring::Adapters,
-    },
+    app::{config::EventDelivery, wiring::Adapters},
     domain::{
         account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
         email_address::Email,
@@ -112,7 +110,7 @@ pub async fn app_delivering(
 ) -> Option<(String, String)> {
     let mut settings = real_settings()?;
     settings.event_delivery = delivery;
-    settings.database_url = Some(Secret::new(fresh_database().await?));
+    settings.database_url = Some(SecretString::from(fresh_database().await?));
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
     assert!(
         adapters.summary().contains("identity_store=postgres"),
@@ -121,7 +119,10 @@ pub async fn app_delivering(
     );
     customize(&mut adapters);
     let (base, ..) = run_app(&settings, adapters);
-    Some((base, settings.database_url.unwrap().expose().to_owned()))
+    Some((
+        base,
+        settings.database_url.unwrap().expose_secret().to_owned(),
+    ))
 }
 
 fn envelope(d: &lapin::message::Delivery) -> Option<EventEnvelope> {
@@ -401,7 +402,7 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
     let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     let key = smap_identity::app::config::Settings::for_tests()
         .internal_key
-        .expose()
+        .expose_secret()
         .to_owned();
     let password = "correct horse battery";
 
@@ -595,10 +596,10 @@ async fn with_direct_delivery_and_rabbitmq_stopped_registration_answers_503_leav
         .to_vec();
     let start: Vec<&str> = start.iter().map(String::as_str).collect();
     services(&start);
-    settings.amqp_url = Some(Secret::new(format!(
+    settings.amqp_url = Some(SecretString::from(format!(
         "amqp://guest:guest@127.0.0.1:{port}/%2f"
     )));
-    settings.database_url = Some(Secret::new(db.clone()));
+    settings.database_url = Some(SecretString::from(db.clone()));
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     let client = reqwest::Client::new();
     let register = || {
@@ -662,7 +663,7 @@ async fn a_multi_host_database_url_skips_a_dead_host_for_the_live_one() {
     let dead = crate::servers::free_port();
     let multi =
         format!("{scheme_and_user}@127.0.0.1:{dead},{live}?target_session_attrs=read-write");
-    settings.database_url = Some(Secret::new(multi));
+    settings.database_url = Some(SecretString::from(multi));
     let adapters = Adapters::from_settings(&settings).await.unwrap();
     assert!(
         adapters.summary().contains("identity_store=postgres"),

@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use secrecy::ExposeSecret;
 use serde_json::json;
 use smap_identity::{
     adapters::{
@@ -124,7 +125,7 @@ async fn the_http_api_runs_on_real_redis_and_rabbitmq_and_reports_their_health()
     );
     let (base, ..) = crate::servers::run_app(&settings, adapters);
     let client = reqwest::Client::new();
-    let key = settings.internal_key.expose().to_owned();
+    let key = settings.internal_key.expose_secret().to_owned();
     let id = format!("http-{}", Uuid::new_v4().simple());
 
     let (status, health) = json_of(

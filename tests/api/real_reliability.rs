@@ -18,13 +18,11 @@ use lapin::{
     options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use smap_identity::{
     adapters::bus::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
-    app::{
-        config::{EventDelivery, Secret},
-        wiring::Adapters,
-    },
+    app::{config::EventDelivery, wiring::Adapters},
 };
 use uuid::Uuid;
 
@@ -132,8 +130,8 @@ async fn stream_through_a_rabbitmq_outage(delivery: EventDelivery) {
     let stop: Vec<&str> = stop.iter().map(String::as_str).collect();
     services(&start);
     let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
-    settings.amqp_url = Some(Secret::new(url.clone()));
-    settings.database_url = Some(Secret::new(db.clone()));
+    settings.amqp_url = Some(SecretString::from(url.clone()));
+    settings.database_url = Some(SecretString::from(db.clone()));
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     declare_probe(&url).await;
 
@@ -318,16 +316,16 @@ async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once()
     let maildir = PathBuf::from(scratch("maildir"));
     let smtp_port = free_port();
     let sink = Sink::start(smtp_port, &maildir).expect("aiosmtpd starts");
-    settings.amqp_url = Some(Secret::new(url.clone()));
+    settings.amqp_url = Some(SecretString::from(url.clone()));
     settings.start_consumers = true;
     #[cfg(feature = "legacy-fanout")]
     {
         settings.enable_dual_publish = false;
     }
-    settings.smtp = Some(smap_identity::app::config::SmtpSettings {
+    settings.smtp = Some(smap_identity::adapters::mail::SmtpConfig {
         host: "127.0.0.1".into(),
         port: smtp_port,
-        tls: smap_identity::app::config::SmtpTls::None,
+        tls: smap_identity::adapters::mail::SmtpTls::None,
         username: None,
         password: None,
         from: "SMAP <no-reply@smap.test>".into(),
@@ -437,7 +435,7 @@ async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
     let port = free_port();
     services(&["postgres-start", &dir, &port.to_string()]);
     let db = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    settings.database_url = Some(Secret::new(db.clone()));
+    settings.database_url = Some(SecretString::from(db.clone()));
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     let http = reqwest::Client::new();
     let register = |email: String| {
@@ -531,7 +529,7 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
     let port = free_port();
     services(&["redis-start", &dir, &port.to_string()]);
     let mut settings = smap_identity::app::config::Settings::for_tests();
-    settings.redis = Some(smap_identity::app::config::RedisSettings {
+    settings.redis = Some(smap_identity::adapters::redis::RedisConfig {
         host: "127.0.0.1".into(),
         port,
         password: None,
@@ -545,7 +543,7 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
     broker.bind("test.otp", EVENTS_EXCHANGE, "email.#").unwrap();
     let (base, ..) = run_app(&settings, adapters);
     let http = reqwest::Client::new();
-    let key = settings.internal_key.expose().to_owned();
+    let key = settings.internal_key.expose_secret().to_owned();
     let post = |path: &str, body: serde_json::Value| {
         let (http, url) = (http.clone(), format!("{base}{path}"));
         async move {

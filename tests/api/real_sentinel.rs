@@ -14,14 +14,14 @@ use std::{
 };
 
 use fred::interfaces::{KeysInterface, ServerInterface};
+use secrecy::SecretString;
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
         bus::topology::EVENTS_EXCHANGE,
-        redis::{RedisClients, RedisDedup, RedisHealth},
+        redis::{RedisClients, RedisConfig, RedisDedup, RedisHealth, RedisSentinel},
         system::{RandomIds, SystemClock},
     },
-    app::config::{RedisSentinel, RedisSettings, Secret},
     domain::{
         events::{EventData, EventEnvelope},
         progress::{ItemId, ProgressService, ProgressView, ProjectId, ProjectStatus},
@@ -98,11 +98,11 @@ impl SentinelServers {
         servers
     }
 
-    fn settings(&self) -> RedisSettings {
-        RedisSettings {
+    fn settings(&self) -> RedisConfig {
+        RedisConfig {
             host: String::new(),
             port: 0,
-            password: Some(Secret::new(DATA_PASSWORD)),
+            password: Some(SecretString::from(DATA_PASSWORD)),
             state_db: 1,
             sentinel: Some(RedisSentinel {
                 sentinels: self
@@ -111,7 +111,7 @@ impl SentinelServers {
                     .map(|p| ("127.0.0.1".to_owned(), *p))
                     .collect(),
                 master: "smap".to_owned(),
-                password: Some(Secret::new(SENTINEL_PASSWORD)),
+                password: Some(SecretString::from(SENTINEL_PASSWORD)),
             }),
         }
     }

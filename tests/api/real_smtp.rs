@@ -9,9 +9,9 @@ use std::{
 };
 
 use serde_json::json;
-use smap_identity::{
-    adapters::bus::topology::EMAIL_ERRORS_QUEUE,
-    app::config::{SmtpSettings, SmtpTls},
+use smap_identity::adapters::{
+    bus::topology::EMAIL_ERRORS_QUEUE,
+    mail::{SmtpConfig, SmtpTls},
 };
 
 use crate::{
@@ -90,7 +90,7 @@ async fn mails(dir: &Path, enough: usize, wait: Duration) -> Vec<String> {
 
 async fn app_with_smtp(port: u16) -> TestApp {
     spawn_app_with_settings(|settings| {
-        settings.smtp = Some(SmtpSettings {
+        settings.smtp = Some(SmtpConfig {
             host: "127.0.0.1".into(),
             port,
             tls: SmtpTls::None,

@@ -4,6 +4,7 @@
 //! subscription events).
 
 use base64::Engine;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use smap_identity::app::{
     auth::{AUDIENCE, ISSUER, Role, Session, TokenService},
@@ -56,13 +57,13 @@ async fn forged_unsigned_expired_and_foreign_tokens_get_401() {
     let now = chrono::Utc::now().timestamp();
     let secret = smap_identity::app::config::Settings::for_tests().jwt_secret;
     // The real session: forged tokens name it, so only the forgery is wrong.
-    let jti = TokenService::new(secret.expose().as_bytes())
+    let jti = TokenService::new(secret.expose_secret().as_bytes())
         .verify(&real)
         .unwrap()
         .jti;
     let claims = |aud: &str, exp: i64| json!({"sub": sub, "jti": jti, "role": "admin", "iss": ISSUER, "aud": aud, "iat": now, "exp": exp});
     let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
-    let right_key = secret.expose().as_bytes();
+    let right_key = secret.expose_secret().as_bytes();
     // The control: these claims with the right key are accepted.
     let (status, _) = me_status(
         &app,

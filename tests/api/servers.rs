@@ -15,7 +15,7 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use smap_identity::app::config::{RedisSettings, Settings};
+use smap_identity::{adapters::redis::RedisConfig, app::config::Settings};
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -36,13 +36,13 @@ pub fn amqp_url() -> Option<String> {
     required("AMQP_URL")
 }
 
-pub fn redis() -> Option<RedisSettings> {
+pub fn redis() -> Option<RedisConfig> {
     let host = required("REDIS_HOST")?;
     let port = std::env::var("REDIS_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(6379);
-    Some(RedisSettings {
+    Some(RedisConfig {
         host,
         port,
         password: None,
@@ -57,7 +57,7 @@ pub fn real_settings() -> Option<Settings> {
     // The e-mail queues are shared by every test on this broker: only the
     // consumer test consumes them.
     settings.start_consumers = false;
-    settings.amqp_url = Some(smap_identity::app::config::Secret::new(amqp_url()?));
+    settings.amqp_url = Some(secrecy::SecretString::from(amqp_url()?));
     settings.redis = Some(redis()?);
     Some(settings)
 }

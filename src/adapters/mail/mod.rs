@@ -9,7 +9,7 @@ pub mod templates;
 
 pub use handler::{EmailHandler, Handled, MessageFormat};
 pub use log_mailer::LogMailer;
-pub use smtp::SmtpMailer;
+pub use smtp::{SmtpConfig, SmtpMailer, SmtpTls};
 
 use std::time::Duration;
 

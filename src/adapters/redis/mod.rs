@@ -2,6 +2,7 @@
 //! separate cache client on DB 0, with reconnection, command timeouts and a
 //! bounded shutdown; one server or a master found through Redis Sentinel.
 
+mod config;
 mod dedup;
 mod health;
 mod progress;
@@ -16,12 +17,12 @@ use fred::{
     },
     types::config::{ReconnectError, Server},
 };
+use secrecy::ExposeSecret;
 
+pub use config::{RedisConfig, RedisSentinel};
 pub use dedup::RedisDedup;
 pub use health::RedisHealth;
 pub use progress::RedisProgressStore;
-
-use crate::app::config::RedisSettings;
 
 /// Connections in the state pool.
 const STATE_POOL_SIZE: usize = 8;
@@ -63,7 +64,7 @@ pub struct RedisClients {
 /// fred asks a sentinel for the master on every (re)connect and checks its
 /// ROLE, so a failover is followed when the old master's connection drops
 /// (or answers READONLY, see `builder`): no restart (decisions.md 60).
-fn server_config(settings: &RedisSettings) -> ServerConfig {
+fn server_config(settings: &RedisConfig) -> ServerConfig {
     match &settings.sentinel {
         None => ServerConfig::new_centralized(settings.host.clone(), settings.port),
         Some(sentinel) => ServerConfig::Sentinel {
@@ -76,15 +77,21 @@ fn server_config(settings: &RedisSettings) -> ServerConfig {
             // Sentinels have a password of their own (fred feature
             // `sentinel-auth`): REDIS_PASSWORD stays the data nodes'.
             username: None,
-            password: sentinel.password.as_ref().map(|p| p.expose().to_owned()),
+            password: sentinel
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned()),
         },
     }
 }
 
-fn builder(settings: &RedisSettings, db: u8) -> Builder {
+fn builder(settings: &RedisConfig, db: u8) -> Builder {
     let config = Config {
         server: server_config(settings),
-        password: settings.password.as_ref().map(|p| p.expose().to_owned()),
+        password: settings
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned()),
         database: Some(db),
         // Start even when Redis is down: progress answers 503 until it is
         // back, and nothing else depends on it.
@@ -126,7 +133,7 @@ fn builder(settings: &RedisSettings, db: u8) -> Builder {
 impl RedisClients {
     /// Builds both clients and starts connecting; waits a short while for the
     /// first connection but does not fail start-up when Redis is down.
-    pub async fn connect(settings: &RedisSettings) -> Result<Self, RedisError> {
+    pub async fn connect(settings: &RedisConfig) -> Result<Self, RedisError> {
         let state = builder(settings, settings.state_db).build_pool(STATE_POOL_SIZE)?;
         let cache = builder(settings, 0).build_pool(1)?;
         if settings.sentinel.is_some() {
@@ -165,7 +172,7 @@ impl RedisClients {
 
     /// The progress store on the state pool; with Sentinel, its writes
     /// wait for a replica (`REPLICA_WAIT`).
-    pub fn progress_store(&self, settings: &RedisSettings) -> RedisProgressStore {
+    pub fn progress_store(&self, settings: &RedisConfig) -> RedisProgressStore {
         let store = RedisProgressStore::new(self.state.clone());
         match settings.sentinel {
             Some(_) => store.with_replica_wait(REPLICA_WAIT),

@@ -11,6 +11,7 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
@@ -120,7 +121,7 @@ fn internal_key(req: &HttpRequest) -> Result<Option<()>, ApiError> {
     let Some(given) = req.headers().get(INTERNAL_KEY_HEADER) else {
         return Ok(None);
     };
-    let expected = state(req)?.internal_key.expose().as_bytes();
+    let expected = state(req)?.internal_key.expose_secret().as_bytes();
     // Constant time for equal lengths; a length mismatch reveals only that.
     if bool::from(given.as_bytes().ct_eq(expected)) {
         Ok(Some(()))

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use crate::{
-    app::{auth::TokenService, config::Secret},
+    app::auth::TokenService,
     domain::{account::AccountService, billing::BillingService, progress::ProgressService},
     ports::{Clock, HealthIndicator},
 };
 
 pub struct AppState {
-    pub internal_key: Secret,
+    pub internal_key: SecretString,
     pub tokens: TokenService,
     /// Mark the auth cookie `Secure` (production).
     pub secure_cookies: bool,
