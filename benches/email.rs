@@ -327,6 +327,7 @@ impl Rig {
                 drain_timeout: Duration::from_secs(10),
             },
             Arc::new(SystemClock),
+            tokio_util::sync::CancellationToken::new(),
         );
         while sent.load(Ordering::Relaxed) < n && started.elapsed() < Duration::from_secs(300) {
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -1,15 +1,20 @@
-//! `Application`: builds the use cases on the wired adapters and binds the
-//! HTTP server; `port()` tells where it listens (tests bind port 0).
+//! `Application`: builds the use cases on the wired adapters, binds the
+//! HTTP server and starts the background tasks; `port()` tells where it
+//! listens (tests bind port 0). `run_consume` is the `consume` process.
+//! Both stop through one cancellation token (see `Application::shutdown`).
+
+mod consumers;
+mod tasks;
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
+use actix_web::dev::Server;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::ports::HealthIndicator;
-
-use actix_web::dev::{Server, ServerHandle};
+pub use consumers::Consumers;
+pub use tasks::shutdown_signal;
 
 use super::{
     auth::TokenService,
@@ -21,116 +26,58 @@ use super::{
     relay::{OutboxHealth, OutboxRelay, RelayConfig},
     wiring::{Adapters, Resources},
 };
-use crate::adapters::{
-    amqp::{ConsumerConfig, EmailConsumers},
-    bus::topology::EMAIL_QUEUE,
-    mail::templates::EmailTemplates,
-    mail::{EmailHandler, MessageFormat},
-    memory::spawn_email_consumers,
-};
 use crate::domain::{
     account::AccountService,
     billing::BillingService,
     events::{EventDelivery, EventService},
-    mail_delivery::DeliveryService,
     progress::ProgressService,
 };
+use crate::ports::HealthIndicator;
+
+/// What `/ready` waits for in an API process: the broker its events go to
+/// and the database its accounts live in. Not Redis: accounts and e-mail
+/// work without it, only progress needs it.
+const API_READINESS: &[&str] = &["rabbitmq", "database"];
+/// What `/ready` waits for in a `consume` process: RabbitMQ, and Redis
+/// (without its de-duplication claims a consumer dead-letters rather than
+/// risk a second e-mail); not the database it never uses — a pending
+/// migration must not hold back a consumer rollout.
+const CONSUME_READINESS: &[&str] = &["rabbitmq", "redis"];
+
+/// Past this, shutdown says that a task is still finishing its step (it
+/// keeps waiting: cutting a step off could separate a write from its event).
+const SLOW_STOP: Duration = Duration::from_secs(10);
 
 pub struct Application {
     port: u16,
+    /// Stops gracefully once `shutdown` is cancelled: answers close their
+    /// connections from then on (`http::Draining`, a child token) and the
+    /// requests in flight finish (bounded by the server's shutdown timeout).
     server: Server,
     resources: Resources,
-    /// The expiry sweep; stops at a batch boundary once `stop` is cancelled.
-    sweeper: tokio::task::JoinHandle<()>,
+    /// The process's one shutdown signal; nothing is stopped any other way
+    /// (no task is aborted, no other flag or channel is consulted).
+    ///
+    /// Cancelled once, by whichever comes first: SIGINT/SIGTERM
+    /// (`tasks::cancel_on_signal`), the HTTP server ending by itself, or a
+    /// holder of `shutdown_token()` (tests). Every task below holds a child
+    /// token and, once it is cancelled, finishes the step under way and
+    /// ends; `run_until_stopped` waits for each, then closes the broker and
+    /// Redis connections.
+    shutdown: CancellationToken,
+    /// The expiry sweep: checks the token between two batches only, so a
+    /// batch's commit and its events are never separated.
+    sweeper: JoinHandle<()>,
     /// The outbox relay (and its LISTEN connection) and the completion
-    /// relay; each stops between passes once `stop` is cancelled.
-    relay: Vec<JoinHandle<()>>,
-    stop: CancellationToken,
+    /// relay: each checks the token between two passes; a pass under way
+    /// publishes and marks what it claimed.
+    relays: Vec<JoinHandle<()>>,
+    /// The health sampler: ends between two samples.
     sampler: JoinHandle<()>,
-    draining: http::Draining,
+    /// The e-mail consumers (`all`): stop taking messages on cancel, then
+    /// finish those in flight (bounded by their drain timeout, after which
+    /// they are requeued and their leases released).
     consumers: Consumers,
-}
-
-/// The e-mail consumers running in this process.
-pub enum Consumers {
-    None,
-    Memory(Vec<tokio::task::JoinHandle<()>>),
-    Amqp(EmailConsumers),
-}
-
-impl Consumers {
-    /// Starts the consumers on whichever bus is wired.
-    pub fn start(settings: &Settings, adapters: &Adapters) -> Self {
-        let templates = match EmailTemplates::new() {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                tracing::error!(error = %e, "e-mail templates failed to load; e-mail consumers not started");
-                return Consumers::None;
-            }
-        };
-        let send_timeout = settings
-            .smtp
-            .as_ref()
-            .map_or(crate::domain::mail_delivery::SEND_TIMEOUT, |smtp| {
-                smtp.timeout
-            });
-        let delivery = Arc::new(
-            DeliveryService::new(
-                adapters.mailer.clone(),
-                adapters.dedup.clone(),
-                adapters.ids.clone(),
-            )
-            .with_send_timeout(send_timeout),
-        );
-        let handler = Arc::new(EmailHandler::new(
-            templates,
-            delivery.clone(),
-            adapters.clock.clone(),
-        ));
-        #[allow(unused_mut)]
-        let mut queues = vec![(EMAIL_QUEUE, MessageFormat::Envelope)];
-        #[cfg(feature = "legacy-fanout")]
-        if settings.consume_legacy_queue {
-            queues.push((
-                crate::adapters::bus::topology::LEGACY_QUEUE,
-                MessageFormat::Legacy,
-            ));
-        }
-        let names: Vec<&str> = queues.iter().map(|(q, _)| *q).collect();
-        tracing::info!(queues = ?names, concurrency = settings.email_concurrency, lease_secs = delivery.lease().as_secs(), "e-mail consumers started");
-        if let Some(broker) = adapters.memory_broker.clone() {
-            return Consumers::Memory(spawn_email_consumers(
-                broker,
-                handler,
-                queues,
-                settings.email_concurrency,
-                adapters.clock.clone(),
-            ));
-        }
-        match &adapters.resources.amqp {
-            Some(broker) => Consumers::Amqp(EmailConsumers::start(
-                broker.clone(),
-                handler,
-                queues,
-                ConsumerConfig {
-                    prefetch: settings.email_prefetch,
-                    concurrency: settings.email_concurrency,
-                    drain_timeout: std::time::Duration::from_secs(10),
-                },
-                adapters.clock.clone(),
-            )),
-            None => Consumers::None,
-        }
-    }
-
-    /// Stops taking messages and finishes those in flight (bounded).
-    pub async fn stop(self) {
-        match self {
-            Consumers::None => {}
-            Consumers::Memory(tasks) => tasks.iter().for_each(tokio::task::JoinHandle::abort),
-            Consumers::Amqp(consumers) => consumers.stop().await,
-        }
-    }
 }
 
 /// The account and billing use cases on the wired adapters.
@@ -156,86 +103,11 @@ pub fn identity_services(
     (accounts, billing)
 }
 
-/// Runs the expiry sweep every `interval` (its route runs it on demand)
-/// until `stop` is cancelled. A sweep under way finishes its batch — the
-/// commit and the events that report it — before the task ends.
-fn spawn_expiry_sweep(
-    billing: Arc<BillingService>,
-    interval: std::time::Duration,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let stopping = stop.clone();
-            if let Err(error) = billing
-                .expire_due_until(&move || stopping.is_cancelled())
-                .await
-            {
-                tracing::error!(error = %error, "expiry sweep failed");
-            }
-        }
-    })
-}
-
-/// Publishes the completions the finish line recorded but nobody published
-/// (DESIGN §10): every `interval`, until `stop` is cancelled; a round under
-/// way finishes first.
-fn spawn_completion_relay(
-    progress: Arc<ProgressService>,
-    interval: std::time::Duration,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            if let Err(error) = progress.relay_completions().await {
-                // Redis down: the completions stay recorded for the next round.
-                tracing::warn!(error = %error, "completion relay round failed");
-            }
-        }
-    })
-}
-
-/// How long shutdown waits for a sweep batch (or relay round) under way.
-const SWEEP_STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// `smap-identity consume`: the e-mail consumers, and the system routes
 /// (`/live`, `/ready`, `/health`, `/metrics`) on `HTTP_HOST:HTTP_PORT` so
 /// the process can be probed and its e-mail metrics scraped, until
-/// SIGINT/SIGTERM; then the consumers finish what is in flight (bounded)
-/// before the routes close.
+/// SIGINT/SIGTERM cancels the shutdown token; then the consumers finish
+/// what is in flight (bounded) before the routes close.
 pub async fn run_consume(settings: &Settings) -> anyhow::Result<()> {
     let _ = http::metrics::prometheus();
     // A port in use fails start-up before any message is taken.
@@ -243,79 +115,140 @@ pub async fn run_consume(settings: &Settings) -> anyhow::Result<()> {
     let port = listener.local_addr()?.port();
     let adapters = Adapters::from_settings(settings).await?;
     let checks = consumer_checks(&adapters.health);
-    let server = http::ops_server(listener, HealthChecks(checks.clone()))?;
+    let server = http::ops_server(listener, checks.clone())?;
     let handle = server.handle();
     let mut serving = tokio::spawn(server);
-    let consumers = Consumers::start(settings, &adapters);
-    let sampler = spawn_health_sampler(checks);
+    let shutdown = CancellationToken::new();
+    let consumers = Consumers::start(settings, &adapters, shutdown.child_token());
+    let sampler = tasks::spawn_health_sampler(checks.all, shutdown.child_token());
+    let signals = tasks::cancel_on_signal(shutdown.clone());
     tracing::info!(host = %settings.http_host, port, "HTTP API listening: system routes only (/live, /ready, /health, /metrics)");
     let served = tokio::select! {
-        () = shutdown_signal() => None,
+        () = shutdown.cancelled() => None,
         // The routes ending by themselves is a failure: stop taking mail
         // rather than run unprobed.
         ended = &mut serving => Some(ended),
     };
+    shutdown.cancel();
     tracing::info!("stopping: finishing the e-mails in flight");
     consumers.stop().await;
+    // The routes stay up (probed, scraped) until the mail is done.
     handle.stop(true).await;
     let served = match served {
         Some(ended) => ended,
         None => serving.await,
     };
-    sampler.abort();
+    for task in [sampler, signals] {
+        let _ = task.await;
+    }
     adapters.resources.shutdown().await;
     served??;
     Ok(())
 }
 
-/// What a consumer process is judged on: RabbitMQ and Redis (without its
-/// de-duplication claims a consumer dead-letters rather than risk a second
-/// e-mail), not the database it never uses — a pending migration must not
-/// hold back a consumer rollout.
-fn consumer_checks(indicators: &[Arc<dyn HealthIndicator>]) -> Vec<Arc<dyn HealthIndicator>> {
-    indicators
-        .iter()
-        .filter(|i| i.component() != "database")
-        .map(|i| match i.component() {
-            "redis" => Arc::new(Required(i.clone())) as Arc<dyn HealthIndicator>,
-            _ => i.clone(),
-        })
-        .collect()
-}
-
-/// An indicator that readiness requires, whatever it says for the API.
-struct Required(Arc<dyn HealthIndicator>);
-
-#[async_trait::async_trait]
-impl HealthIndicator for Required {
-    fn component(&self) -> &'static str {
-        self.0.component()
-    }
-
-    fn required_for_readiness(&self) -> bool {
-        true
-    }
-
-    async fn check(&self) -> crate::ports::Health {
-        self.0.check().await
+/// A consumer process's checks: every indicator but the database's.
+fn consumer_checks(indicators: &[Arc<dyn HealthIndicator>]) -> HealthChecks {
+    HealthChecks {
+        all: indicators
+            .iter()
+            .filter(|i| i.component() != "database")
+            .cloned()
+            .collect(),
+        ready: CONSUME_READINESS,
     }
 }
 
-/// How often the dependencies are checked for `dependency_up` and the Redis
-/// memory gauges, whether or not anyone calls `/health`.
-const HEALTH_SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
+/// The use cases an API process serves, and the services its tasks run.
+struct Services {
+    state: AppState,
+    events: Arc<EventService>,
+    progress: Arc<ProgressService>,
+    billing: Arc<BillingService>,
+}
 
-fn spawn_health_sampler(indicators: Vec<Arc<dyn HealthIndicator>>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(HEALTH_SAMPLE_INTERVAL);
-        loop {
-            ticks.tick().await;
-            for indicator in &indicators {
-                let health = indicator.check().await;
-                http::metrics::record_health(indicator.component(), health.healthy);
-            }
+impl Services {
+    fn new(settings: &Settings, adapters: &Adapters) -> Self {
+        let events = Arc::new(
+            EventService::new(
+                adapters.publisher.clone(),
+                adapters.clock.clone(),
+                adapters.ids.clone(),
+                adapters.plans.clone(),
+            )
+            .with_delivery(settings.event_delivery),
+        );
+        let progress = Arc::new(ProgressService::new(
+            adapters.progress.clone(),
+            events.clone(),
+            adapters.clock.clone(),
+            adapters.ids.clone(),
+        ));
+        let (accounts, billing) = identity_services(adapters, events.clone());
+        let mut health = adapters.health.clone();
+        if settings.event_delivery == EventDelivery::Outbox {
+            health.push(Arc::new(OutboxHealth::new(adapters.identity.clone())));
         }
-    })
+        let state = AppState {
+            internal_key: settings.internal_key.clone(),
+            tokens: TokenService::new(settings.jwt_secret.expose_secret().as_bytes()),
+            secure_cookies: settings.app_env.is_production(),
+            clock: adapters.clock.clone(),
+            progress: progress.clone(),
+            accounts,
+            billing: billing.clone(),
+            health: HealthChecks {
+                all: health,
+                ready: API_READINESS,
+            },
+        };
+        Self {
+            state,
+            events,
+            progress,
+            billing,
+        }
+    }
+}
+
+/// Starts the relays of an API process, each on a child of `shutdown`: the
+/// outbox relay and its LISTEN connection (`EVENT_DELIVERY=outbox`), and
+/// the completion relay.
+fn spawn_relays(
+    settings: &Settings,
+    adapters: &Adapters,
+    services: &Services,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut relays = Vec::new();
+    if settings.event_delivery == EventDelivery::Outbox {
+        let relay = OutboxRelay::new(
+            adapters.identity.clone(),
+            services.events.clone(),
+            RelayConfig::default(),
+        );
+        relays.push(relay.spawn(shutdown.child_token()));
+        if let Some((store, url)) = &adapters.outbox_listen {
+            relays.push(store.spawn_listener(url.clone(), shutdown.child_token()));
+        }
+    }
+    tracing::info!(
+        event_delivery = settings.event_delivery.as_str(),
+        "event delivery"
+    );
+    relays.push(tasks::spawn_completion_relay(
+        services.progress.clone(),
+        settings.completion_relay_interval,
+        shutdown.child_token(),
+    ));
+    relays
+}
+
+/// Waits for a task that was told to stop, saying so if it takes long.
+async fn stopped(what: &str, mut task: JoinHandle<()>) {
+    if tokio::time::timeout(SLOW_STOP, &mut task).await.is_err() {
+        tracing::warn!(task = what, "still finishing its step at shutdown; waiting");
+        let _ = task.await;
+    }
 }
 
 impl Application {
@@ -339,81 +272,38 @@ impl Application {
         if settings.uses_dev_secrets() {
             tracing::warn!("JWT_SECRET or INTERNAL_KEY is unset: using development defaults");
         }
-        let events = Arc::new(
-            EventService::new(
-                adapters.publisher.clone(),
-                adapters.clock.clone(),
-                adapters.ids.clone(),
-                adapters.plans.clone(),
-            )
-            .with_delivery(settings.event_delivery),
+        let shutdown = CancellationToken::new();
+        let services = Services::new(settings, &adapters);
+        let relays = spawn_relays(settings, &adapters, &services, &shutdown);
+        let sweeper = tasks::spawn_expiry_sweep(
+            services.billing.clone(),
+            settings.expiry_sweep_interval,
+            shutdown.child_token(),
         );
-        let progress = Arc::new(ProgressService::new(
-            adapters.progress.clone(),
-            events.clone(),
-            adapters.clock.clone(),
-            adapters.ids.clone(),
-        ));
-        let (accounts, billing) = identity_services(&adapters, events.clone());
-        let stop = CancellationToken::new();
-        let mut health = adapters.health.clone();
-        let mut relay = Vec::new();
-        if settings.event_delivery == EventDelivery::Outbox {
-            relay.push(
-                OutboxRelay::new(adapters.identity.clone(), events, RelayConfig::default())
-                    .spawn(stop.clone()),
-            );
-            if let Some((store, url)) = &adapters.outbox_listen {
-                relay.push(store.spawn_listener(url.clone(), stop.clone()));
-            }
-            health.push(Arc::new(OutboxHealth::new(adapters.identity.clone())));
-        }
-        tracing::info!(
-            event_delivery = settings.event_delivery.as_str(),
-            "event delivery"
-        );
-        let state = AppState {
-            internal_key: settings.internal_key.clone(),
-            tokens: TokenService::new(settings.jwt_secret.expose_secret().as_bytes()),
-            secure_cookies: settings.app_env.is_production(),
-            clock: adapters.clock.clone(),
-            progress: progress.clone(),
-            accounts,
-            billing: billing.clone(),
-            health,
-        };
-        let sweeper = spawn_expiry_sweep(billing, settings.expiry_sweep_interval, stop.clone());
-        relay.push(spawn_completion_relay(
-            progress,
-            settings.completion_relay_interval,
-            stop.clone(),
-        ));
-        let sampler = spawn_health_sampler(adapters.health.clone());
+        let sampler = tasks::spawn_health_sampler(adapters.health.clone(), shutdown.child_token());
         let consumers = if settings.start_consumers {
-            Consumers::start(settings, &adapters)
+            Consumers::start(settings, &adapters, shutdown.child_token())
         } else {
             Consumers::None
         };
         let listener = TcpListener::bind((settings.http_host, settings.http_port))?;
         let port = listener.local_addr()?.port();
-        let draining = http::Draining::default();
         let server = http::server(
             listener,
-            state,
+            services.state,
             settings.cors_allowed_origins.clone(),
-            draining.clone(),
+            http::Draining(shutdown.child_token()),
         )?;
         tracing::info!(host = %settings.http_host, port, "HTTP API listening");
         Ok(Self {
             port,
             server,
             resources: adapters.resources,
+            shutdown,
             sweeper,
-            relay,
-            stop,
+            relays,
             sampler,
             consumers,
-            draining,
         })
     }
 
@@ -421,45 +311,36 @@ impl Application {
         self.port
     }
 
-    /// Stops the server from elsewhere (graceful: in-flight requests finish).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// The process's shutdown token: cancelling it stops the application
+    /// as SIGTERM does (tests stop their apps this way).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM (or the handle) stops the server, then
-    /// closes the broker and Redis connections (each bounded in time).
+    /// Serves until the shutdown token is cancelled (SIGINT/SIGTERM, or a
+    /// holder of `shutdown_token()`), then waits for every task to stop at
+    /// its safe point and closes the broker and Redis connections (each
+    /// bounded in time).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signals = tasks::cancel_on_signal(self.shutdown.clone());
         let handle = self.server.handle();
-        let draining = self.draining.0.clone();
-        let signals = tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: finishing requests in flight, closing connections");
-            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        let shutdown = self.shutdown.clone();
+        let stopper = tokio::spawn(async move {
+            shutdown.cancelled().await;
             handle.stop(true).await;
         });
         let result = self.server.await;
-        signals.abort();
-        self.stop.cancel();
-        let mut sweeper = self.sweeper;
-        if tokio::time::timeout(SWEEP_STOP_TIMEOUT, &mut sweeper)
-            .await
-            .is_err()
-        {
-            tracing::warn!("expiry sweep still running at shutdown: stopped");
-            sweeper.abort();
+        // The server ending by itself stops the rest too.
+        self.shutdown.cancel();
+        stopped("expiry sweep", self.sweeper).await;
+        for relay in self.relays {
+            // A completion it was publishing stays recorded: another process
+            // (or this one, restarted) publishes it.
+            stopped("relay", relay).await;
         }
-        for mut task in self.relay {
-            if tokio::time::timeout(SWEEP_STOP_TIMEOUT, &mut task)
-                .await
-                .is_err()
-            {
-                // A completion it was publishing stays recorded: another
-                // process (or this one, restarted) publishes it.
-                tracing::warn!("relay still running at shutdown: stopped");
-                task.abort();
-            }
+        for task in [self.sampler, signals, stopper] {
+            let _ = task.await;
         }
-        self.sampler.abort();
         self.consumers.stop().await;
         self.resources.shutdown().await;
         result

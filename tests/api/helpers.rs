@@ -2,7 +2,6 @@
 
 use std::sync::{Arc, Once};
 
-use actix_web::dev::ServerHandle;
 use chrono::Utc;
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
@@ -22,6 +21,8 @@ use smap_identity::{
     },
     ports::IdentityStore,
 };
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A queue each test app binds to `job.#`, to observe `job.completed`.
@@ -38,7 +39,10 @@ pub struct TestApp {
     pub broker: Arc<InMemoryBroker>,
     pub identity: Arc<dyn IdentityStore>,
     pub clock: Arc<ManualClock>,
-    handle: ServerHandle,
+    /// Cancelling it stops the app as SIGTERM would.
+    shutdown: CancellationToken,
+    /// The app's run, ending once it has stopped.
+    running: tokio::sync::Mutex<Option<JoinHandle<std::io::Result<()>>>>,
 }
 
 pub fn init_logs() {
@@ -114,8 +118,8 @@ async fn spawn(
     customize(&mut adapters);
     let app = Application::build_with(&settings, adapters).expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let shutdown = app.shutdown_token();
+    let running = tokio::sync::Mutex::new(Some(tokio::spawn(app.run_until_stopped())));
     TestApp {
         address,
         client: Client::new(),
@@ -123,7 +127,8 @@ async fn spawn(
         broker,
         identity,
         clock,
-        handle,
+        shutdown,
+        running,
     }
 }
 
@@ -292,8 +297,12 @@ impl TestApp {
             .expect("set role");
     }
 
+    /// Stops the app gracefully and waits until it has stopped.
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        self.shutdown.cancel();
+        if let Some(running) = self.running.lock().await.take() {
+            let _ = running.await;
+        }
     }
 }
 

@@ -149,7 +149,7 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
         1
     );
 
-    handle.stop(true).await;
+    handle.cancel();
     running.await.unwrap().unwrap();
 }
 

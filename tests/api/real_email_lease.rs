@@ -427,6 +427,7 @@ async fn consumers(url: &str) -> (AmqpBroker, EmailConsumers) {
             drain_timeout: Duration::from_secs(2),
         },
         Arc::new(SystemClock),
+        tokio_util::sync::CancellationToken::new(),
     );
     (broker, consumers)
 }

@@ -164,5 +164,5 @@ async fn without_migrate_on_start_the_api_is_not_ready_until_the_schema_is_curre
         body["data"]["checks"]["database"]["details"]["schema"],
         "current"
     );
-    handle.stop(true).await;
+    handle.cancel();
 }

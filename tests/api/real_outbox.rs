@@ -363,8 +363,8 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
         !stored.contains("direct@outbox.example"),
         "rolled back: {stored:?}"
     );
-    direct_handle.stop(true).await;
-    handle.stop(true).await;
+    direct_handle.cancel();
+    handle.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,6 +422,6 @@ async fn two_relays_on_one_database_publish_each_row_once() {
     );
     assert_eq!(got.len(), n, "each row published once");
     assert_eq!(ids.len(), n);
-    handle_a.stop(true).await;
-    handle_b.stop(true).await;
+    handle_a.cancel();
+    handle_b.cancel();
 }

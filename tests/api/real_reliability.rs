@@ -386,7 +386,7 @@ async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once()
         delivered(&maildir).max(sent),
         drain_count(&url, EMAIL_ERRORS_QUEUE).await.max(dead),
     );
-    handle.stop(true).await;
+    handle.cancel();
     let _ = running.await;
     drop(sink);
     drop(vhost);

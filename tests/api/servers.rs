@@ -63,20 +63,21 @@ pub fn real_settings() -> Option<Settings> {
 }
 
 /// Binds an application on `adapters` and runs it in the background; its
-/// base URL and the task that ends when it has stopped.
+/// base URL, its shutdown token (cancelling it stops the app as SIGTERM
+/// would) and the task that ends when it has stopped.
 pub fn run_app(
     settings: &Settings,
     adapters: smap_identity::app::wiring::Adapters,
 ) -> (
     String,
-    actix_web::dev::ServerHandle,
+    tokio_util::sync::CancellationToken,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
     let app = smap_identity::app::startup::Application::build_with(settings, adapters)
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    (base, handle, tokio::spawn(app.run_until_stopped()))
+    let shutdown = app.shutdown_token();
+    (base, shutdown, tokio::spawn(app.run_until_stopped()))
 }
 
 /// `scripts/services.sh`, for tests that run servers of their own.

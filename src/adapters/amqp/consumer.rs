@@ -68,8 +68,9 @@ impl EmailConsumers {
         queues: Vec<(&'static str, MessageFormat)>,
         config: ConsumerConfig,
         clock: Arc<dyn Clock>,
+        stop: CancellationToken,
     ) -> Self {
-        let (stop, abandon) = (CancellationToken::new(), CancellationToken::new());
+        let abandon = CancellationToken::new();
         let concurrency = config.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let tasks = queues

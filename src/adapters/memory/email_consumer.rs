@@ -7,6 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::Semaphore, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -26,6 +27,7 @@ pub fn spawn_email_consumers(
     queues: Vec<(&'static str, MessageFormat)>,
     concurrency: usize,
     clock: Arc<dyn Clock>,
+    stop: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     queues
@@ -34,13 +36,18 @@ pub fn spawn_email_consumers(
             let broker = broker.clone();
             let handler = handler.clone();
             let permits = permits.clone();
-            let clock = clock.clone();
+            let (clock, stop) = (clock.clone(), stop.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok(permit) = permits.clone().acquire_owned().await else {
                         return;
                     };
-                    let Ok(delivery) = broker.take(queue).await else {
+                    let taken = tokio::select! {
+                        biased;
+                        () = stop.cancelled() => return,
+                        taken = broker.take(queue) => taken,
+                    };
+                    let Ok(delivery) = taken else {
                         return;
                     };
                     let (broker, handler, clock) = (broker.clone(), handler.clone(), clock.clone());

@@ -54,9 +54,9 @@ fn report(checks: Vec<(&'static str, Health)>) -> HttpResponse {
 
 async fn run_checks(checks: &HealthChecks, only_ready: bool) -> Vec<(&'static str, Health)> {
     let indicators: Vec<_> = checks
-        .0
+        .all
         .iter()
-        .filter(|i| !only_ready || i.required_for_readiness())
+        .filter(|i| !only_ready || checks.ready.contains(&i.component()))
         .collect();
     let results = join_all(indicators.iter().map(|i| i.check())).await;
     for (indicator, result) in indicators.iter().zip(&results) {
@@ -95,7 +95,7 @@ pub async fn component_health(
     component: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let indicator = checks
-        .0
+        .all
         .iter()
         .find(|i| i.component() == component.as_str())
         .ok_or_else(|| ApiError::not_found(format!("no health check named `{component}`")))?;

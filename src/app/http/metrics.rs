@@ -44,6 +44,16 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
+    describe_events();
+    describe_emails();
+    describe_dependencies();
+    describe_http();
+    describe_outbox();
+    zero_known_series();
+}
+
+/// The event bus and the finish line.
+fn describe_events() {
     metrics::describe_counter!(
         "events_published_total",
         "Events confirmed by the event bus, by routing key."
@@ -62,6 +72,18 @@ fn describe() {
         "Time from publish to broker confirm, per try."
     );
     metrics::describe_counter!(
+        "projects_completed_total",
+        "job.completed events confirmed by the broker (one per project; a rare re-publish after a lost mark counts again)."
+    );
+    metrics::describe_gauge!(
+        "job_completions_pending",
+        "Completions recorded by the finish line whose job.completed is not published yet, at the relay's last round."
+    );
+}
+
+/// The e-mail consumers.
+fn describe_emails() {
+    metrics::describe_counter!(
         "emails_processed_total",
         "E-mail events handled by the consumers, by outcome (sent, duplicate)."
     );
@@ -77,14 +99,10 @@ fn describe() {
         "email_consumer_errors_total",
         "Consumer faults, by queue and kind (subscription_lost, dead_letter_unpublished, ack_failed)."
     );
-    metrics::describe_counter!(
-        "projects_completed_total",
-        "job.completed events confirmed by the broker (one per project; a rare re-publish after a lost mark counts again)."
-    );
-    metrics::describe_gauge!(
-        "job_completions_pending",
-        "Completions recorded by the finish line whose job.completed is not published yet, at the relay's last round."
-    );
+}
+
+/// The health checks of the dependencies.
+fn describe_dependencies() {
     metrics::describe_gauge!(
         "dependency_up",
         "1 when the last health check of a dependency (component) passed, else 0."
@@ -99,6 +117,10 @@ fn describe() {
         metrics::Unit::Bytes,
         "Redis maxmemory at the last health check (0 = no limit)."
     );
+}
+
+/// The HTTP middleware (`track`).
+fn describe_http() {
     metrics::describe_counter!(
         "http_requests_total",
         "HTTP requests by method, route template and status."
@@ -108,6 +130,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request duration by method, route template and status."
     );
+}
+
+/// The outbox relay.
+fn describe_outbox() {
     metrics::describe_gauge!(
         "outbox_pending",
         "Outbox rows not yet published (EVENT_DELIVERY=outbox), at the relay's last look."
@@ -121,7 +147,6 @@ fn describe() {
         "outbox_relay_failures_total",
         "Outbox relay failures by kind: publish (a row not published), store (the outbox not read or updated)."
     );
-    zero_known_series();
 }
 
 /// Series whose labels are known up front start at 0, so `rate()` and the

@@ -14,13 +14,7 @@ pub mod response;
 pub mod state;
 pub mod subscriptions;
 
-use std::{
-    net::TcpListener,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{net::TcpListener, sync::OnceLock};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
@@ -158,10 +152,11 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         .max_age(3600)
 }
 
-/// Set once shutdown begins: from then on every answer closes its
-/// connection, so keep-alive clients cannot hold the server open.
+/// Cancelled once shutdown begins (a child of the process's shutdown token,
+/// `app::startup`): from then on every answer closes its connection, so
+/// keep-alive clients cannot hold the server open.
 #[derive(Clone, Default)]
-pub struct Draining(pub Arc<AtomicBool>);
+pub struct Draining(pub tokio_util::sync::CancellationToken);
 
 async fn close_when_draining(
     req: ServiceRequest,
@@ -169,7 +164,7 @@ async fn close_when_draining(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let draining = req
         .app_data::<web::Data<Draining>>()
-        .is_some_and(|d| d.0.load(Ordering::SeqCst));
+        .is_some_and(|d| d.0.is_cancelled());
     let mut response = next.call(req).await?;
     if draining {
         response
@@ -222,7 +217,7 @@ pub fn server(
     cors_origins: Vec<String>,
     draining: Draining,
 ) -> std::io::Result<Server> {
-    let checks = web::Data::new(state::HealthChecks(state.health.clone()));
+    let checks = web::Data::new(state.health.clone());
     let state = web::Data::new(state);
     let draining = web::Data::new(draining);
     // Install the recorder before the first request records anything.

@@ -20,10 +20,16 @@ pub struct AppState {
     pub progress: Arc<ProgressService>,
     pub accounts: Arc<AccountService>,
     pub billing: Arc<BillingService>,
-    pub health: Vec<Arc<dyn HealthIndicator>>,
+    pub health: HealthChecks,
 }
 
 /// The health indicators the system routes check: the API's, or those of
 /// a `consume` process (which has no use cases to reach).
 #[derive(Clone)]
-pub struct HealthChecks(pub Vec<Arc<dyn HealthIndicator>>);
+pub struct HealthChecks {
+    /// Every dependency of the process: `/health` reports them all.
+    pub all: Vec<Arc<dyn HealthIndicator>>,
+    /// The components `/ready` waits for: chosen per process where its
+    /// indicators are wired (`app::startup`), not by the adapters.
+    pub ready: &'static [&'static str],
+}
