@@ -129,10 +129,8 @@ impl OutboxRelay {
     /// The pause before a row is tried again after `attempts` failures.
     fn backoff_for(&self, attempts: u32) -> chrono::Duration {
         let pause = self
-            .config
-            .min_backoff
-            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1).min(16)))
-            .min(self.config.max_backoff);
+            .retry_policy()
+            .jittered_backoff_before(attempts + 1, rand::random());
         chrono::Duration::from_std(pause).unwrap_or_else(|_| chrono::Duration::seconds(30))
     }
 
@@ -257,10 +255,16 @@ impl OutboxRelay {
     }
 
     fn pause_after(&self, failures: u32) -> Duration {
-        self.config
-            .min_backoff
-            .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-            .min(self.config.max_backoff)
+        self.retry_policy()
+            .jittered_backoff_before(failures + 1, rand::random())
+    }
+
+    /// Pauses double from `min_backoff` to `max_backoff`, ± 25 % so that
+    /// relays that failed together (a broker outage) do not retry in step.
+    fn retry_policy(&self) -> crate::domain::retry::RetryPolicy {
+        crate::domain::retry::RetryPolicy::exponential(u32::MAX, self.config.min_backoff)
+            .with_max_backoff(self.config.max_backoff)
+            .with_jitter_percent(25)
     }
 
     async fn purge(&self) {

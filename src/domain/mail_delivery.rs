@@ -29,10 +29,7 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// `sent` is retried this way: the e-mail is out, and a lease left
 /// unmarked would let a later copy send it again once it expires.
-const MARK_RETRY: RetryPolicy = RetryPolicy {
-    attempts: 3,
-    initial_backoff: Duration::from_millis(200),
-};
+const MARK_RETRY: RetryPolicy = RetryPolicy::exponential(3, Duration::from_millis(200));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
@@ -73,10 +70,7 @@ pub struct DeliveryService {
 
 impl DeliveryService {
     /// 3 retries after the first try, 1 s, 2 s and 4 s apart (DESIGN §4).
-    pub const RETRY: RetryPolicy = RetryPolicy {
-        attempts: 4,
-        initial_backoff: Duration::from_secs(1),
-    };
+    pub const RETRY: RetryPolicy = RetryPolicy::exponential(4, Duration::from_secs(1));
 
     /// `ids` makes each delivery's owner token.
     pub fn new(
@@ -110,7 +104,9 @@ impl DeliveryService {
     /// the backoff between them (4 × 10 s + 7 s by default).
     pub fn longest_delivery(&self) -> Duration {
         let attempts = self.retry.attempts.max(1);
-        let backoff: Duration = (2..=attempts).map(|a| self.retry.backoff_before(a)).sum();
+        let backoff: Duration = (2..=attempts)
+            .map(|a| self.retry.longest_backoff_before(a))
+            .sum();
         self.send_timeout.saturating_mul(attempts) + backoff
     }
 

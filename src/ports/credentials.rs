@@ -22,9 +22,19 @@ pub enum HashError {
 
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
+    /// # Errors
+    ///
+    /// `Busy` when too many hashes run at once (retry after the given seconds),
+    /// `Failed` when hashing itself failed.
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
     /// `Ok(false)` for a wrong password; `Err` for a malformed hash or when
     /// no hashing slot came free in time (`Busy`).
+    ///
+    /// # Errors
+    ///
+    /// `Busy` when too many checks run at once (retry after the given seconds),
+    /// `Failed` when the hash cannot be read or checked; a wrong password is
+    /// `Ok(false)`.
     async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, HashError>;
 }
 

@@ -53,8 +53,18 @@ pub enum Marked {
 /// - `release` deletes the key only while it is the caller's own lease.
 #[async_trait]
 pub trait DedupStore: Send + Sync {
+    /// # Errors
+    ///
+    /// `DedupError` when the store cannot be reached.
     async fn claim(&self, key: &str, owner: &str, lease: Duration) -> Result<Claim, DedupError>;
+    /// # Errors
+    ///
+    /// `DedupError` when the store cannot be reached.
     async fn mark_sent(&self, key: &str, owner: &str, ttl: Duration) -> Result<Marked, DedupError>;
     /// True when the caller's lease was deleted.
+    ///
+    /// # Errors
+    ///
+    /// `DedupError` when the store cannot be reached.
     async fn release(&self, key: &str, owner: &str) -> Result<bool, DedupError>;
 }

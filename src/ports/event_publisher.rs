@@ -60,6 +60,11 @@ impl PublishError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
+    /// # Errors
+    ///
+    /// `Rejected` when the event fails validation (never retry), `Unavailable`
+    /// when the bus cannot be reached, `Timeout` when no confirm came in time,
+    /// `Nacked` when the broker refused it, `Unexpected` on any other failure.
     async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError>;
 }
 

@@ -181,6 +181,21 @@ pub struct OutboxBacklog {
 /// cannot be deleted; `insert_user_then` commits only if its hook succeeds;
 /// every slot and transition below is one atomic step, whatever the
 /// concurrency and however many processes share the store.
+///
+/// # Errors
+///
+/// Every method: `Unavailable` when the store cannot be reached,
+/// `Unexpected` on any other failure; a read that finds nothing is
+/// `Ok(None)`. Besides, with nothing written: `EmailTaken` from the
+/// `insert_user_*` methods; `RolledBack` from `insert_user_then` (its hook
+/// failed); `Conflict` from the conditional writes when the row moved first
+/// (`activate_with_subscription`, `change_password`, `insert_session`,
+/// `update_plan`, `transition_subscription`); `NotFound` when the row they
+/// name is gone (those, `update_profile`, `set_role`, the password-slot
+/// writes, `delete_plan`); `LiveSubscriptionExists` from
+/// `activate_with_subscription`; `PlanCodeTaken` from `insert_plan`;
+/// `PlanInUse` from `delete_plan` (subscriptions name the plan) and
+/// `transition_subscription` (the plan it moves to was deleted).
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts `user`, runs `hook` inside the same transaction, commits when

@@ -33,5 +33,10 @@ impl MailError {
 
 #[async_trait]
 pub trait Mailer: Send + Sync {
+    /// # Errors
+    ///
+    /// `Transient` when the mail server is unreachable or answers 4xx (another
+    /// try may work), `Permanent` when it refuses the e-mail (5xx, a bad
+    /// address: retrying cannot help).
     async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError>;
 }

@@ -13,5 +13,8 @@ pub enum PlanCatalogError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait PlanCatalog: Send + Sync {
+    /// # Errors
+    ///
+    /// `Unavailable` when the catalogue cannot be read.
     async fn exists(&self, code: &PlanCode) -> Result<bool, PlanCatalogError>;
 }

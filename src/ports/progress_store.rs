@@ -54,8 +54,17 @@ pub enum ProgressError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ProgressStore: Send + Sync {
+    /// # Errors
+    ///
+    /// `Unavailable` when Redis cannot be reached (after the adapter's
+    /// retries), `Unexpected` on any other failure.
     async fn init(&self, project: &ProjectId) -> Result<Progress, ProgressError>;
 
+    /// # Errors
+    ///
+    /// `NotFound` when the project has no record, `AlreadyDone` once it is
+    /// DONE; `Unavailable` when Redis cannot be reached (after the adapter's
+    /// retries), `Unexpected` on any other failure.
     async fn set_total(
         &self,
         project: &ProjectId,
@@ -64,16 +73,30 @@ pub trait ProgressStore: Send + Sync {
         stamp: &CompletionStamp,
     ) -> Result<TotalUpdate, ProgressError>;
 
+    /// # Errors
+    ///
+    /// `NotFound` when the project has no record; `Unavailable` when Redis
+    /// cannot be reached (after the adapter's retries), `Unexpected` on any
+    /// other failure.
     async fn mark_item_done(
         &self,
         project: &ProjectId,
         report: &ItemReport,
     ) -> Result<ItemUpdate, ProgressError>;
 
+    /// # Errors
+    ///
+    /// `Unavailable` when Redis cannot be reached (after the adapter's
+    /// retries), `Unexpected` on any other failure; no record is `Ok(None)`.
     async fn get_progress(&self, project: &ProjectId) -> Result<Option<Progress>, ProgressError>;
 
     /// Claims, until `now + lease`, up to `limit` unpublished completions
     /// whose claim has lapsed at `now`; also counts every unpublished one.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` when Redis cannot be reached (after the adapter's
+    /// retries), `Unexpected` on any other failure.
     async fn claim_due_completions(
         &self,
         now: Timestamp,
@@ -83,10 +106,20 @@ pub trait ProgressStore: Send + Sync {
 
     /// `job.completed` of this completion was confirmed: it is never claimed
     /// again, and the project's record says published.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` when Redis cannot be reached (after the adapter's
+    /// retries), `Unexpected` on any other failure.
     async fn mark_published(&self, completion: &Completion) -> Result<(), ProgressError>;
 
     /// The claim's holder could not publish: the completion is due again at
     /// `retry_at` — unless someone else claimed it meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` when Redis cannot be reached (after the adapter's
+    /// retries), `Unexpected` on any other failure.
     async fn release(
         &self,
         claimed: &ClaimedCompletion,

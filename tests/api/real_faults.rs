@@ -45,10 +45,7 @@ async fn a_redis_outage_fails_progress_calls_after_the_retries_and_recovers_when
         sentinel: None,
     };
     let clients = RedisClients::connect(&settings).await.unwrap();
-    let short = RetryPolicy {
-        attempts: 4,
-        initial_backoff: Duration::from_millis(50),
-    };
+    let short = RetryPolicy::exponential(4, Duration::from_millis(50));
     let store = RedisProgressStore::new(clients.state.clone()).with_retry(short);
     let project = ProjectId::parse("outage").unwrap();
     store.init(&project).await.unwrap();

@@ -183,7 +183,9 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
 /// `wait` ± 25 %, so processes that lost the same node do not retry in step.
 fn jitter(wait: Duration) -> Duration {
     let unit = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-    wait.mul_f64(0.75 + unit / 2.0)
+    crate::domain::retry::RetryPolicy::NONE
+        .with_jitter_percent(25)
+        .jitter(wait, unit)
 }
 
 /// A node named for logs: host and port, never the URL (it holds the

@@ -274,10 +274,7 @@ impl RedisProgressStore {
     /// Transient errors are retried 3 times, 1 s, 2 s then 4 s apart (DESIGN §5).
     /// Safe for every script: each answers the same when run again for the
     /// same call (see the module doc).
-    pub const RETRY: RetryPolicy = RetryPolicy {
-        attempts: 4,
-        initial_backoff: Duration::from_secs(1),
-    };
+    pub const RETRY: RetryPolicy = RetryPolicy::exponential(4, Duration::from_secs(1));
 
     pub fn new(pool: Pool) -> Self {
         Self {

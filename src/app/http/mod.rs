@@ -3,6 +3,7 @@
 //! answer; they never talk to a broker or a database.
 
 pub mod accounts;
+pub mod error_responses;
 pub mod errors;
 pub mod extract;
 pub mod health;

@@ -1,6 +1,9 @@
 //! Plan routes: anyone reads, admins manage.
 
-use super::response::{Envelope, ErrorBody};
+use super::error_responses::{
+    BadInput, BadJsonBody, Conflict, Forbidden, NotFound, RuleViolated, Unauthenticated,
+};
+use super::response::Envelope;
 use actix_web::{HttpResponse, delete, get, http::StatusCode, post, put, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -123,7 +126,7 @@ pub async fn list_plans(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     path = "/plans/{id}",
     tag = "plans",
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<PlanBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<PlanBody>), BadInput, NotFound),
     description = "One plan."
 )]
 #[get("/plans/{id}")]
@@ -140,7 +143,7 @@ pub async fn get_plan(
     path = "/plans",
     tag = "plans",
     request_body = PlanRequest,
-    responses((status = 201, description = "Success", body = Envelope<PlanBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    responses((status = 201, description = "Success", body = Envelope<PlanBody>), BadJsonBody, Unauthenticated, Forbidden, Conflict),
     security(("bearer" = []), ("cookie" = [])),
     description = "Create a plan (admins)."
 )]
@@ -171,7 +174,7 @@ pub async fn create_plan(
     tag = "plans",
     request_body = PlanRequest,
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<PlanBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<PlanBody>), BadJsonBody, Unauthenticated, Forbidden, NotFound, RuleViolated),
     security(("bearer" = []), ("cookie" = [])),
     description = "Update a plan (admins); its code never changes."
 )]
@@ -209,7 +212,7 @@ pub async fn update_plan(
     path = "/plans/{id}",
     tag = "plans",
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<serde_json::Value>), BadInput, Unauthenticated, Forbidden, NotFound, Conflict),
     security(("bearer" = []), ("cookie" = [])),
     description = "Delete a plan no subscription uses (admins)."
 )]

@@ -1,7 +1,10 @@
 //! Subscription routes: the user's own, cancel and upgrade, and the internal
 //! payment-failure and expiry routes.
 
-use super::response::{Envelope, ErrorBody};
+use super::error_responses::{
+    BadInput, BadJsonBody, Forbidden, NotFound, RuleViolated, SubscriptionConflict, Unauthenticated,
+};
+use super::response::Envelope;
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -69,7 +72,7 @@ fn actor(user: &CurrentUser) -> Actor {
     get,
     path = "/subscriptions/me",
     tag = "subscriptions",
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), Unauthenticated, NotFound),
     security(("bearer" = []), ("cookie" = [])),
     description = "The live subscription, else the latest one."
 )]
@@ -95,7 +98,7 @@ pub struct CancelRequest {
     tag = "subscriptions",
     request_body(content = Option<CancelRequest>, description = "Optional JSON body", content_type = "application/json"),
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not allowed in the current status, or a concurrent request changed the subscription first (nothing written; the message names the status found)", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), BadInput, Unauthenticated, Forbidden, NotFound, SubscriptionConflict),
     security(("bearer" = []), ("cookie" = [])),
     description = "Cancel (owner or admin). Publishes `subscription.cancelled`."
 )]
@@ -140,7 +143,7 @@ pub struct UpgradeRequest {
     tag = "subscriptions",
     request_body = UpgradeRequest,
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not allowed in the current status, or a concurrent request changed the subscription first (nothing written; the message names the status found)", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), BadJsonBody, Unauthenticated, Forbidden, NotFound, SubscriptionConflict, RuleViolated),
     security(("bearer" = []), ("cookie" = [])),
     description = "Upgrade a trial to a paid plan (owner). Publishes `subscription.status_changed` (`upgraded`)."
 )]
@@ -165,7 +168,7 @@ pub async fn upgrade(
     path = "/internal/subscriptions/{id}/payment-failed",
     tag = "internal",
     params(("id" = Uuid, Path, description = "The id (a UUID)")),
-    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Not allowed in the current status, or a concurrent request changed the subscription first (nothing written; the message names the status found)", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SubscriptionBody>), BadInput, Unauthenticated, Forbidden, NotFound, SubscriptionConflict),
     security(("internal_key" = [])),
     description = "A payment failed: `active` to `past_due`. Publishes `subscription.status_changed` (`payment_failed`)."
 )]
@@ -192,7 +195,7 @@ pub struct SweepBody {
     post,
     path = "/internal/subscriptions/expire-due",
     tag = "internal",
-    responses((status = 200, description = "Success", body = Envelope<SweepBody>), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SweepBody>), Unauthenticated, Forbidden),
     security(("internal_key" = [])),
     description = "Run the expiry sweep now. Publishes `subscription.cancelled` (`trial_expired`) and `subscription.status_changed` (`subscription_ended`)."
 )]

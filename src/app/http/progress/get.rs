@@ -1,7 +1,10 @@
 //! `GET /projects/{id}/progress`: `{status, total, done, errors, percent}`;
 //! an unknown project is a 404 whose data says `NOT_FOUND`, and is not created.
 
-use crate::app::http::response::{Envelope, ErrorBody};
+use crate::app::http::error_responses::{
+    BadInput, Forbidden, NotFound, Unauthenticated, Unavailable,
+};
+use crate::app::http::response::Envelope;
 use actix_web::{HttpResponse, get, web};
 
 use super::{ProgressBody, project_id};
@@ -19,7 +22,7 @@ use crate::{
     path = "/projects/{id}/progress",
     tag = "progress",
     params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
-    responses((status = 200, description = "Success", body = Envelope<ProgressBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<ProgressBody>), BadInput, Unauthenticated, Forbidden, NotFound, Unavailable),
     security(("bearer" = []), ("cookie" = []), ("internal_key" = [])),
     description = "A project's progress; 404 with status NOT_FOUND for an unknown project."
 )]

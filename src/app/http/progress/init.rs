@@ -1,6 +1,7 @@
 //! `POST /internal/projects/{id}/progress`: start tracking a project.
 
-use crate::app::http::response::{Envelope, ErrorBody};
+use crate::app::http::error_responses::{BadInput, Forbidden, Unauthenticated, Unavailable};
+use crate::app::http::response::Envelope;
 use actix_web::{HttpResponse, http::StatusCode, post, web};
 
 use super::{ProgressBody, project_id};
@@ -15,7 +16,7 @@ use crate::app::http::{
     path = "/internal/projects/{id}/progress",
     tag = "internal",
     params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
-    responses((status = 201, description = "Success", body = Envelope<ProgressBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 201, description = "Success", body = Envelope<ProgressBody>), BadInput, Unauthenticated, Forbidden, Unavailable),
     security(("internal_key" = [])),
     description = "Start tracking a project (replaces an earlier record)."
 )]

@@ -1,6 +1,9 @@
 //! `POST /internal/projects/{id}/progress/items`: one item done (or failed).
 
-use crate::app::http::response::{Envelope, ErrorBody};
+use crate::app::http::error_responses::{
+    BadJsonBody, Forbidden, NotFound, Unauthenticated, Unavailable,
+};
+use crate::app::http::response::Envelope;
 use actix_web::{HttpResponse, post, web};
 
 use super::{MarkItemBody, MarkItemRequest, project_id};
@@ -16,7 +19,7 @@ use crate::app::http::{
     tag = "internal",
     request_body = MarkItemRequest,
     params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
-    responses((status = 200, description = "Success", body = Envelope<MarkItemBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<MarkItemBody>), BadJsonBody, Unauthenticated, Forbidden, NotFound, Unavailable),
     security(("internal_key" = [])),
     description = "One item done; exactly one report gets COMPLETED — again when retried with the same item_id — and `job.completed` is recorded with it and published once, even if the broker is down at that moment."
 )]

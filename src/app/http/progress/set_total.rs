@@ -1,6 +1,9 @@
 //! `PUT /internal/projects/{id}/progress`: set total and status together.
 
-use crate::app::http::response::{Envelope, ErrorBody};
+use crate::app::http::error_responses::{
+    BadJsonBody, Conflict, Forbidden, NotFound, RuleViolated, Unauthenticated, Unavailable,
+};
+use crate::app::http::response::Envelope;
 use actix_web::{HttpResponse, put, web};
 
 use super::{ProgressBody, SetTotalBody, SetTotalRequest, project_id};
@@ -16,7 +19,7 @@ use crate::app::http::{
     tag = "internal",
     request_body = SetTotalRequest,
     params(("id" = String, Path, description = "Project id: 1-64 of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
-    responses((status = 200, description = "Success", body = Envelope<SetTotalBody>), (status = 400, description = "Bad input; `errors[0].field` names the field", body = ErrorBody), (status = 413, description = "Body over 64 KiB", body = ErrorBody), (status = 415, description = "Body is not JSON", body = ErrorBody), (status = 401, description = "Missing or invalid credentials", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 409, description = "Conflicts with the current state", body = ErrorBody), (status = 422, description = "Breaks a business rule", body = ErrorBody), (status = 503, description = "A dependency is unavailable; retry later", body = ErrorBody)),
+    responses((status = 200, description = "Success", body = Envelope<SetTotalBody>), BadJsonBody, Unauthenticated, Forbidden, NotFound, Conflict, RuleViolated, Unavailable),
     security(("internal_key" = [])),
     description = "Set total and status; may complete the project (recording and publishing `job.completed`). On a DONE project 409, except for the same total and status that completed it: 200 completed again."
 )]
