@@ -49,6 +49,7 @@ use smap_identity::{
         timestamp::Timestamp,
     },
     ports::{MailError, Mailer, OutgoingEmail},
+    test_support::{free_port, spawn_aiosmtpd, wait_listening},
 };
 use uuid::Uuid;
 
@@ -105,14 +106,6 @@ fn watched(sink: &Sink) -> Vec<(String, u32)> {
     pids
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Sink {
     name: &'static str,
     port: u16,
@@ -134,26 +127,13 @@ impl Sink {
             _ => {
                 let dir = std::env::temp_dir()
                     .join(format!("smap-bench-mail-{}", Uuid::new_v4().simple()));
-                Command::new("python3")
-                    .args([
-                        "-m",
-                        "aiosmtpd",
-                        "-n",
-                        "-l",
-                        &format!("127.0.0.1:{port}"),
-                        "-c",
-                        "aiosmtpd.handlers.Mailbox",
-                    ])
-                    .arg(&dir)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("aiosmtpd (scripts/services.sh install)")
+                spawn_aiosmtpd(port, &dir).expect("aiosmtpd (scripts/services.sh install)")
             }
         };
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            wait_listening(port, Duration::from_secs(30)),
+            "{name} did not listen on {port}"
+        );
         Self { name, port, child }
     }
 

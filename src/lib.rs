@@ -11,3 +11,5 @@ pub mod app;
 pub mod contract;
 pub mod domain;
 pub mod ports;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;

@@ -25,6 +25,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod process_env;
+mod remote;
+
+pub use process_env::{ServersWithSink, production_base};
+pub use remote::{PASSWORD, Remote};
+
 /// A queue each test app binds to `job.#`, to observe `job.completed`.
 pub const JOBS_QUEUE: &str = "test.jobs";
 /// And one bound to `subscription.#`.

@@ -28,13 +28,11 @@ use smap_identity::{
 use uuid::Uuid;
 
 use crate::{
-    helpers::json,
+    helpers::{PASSWORD, Remote, json},
     process::Service,
     real_postgres::app,
     servers::{Probe, amqp_url, fresh_database},
 };
-
-const PASSWORD: &str = "correct horse battery";
 
 fn envelope(d: &lapin::message::Delivery) -> Option<EventEnvelope> {
     EventEnvelope::from_json(&d.data).ok()
@@ -42,6 +40,14 @@ fn envelope(d: &lapin::message::Delivery) -> Option<EventEnvelope> {
 
 async fn post(client: &Client, url: String, body: Value) -> (u16, Value) {
     json(client.post(url).json(&body).send().await.unwrap()).await
+}
+
+/// The shared request shortcuts on this test's client.
+fn remote(client: &Client, base: &str) -> Remote {
+    Remote {
+        base: base.to_owned(),
+        client: client.clone(),
+    }
 }
 
 /// Registers `address` and returns its user id and OTP (read from the
@@ -52,12 +58,7 @@ async fn register(
     emails: &mut Probe,
     address: &str,
 ) -> (String, String) {
-    let (status, body) = post(
-        client,
-        format!("{base}/authentication/register"),
-        json!({"email": address, "password": PASSWORD}),
-    )
-    .await;
+    let (status, body) = remote(client, base).register(address, PASSWORD).await;
     assert_eq!(status, 201, "{body}");
     let user_id = body["data"]["id"].as_str().unwrap().to_owned();
     let event = emails
@@ -76,23 +77,13 @@ async fn register(
 /// Registers, verifies and logs in; the token.
 async fn signed_up(client: &Client, base: &str, emails: &mut Probe, address: &str) -> String {
     let (_, otp) = register(client, base, emails, address).await;
-    let (status, _) = post(
-        client,
-        format!("{base}/authentication/verify-otp"),
-        json!({"email": address, "otp": otp}),
-    )
-    .await;
+    let (status, _) = remote(client, base).verify_otp(address, &otp).await;
     assert_eq!(status, 200);
     log_in(client, base, address, PASSWORD).await
 }
 
 async fn log_in(client: &Client, base: &str, address: &str, password: &str) -> String {
-    let (status, body) = post(
-        client,
-        format!("{base}/authentication/login"),
-        json!({"email": address, "password": password}),
-    )
-    .await;
+    let (status, body) = remote(client, base).log_in(address, password).await;
     assert_eq!(status, 200, "{body}");
     body["data"]["token"].as_str().unwrap().to_owned()
 }

@@ -43,6 +43,7 @@ use tokio::{
 };
 
 use crate::{
+    helpers::{PASSWORD, Remote},
     process::Service,
     real_amqp::verification,
     real_smtp::Sink,
@@ -253,14 +254,8 @@ fn env<'a>(
 }
 
 async fn register(service: &Service, email: &str) {
-    let status = reqwest::Client::new()
-        .post(format!("{}/authentication/register", service.base))
-        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("register")
-        .status();
-    assert_eq!(status.as_u16(), 201);
+    let (status, body) = Remote::new(&service.base).register(email, PASSWORD).await;
+    assert_eq!(status, 201, "{body}");
 }
 
 async fn dead_letter_count(amqp: &str) -> u32 {

@@ -25,11 +25,9 @@ use smap_identity::{
 };
 
 use crate::{
-    helpers::json as json_of,
+    helpers::{PASSWORD, Remote},
     servers::{Probe, amqp_url, body, free_port, fresh_database, real_settings, run_app, services},
 };
-
-const PASSWORD: &str = "correct horse battery";
 
 /// A RabbitMQ node of this test's own, stopped on drop.
 struct Node {
@@ -138,16 +136,6 @@ async fn take(url: &str, queue: &str, want: usize, wait: Duration) -> Vec<Value>
     out
 }
 
-async fn post(base: &str, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    json_of(request.send().await.expect("request")).await
-}
-
 fn data(event: &Value) -> &Value {
     &event["payload"]["data"]
 }
@@ -177,13 +165,8 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
 
     // An account with a subscription, while the broker is up.
     let owner = "owner@outbox.example";
-    let (status, _) = post(
-        &base,
-        "/authentication/register",
-        json!({"email": owner, "password": PASSWORD}),
-        None,
-    )
-    .await;
+    let api = Remote::new(&base);
+    let (status, _) = api.register(owner, PASSWORD).await;
     assert_eq!(status, 201);
     let first = take(
         &node.url(),
@@ -196,21 +179,9 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
         .as_str()
         .expect("otp")
         .to_owned();
-    let (status, _) = post(
-        &base,
-        "/authentication/verify-otp",
-        json!({"email": owner, "otp": otp}),
-        None,
-    )
-    .await;
+    let (status, _) = api.verify_otp(owner, &otp).await;
     assert_eq!(status, 200);
-    let (_, login) = post(
-        &base,
-        "/authentication/login",
-        json!({"email": owner, "password": PASSWORD}),
-        None,
-    )
-    .await;
+    let (_, login) = api.log_in(owner, PASSWORD).await;
     let token = login["data"]["token"].as_str().expect("token").to_owned();
     let created = take(
         &node.url(),
@@ -229,13 +200,7 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
     let started = Instant::now();
     let users: Vec<String> = (0..5).map(|i| format!("u{i}@outbox.example")).collect();
     for user in &users {
-        let (status, answer) = post(
-            &base,
-            "/authentication/register",
-            json!({"email": user, "password": PASSWORD}),
-            None,
-        )
-        .await;
+        let (status, answer) = api.register(user, PASSWORD).await;
         assert_eq!(
             status, 201,
             "registration while the broker is down: {answer}"
@@ -244,21 +209,21 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
     // A second event of one aggregate (user u0): the re-send after the
     // cool-down must come out after the registration's.
     clock.advance(chrono::Duration::seconds(61));
-    let (status, answer) = post(
-        &base,
-        "/authentication/send-otp",
-        json!({"email": users[0], "password": PASSWORD}),
-        None,
-    )
-    .await;
+    let (status, answer) = api
+        .post(
+            "/authentication/send-otp",
+            json!({"email": users[0], "password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "re-send while the broker is down: {answer}");
-    let (status, answer) = post(
-        &base,
-        &format!("/subscriptions/{subscription}/cancel"),
-        json!({}),
-        Some(&token),
-    )
-    .await;
+    let (status, answer) = api
+        .post(
+            &format!("/subscriptions/{subscription}/cancel"),
+            json!({}),
+            Some(&token),
+        )
+        .await;
     assert_eq!(
         status, 200,
         "cancellation while the broker is down: {answer}"
@@ -347,13 +312,9 @@ async fn with_the_broker_down_requests_succeed_and_each_event_goes_out_once_in_o
     direct.event_delivery = EventDelivery::Direct;
     let adapters = Adapters::from_settings(&direct).await.expect("adapters");
     let (direct_base, direct_handle, _direct_task) = run_app(&direct, adapters);
-    let (status, answer) = post(
-        &direct_base,
-        "/authentication/register",
-        json!({"email": "direct@outbox.example", "password": PASSWORD}),
-        None,
-    )
-    .await;
+    let (status, answer) = Remote::new(&direct_base)
+        .register("direct@outbox.example", PASSWORD)
+        .await;
     assert_eq!(
         status, 503,
         "direct delivery with the broker down: {answer}"
@@ -387,18 +348,9 @@ async fn two_relays_on_one_database_publish_each_row_once() {
     let (b, handle_b, _) = run_app(&settings, second);
     let n = 30;
     let requests = (0..n).map(|i| {
-        let base = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let api = Remote::new(if i % 2 == 0 { &a } else { &b });
         let email = format!("r{i}@{domain}");
-        async move {
-            post(
-                &base,
-                "/authentication/register",
-                json!({"email": email, "password": PASSWORD}),
-                None,
-            )
-            .await
-            .0
-        }
+        async move { api.register(&email, PASSWORD).await.0 }
     });
     let statuses = futures_util::future::join_all(requests).await;
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");

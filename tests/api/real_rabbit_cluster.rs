@@ -22,10 +22,10 @@ use std::{
 };
 
 use crate::{
+    helpers::{PASSWORD, Remote, ServersWithSink},
     process::Service,
     real_email_lease::recipients,
-    real_smtp::Sink,
-    servers::{amqp_url, emails_in, free_port, fresh_database, redis, services},
+    servers::{amqp_url, emails_in, fresh_database, redis, services},
 };
 
 const CLIENTS: usize = 4;
@@ -146,22 +146,9 @@ async fn the_connected_cluster_node_killed_under_registration_load_every_201_get
     };
     let cluster = Cluster::start();
     let url = cluster.url();
-    let maildir =
-        std::env::temp_dir().join(format!("smap-cluster-{}", uuid::Uuid::new_v4().simple()));
-    let sink_port = free_port();
-    let _sink = Sink::start(sink_port, &maildir).expect("aiosmtpd (scripts/services.sh install)");
-    let (redis_port, sink_port) = (redis_settings.port.to_string(), sink_port.to_string());
-    let env = [
-        ("DATABASE_URL", db.as_str()),
-        ("AMQP_URL", url.as_str()),
-        ("AMQP_QUEUE_TYPE", "quorum"),
-        ("REDIS_HOST", "127.0.0.1"),
-        ("REDIS_PORT", redis_port.as_str()),
-        ("SMTP_HOST", "127.0.0.1"),
-        ("SMTP_PORT", sink_port.as_str()),
-        ("SMTP_TLS", "none"),
-        ("RUST_LOG", "info"),
-    ];
+    let servers = ServersWithSink::start("smap-cluster", &db, &url, &redis_settings)
+        .with("AMQP_QUEUE_TYPE", "quorum");
+    let (env, maildir) = (servers.env(), &servers.maildir);
     let service = Service::start(&env).await;
     let (first, _) = connected_node(&service.lines());
     let first = first.expect("the service logs the node it connected to");
@@ -180,19 +167,12 @@ async fn the_connected_cluster_node_killed_under_registration_load_every_201_get
         .map(|c| {
             let (base, created_count) = (base.clone(), created_count.clone());
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let api = Remote::new(&base);
                 let mut created = Vec::new();
                 let mut other = Vec::new();
                 for i in 0..PER_CLIENT {
                     let email = format!("cluster-{c}-{i}@example.com");
-                    let status = http
-                        .post(format!("{base}/authentication/register"))
-                        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
-                        .send()
-                        .await
-                        .expect("the service answers")
-                        .status()
-                        .as_u16();
+                    let (status, _) = api.register(&email, PASSWORD).await;
                     if status == 201 {
                         created.push(email);
                         created_count.fetch_add(1, Ordering::SeqCst);
@@ -239,12 +219,12 @@ async fn the_connected_cluster_node_killed_under_registration_load_every_201_get
         other.extend(o);
     }
     let wait = Instant::now() + Duration::from_secs(90);
-    while recipients(&maildir).len() < created.len() && Instant::now() < wait {
+    while recipients(maildir).len() < created.len() && Instant::now() < wait {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A second copy (a redelivery after the kill) would be here by now.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mails = recipients(&maildir);
+    let mails = recipients(maildir);
     // `events` walks the list too: its first node is the dead one.
     let status_after = events_status(&url);
     let (_, lines) = service.stop().await;
@@ -294,5 +274,5 @@ async fn the_connected_cluster_node_killed_under_registration_load_every_201_get
         status_after.contains("queue smtp_send_email_v2: quorum"),
         "{status_after}"
     );
-    let _ = std::fs::remove_dir_all(&maildir);
+    let _ = std::fs::remove_dir_all(maildir);
 }

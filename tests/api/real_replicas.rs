@@ -13,12 +13,10 @@ use std::{
 use smap_identity::adapters::bus::topology::EVENTS_EXCHANGE;
 
 use crate::{
+    helpers::{PASSWORD, Remote, ServersWithSink},
     process::Service,
     real_email_lease::recipients,
-    real_smtp::Sink,
-    servers::{
-        Probe, Vhost, amqp_url, body, emails_in, free_port, fresh_database, message_id, redis,
-    },
+    servers::{Probe, Vhost, amqp_url, body, emails_in, fresh_database, message_id, redis},
 };
 
 const REPLICAS: usize = 3;
@@ -33,21 +31,8 @@ async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_
         return;
     };
     let vhost = Vhost::new(&amqp, "replicas");
-    let maildir =
-        std::env::temp_dir().join(format!("smap-replicas-{}", uuid::Uuid::new_v4().simple()));
-    let sink_port = free_port();
-    let _sink = Sink::start(sink_port, &maildir).expect("aiosmtpd (scripts/services.sh install)");
-    let (redis_port, sink_port) = (redis_settings.port.to_string(), sink_port.to_string());
-    let env = [
-        ("DATABASE_URL", db.as_str()),
-        ("AMQP_URL", vhost.url.as_str()),
-        ("REDIS_HOST", "127.0.0.1"),
-        ("REDIS_PORT", redis_port.as_str()),
-        ("SMTP_HOST", "127.0.0.1"),
-        ("SMTP_PORT", sink_port.as_str()),
-        ("SMTP_TLS", "none"),
-        ("RUST_LOG", "info"),
-    ];
+    let servers = ServersWithSink::start("smap-replicas", &db, &vhost.url, &redis_settings);
+    let (env, maildir) = (servers.env(), &servers.maildir);
     // Started at once on the fresh database: they take turns migrating it.
     let replicas =
         futures_util::future::join_all((0..REPLICAS).map(|_| Service::start(&env))).await;
@@ -59,21 +44,13 @@ async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_
         .map(|c| {
             let bases = bases.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let replicas: Vec<Remote> = bases.iter().map(|b| Remote::new(b)).collect();
                 let mut created = Vec::new();
                 for i in 0..PER_CLIENT {
                     let email = format!("replica-{c}-{i}@example.com");
-                    let status = http
-                        .post(format!(
-                            "{}/authentication/register",
-                            bases[(c + i) % bases.len()]
-                        ))
-                        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
-                        .send()
-                        .await
-                        .expect("a replica answers")
-                        .status()
-                        .as_u16();
+                    let (status, _) = replicas[(c + i) % replicas.len()]
+                        .register(&email, PASSWORD)
+                        .await;
                     assert_eq!(status, 201, "{email}");
                     created.push(email);
                 }
@@ -87,7 +64,7 @@ async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_
     }
     let total = CLIENTS * PER_CLIENT;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while recipients(&maildir).len() < total && Instant::now() < deadline {
+    while recipients(maildir).len() < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A second copy (another replica's relay or consumer) would be here by now.
@@ -99,7 +76,7 @@ async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_
                 .is_some_and(|r| r.starts_with("replica-"))
         })
         .await;
-    let mails = recipients(&maildir);
+    let mails = recipients(maildir);
     for replica in replicas {
         replica.stop().await;
     }
@@ -146,5 +123,5 @@ async fn three_replicas_under_registration_load_send_one_email_and_one_event_id_
         );
     }
     assert_eq!(mails.len(), total, "no e-mail twice, none missing");
-    let _ = std::fs::remove_dir_all(&maildir);
+    let _ = std::fs::remove_dir_all(maildir);
 }

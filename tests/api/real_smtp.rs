@@ -4,7 +4,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -20,44 +19,7 @@ use crate::{
 };
 
 /// An aiosmtpd Maildir sink; killed when dropped.
-pub struct Sink {
-    child: Child,
-}
-
-impl Sink {
-    pub fn start(port: u16, dir: &Path) -> Option<Sink> {
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Sink { child })
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use smap_identity::test_support::MaildirSink as Sink;
 
 fn require_sink(port: u16, dir: &Path) -> Option<Sink> {
     let sink = Sink::start(port, dir);

@@ -11,7 +11,9 @@ use smap_identity::app::{
     config::AppEnv,
 };
 
-use crate::helpers::{SUBSCRIPTIONS_QUEUE, json as json_of, spawn_app, spawn_app_with_settings};
+use crate::helpers::{
+    SUBSCRIPTIONS_QUEUE, json as json_of, production_base, spawn_app, spawn_app_with_settings,
+};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -383,19 +385,13 @@ async fn production_start_up_refuses_every_published_secret_naming_the_variable(
     let amqp_url = format!("amqp://smap:{password}@127.0.0.1:1/%2f");
     // Every secret variable set; the URLs point nowhere, as start-up must
     // stop at the configuration, before connecting.
-    let base = [
-        ("APP_ENV", "production"),
-        ("HTTP_HOST", "127.0.0.1"),
-        ("JWT_SECRET", jwt.as_str()),
-        ("INTERNAL_KEY", key.as_str()),
-        ("REDIS_HOST", "127.0.0.1"),
-        ("REDIS_PORT", "1"),
+    let mut base = production_base(&jwt, &key);
+    base.extend([
         ("REDIS_PASSWORD", password.as_str()),
-        ("SMTP_HOST", "127.0.0.1"),
         ("SMTP_PASSWORD", password.as_str()),
         ("DATABASE_URL", database_url.as_str()),
         ("AMQP_URL", amqp_url.as_str()),
-    ];
+    ]);
     let mut refused = 0;
     for secret in PUBLISHED_SECRETS {
         let cases = [
@@ -487,16 +483,8 @@ async fn cors_preflight_allows_the_lang_header_from_an_allowed_origin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_refuses_to_start_on_in_memory_adapters() {
     let (jwt, key) = (fresh_secret(), fresh_secret());
-    let env = [
-        ("APP_ENV", "production"),
-        ("HTTP_HOST", "127.0.0.1"),
-        ("JWT_SECRET", jwt.as_str()),
-        ("INTERNAL_KEY", key.as_str()),
-        ("REDIS_HOST", "127.0.0.1"),
-        ("REDIS_PORT", "1"),
-        ("SMTP_HOST", "127.0.0.1"),
-        ("AMQP_URL", "amqp://127.0.0.1:1/%2f"),
-    ];
+    let mut env = production_base(&jwt, &key);
+    env.push(("AMQP_URL", "amqp://127.0.0.1:1/%2f"));
 
     let (code, output) = crate::process::exit_of(&env).await;
 

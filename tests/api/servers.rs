@@ -94,13 +94,7 @@ pub fn services(args: &[&str]) {
     assert!(status.success(), "services.sh {args:?} failed");
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use smap_identity::test_support::free_port;
 
 /// A private queue bound to an exchange, to watch what reaches it.
 pub struct Probe {
