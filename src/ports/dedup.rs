@@ -43,7 +43,7 @@ pub enum Marked {
     SentByAnother,
 }
 
-/// Contract (`crate::contract::dedup_store`, run on every adapter):
+/// Contract (`crate::ports::suites::dedup_store`, run on every adapter):
 /// - of racing claims by different owners on a free key exactly one gets
 ///   `Acquired`; the others get `Busy` until the lease ends;
 /// - a claim by the owner of the lease gets `Mine`;

@@ -11,6 +11,8 @@ mod mailer;
 mod plan_catalog;
 mod progress_store;
 mod store_plan_catalog;
+#[cfg(any(test, feature = "test-support"))]
+pub mod suites;
 
 pub use clock::{Clock, IdGenerator};
 pub use credentials::{HashError, OtpSource, PasswordHasher};

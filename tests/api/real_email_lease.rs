@@ -33,7 +33,6 @@ use smap_identity::{
         redis::{RedisClients, RedisDedup},
         system::{RandomIds, SystemClock},
     },
-    contract,
     domain::{events::EventService, locale::Locale, mail_delivery::DeliveryService},
     ports::{Claim, DedupStore},
 };
@@ -72,7 +71,7 @@ async fn the_redis_dedup_keeps_the_dedup_store_contract() {
     let Some(settings) = redis() else { return };
     let clients = RedisClients::connect(&settings).await.expect("clients");
     let store = RedisDedup::new(clients.cache.clone());
-    contract::dedup_store::run_all(Arc::new(store), &unique("lease")).await;
+    smap_identity::ports::suites::dedup_store::run_all(Arc::new(store), &unique("lease")).await;
     clients.shutdown().await;
 }
 

@@ -95,7 +95,7 @@ async fn the_postgres_store_keeps_the_identity_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_store_keeps_the_identity_contract_under_concurrency() {
     let Some(store) = store().await else { return };
-    smap_identity::contract::identity_store::run_all(Arc::new(store), "pg").await;
+    smap_identity::ports::suites::identity_store::run_all(Arc::new(store), "pg").await;
 }
 
 /// A real-server app on a fresh database; `customize` may swap adapters.

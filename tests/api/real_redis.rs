@@ -8,7 +8,6 @@ use fred::prelude::{
 };
 use smap_identity::{
     adapters::redis::{RedisClients, RedisProgressStore},
-    contract,
     domain::{
         events::EventId,
         progress::{
@@ -88,7 +87,11 @@ async fn the_redis_store_keeps_the_progress_store_contract() {
     // Completion keys of its own: the suite claims whatever is due there.
     let prefix = unique("test:completions");
     let store = store.with_completion_prefix(&prefix);
-    contract::progress_store::run_all(std::sync::Arc::new(store), &unique("contract")).await;
+    smap_identity::ports::suites::progress_store::run_all(
+        std::sync::Arc::new(store),
+        &unique("contract"),
+    )
+    .await;
     let _: i64 = db1
         .next()
         .del(vec![

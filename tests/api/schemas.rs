@@ -8,8 +8,8 @@ use std::{collections::BTreeMap, path::Path};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use smap_identity::{
-    contract::schemas::{self, SCHEMA_DIR},
     domain::events::EventEnvelope,
+    domain::events::schemas::{self, SCHEMA_DIR},
 };
 
 use crate::helpers::{EMAILS_QUEUE, SUBSCRIPTIONS_QUEUE, spawn_app};

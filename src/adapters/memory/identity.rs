@@ -657,10 +657,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::InMemoryIdentityStore;
-    use crate::contract;
+    use crate::ports::suites;
 
     #[tokio::test]
     async fn the_in_memory_store_keeps_the_identity_contract() {
-        contract::identity_store::run_all(Arc::new(InMemoryIdentityStore::new()), "mem").await;
+        suites::identity_store::run_all(Arc::new(InMemoryIdentityStore::new()), "mem").await;
     }
 }

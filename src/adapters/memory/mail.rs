@@ -144,7 +144,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_in_memory_dedup_keeps_the_dedup_store_contract() {
-        crate::contract::dedup_store::run_all(std::sync::Arc::new(InMemoryDedup::new()), "mem")
-            .await;
+        crate::ports::suites::dedup_store::run_all(
+            std::sync::Arc::new(InMemoryDedup::new()),
+            "mem",
+        )
+        .await;
     }
 }

@@ -362,7 +362,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::{adapters::memory::ManualClock, contract};
+    use crate::{adapters::memory::ManualClock, ports::suites};
 
     fn report() -> ItemReport {
         ItemReport {
@@ -386,7 +386,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_in_memory_store_keeps_the_progress_store_contract() {
         let (_, store) = store();
-        contract::progress_store::run_all(store, "mem").await;
+        suites::progress_store::run_all(store, "mem").await;
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 mod envelope;
 mod payloads;
 mod routing_key;
+pub mod schemas;
 mod service;
 mod validation;
 

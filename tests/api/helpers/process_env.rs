@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use smap_identity::app::config::RedisSettings;
+use smap_identity::adapters::redis::RedisConfig;
 
 use crate::{real_smtp::Sink, servers::free_port};
 
@@ -34,7 +34,7 @@ pub struct ServersWithSink {
 
 impl ServersWithSink {
     /// `tag` names the maildir (`<tmp>/<tag>-<uuid>`).
-    pub fn start(tag: &str, database_url: &str, amqp_url: &str, redis: &RedisSettings) -> Self {
+    pub fn start(tag: &str, database_url: &str, amqp_url: &str, redis: &RedisConfig) -> Self {
         let maildir = std::env::temp_dir().join(format!("{tag}-{}", uuid::Uuid::new_v4().simple()));
         let sink_port = free_port();
         let sink =

@@ -1,0 +1,177 @@
+//! The transactional outbox: rows written with their change, handed out
+//! once, one aggregate at a time in order, retried from their retry time.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::future::join_all;
+use uuid::Uuid;
+
+use crate::{
+    domain::account::User,
+    domain::{
+        events::{EmailVerificationPayload, EventData, EventEnvelope, EventId, SealedEvent},
+        timestamp::Timestamp,
+    },
+    ports::{IdentityStore, OutboxEntry, OutboxEvent, StoreError},
+};
+
+use super::{now, unverified};
+
+fn verification(user: &User) -> SealedEvent {
+    let otp = user.otp.clone().expect("contract users have an OTP");
+    EventEnvelope::new(
+        EventId::from_uuid(Uuid::new_v4()),
+        Timestamp::new(now()),
+        EventData::EmailVerificationRequested(EmailVerificationPayload {
+            user_id: user.id,
+            recipient: user.email.clone(),
+            otp_code: otp.code,
+            locale: user.locale,
+            expires_at: Timestamp::new(otp.expires_at),
+        }),
+    )
+    .seal()
+    .expect("a small event")
+}
+
+/// Rows are written with the change (a failed write leaves none), handed
+/// out to concurrent relays once, one aggregate at a time in the order
+/// written, and back again after a failure only from its retry time.
+pub async fn the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(
+    store: Arc<dyn IdentityStore>,
+    prefix: &str,
+) {
+    let (a, a1, ours, lost) = rows_are_written_with_their_change(store.as_ref(), prefix).await;
+    let at = now();
+    let lease = Duration::seconds(30);
+    let a1_row =
+        concurrent_relays_get_each_first_row_once(&store, prefix, &ours, &lost, at, lease).await;
+    assert_eq!(
+        a1_row.body.as_bytes(),
+        a1.body(),
+        "{prefix}: the body as sealed"
+    );
+    assert_eq!(a1_row.aggregate, format!("user:{}", a.id));
+    a_failed_row_waits_for_its_retry_time(store.as_ref(), prefix, &ours, a1_row.id, at, lease)
+        .await;
+}
+
+/// Two rows for user a, one for user b, and a rolled-back write (a twin
+/// e-mail) that must leave none. Returns a, a1, the ids of a1, a2, b1 and
+/// the lost event.
+async fn rows_are_written_with_their_change(
+    store: &dyn IdentityStore,
+    prefix: &str,
+) -> (User, SealedEvent, [String; 3], SealedEvent) {
+    let a = unverified(&format!("{prefix}-outbox-a@example.com"), now());
+    let b = unverified(&format!("{prefix}-outbox-b@example.com"), now());
+    let (a1, a2, b1) = (verification(&a), verification(&a), verification(&b));
+    let ours = [a1.event_id(), a2.event_id(), b1.event_id()].map(|id| id.to_string());
+    store
+        .insert_user_enqueue(
+            &a,
+            &[
+                OutboxEvent::user(a.id, a1.clone()),
+                OutboxEvent::user(a.id, a2.clone()),
+            ],
+        )
+        .await
+        .expect("insert a");
+    store
+        .insert_user_enqueue(&b, &[OutboxEvent::user(b.id, b1.clone())])
+        .await
+        .expect("insert b");
+    let twin = unverified(&format!("{prefix}-OUTBOX-a@example.com"), now());
+    let lost = verification(&twin);
+    assert!(matches!(
+        store
+            .insert_user_enqueue(&twin, &[OutboxEvent::user(twin.id, lost.clone())])
+            .await,
+        Err(StoreError::EmailTaken)
+    ));
+    (a, a1, ours, lost)
+}
+
+/// Eight relays claim at once: a1 and b1 once each; a2 waits for a1.
+async fn concurrent_relays_get_each_first_row_once(
+    store: &Arc<dyn IdentityStore>,
+    prefix: &str,
+    ours: &[String; 3],
+    lost: &SealedEvent,
+    at: DateTime<Utc>,
+    lease: Duration,
+) -> OutboxEntry {
+    let claims = join_all((0..8).map(|_| {
+        let store = store.clone();
+        async move { store.claim_outbox(at, 100, lease).await.expect("claim") }
+    }))
+    .await;
+    let claimed: Vec<OutboxEntry> = claims.into_iter().flatten().collect();
+    let mut ids: Vec<String> = claimed.iter().map(|e| e.event_id.clone()).collect();
+    ids.sort();
+    let mut first = vec![ours[0].clone(), ours[2].clone()];
+    first.sort();
+    assert_eq!(ids, first, "{prefix}: a1 and b1 once each; a2 waits for a1");
+    assert!(
+        !ids.contains(&lost.event_id().to_string()),
+        "a rolled-back write left a row"
+    );
+    let a1_row = claimed
+        .into_iter()
+        .find(|e| e.event_id == ours[0])
+        .expect("a1 claimed");
+    let backlog = store.outbox_backlog().await.expect("backlog");
+    assert!(backlog.pending >= 3 && backlog.oldest.is_some());
+    a1_row
+}
+
+/// Once a1 is published a2 is next; after a failure it comes back only
+/// from its retry time; published rows are purged.
+async fn a_failed_row_waits_for_its_retry_time(
+    store: &dyn IdentityStore,
+    prefix: &str,
+    ours: &[String; 3],
+    a1_row: i64,
+    at: DateTime<Utc>,
+    lease: Duration,
+) {
+    store
+        .outbox_published(&[a1_row], at)
+        .await
+        .expect("published");
+    // b1 is still leased; a2 is now the oldest of its aggregate.
+    let next = store.claim_outbox(at, 100, lease).await.expect("claim");
+    let next: Vec<&OutboxEntry> = next.iter().filter(|e| ours.contains(&e.event_id)).collect();
+    assert_eq!(next.len(), 1, "{prefix}: {next:?}");
+    assert_eq!(next[0].event_id, ours[1]);
+    store
+        .outbox_failed(next[0].id, "broker down", at + Duration::hours(1))
+        .await
+        .expect("failed");
+    let later = at + Duration::minutes(10);
+    let retried = store.claim_outbox(later, 100, lease).await.expect("claim");
+    assert!(
+        retried.iter().all(|e| e.event_id != ours[1]),
+        "{prefix}: not before its retry time"
+    );
+    assert!(
+        retried.iter().any(|e| e.event_id == ours[2]),
+        "{prefix}: b1's lease ran out: claimable again"
+    );
+    let much_later = at + Duration::hours(2);
+    let retried = store
+        .claim_outbox(much_later, 100, lease)
+        .await
+        .expect("claim");
+    let a2_row = retried
+        .iter()
+        .find(|e| e.event_id == ours[1])
+        .expect("a2 after its retry time");
+    assert_eq!(a2_row.attempts, 1);
+    let purged = store
+        .purge_outbox(at + Duration::seconds(1))
+        .await
+        .expect("purge");
+    assert!(purged >= 1, "{prefix}: the published row is forgotten");
+}
