@@ -4,50 +4,43 @@
 
 use super::*;
 
+/// A literal value at the start of `raw` (quotes stripped); references
+/// (`$VAR`, `%VAR%`, `<placeholder>`) are not literals.
+fn literal(raw: &str) -> Option<String> {
+    let value: String = raw
+        .trim_start()
+        .trim_start_matches(['"', '\'', '`'])
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !"\"'`,}".contains(*c))
+        .collect();
+    (!value.is_empty() && !value.starts_with(['$', '%', '<'])).then_some(value)
+}
+
+/// The length of the upper-case variable name at the start of `s`.
+fn name_len(s: &str) -> usize {
+    s.bytes()
+        .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+        .count()
+}
+
+fn secret_name(name: &str) -> bool {
+    name.contains("SECRET")
+        // `PASSWORD_HASH_*` tune the hasher: numbers, not secrets.
+        || (name.contains("PASSWORD") && !name.starts_with("PASSWORD_HASH_"))
+        || name.ends_with("_PASS")
+        || name.ends_with("_KEY")
+        || name.ends_with("TOKEN")
+}
+
 /// Secret-looking literals in `text`: the value of an upper-case
 /// variable named like a secret (`NAME=value`, `NAME: value`, and the
 /// default of `${NAME:-value}` anywhere), of an `X-Internal-Key:`
 /// header, and the password of a `scheme://user:password@` URL.
 /// References (`$VAR`, `${VAR:?message}`, `$(command)`) are not literals.
 fn secret_looking_values(text: &str) -> Vec<String> {
-    fn literal(raw: &str) -> Option<String> {
-        let value: String = raw
-            .trim_start()
-            .trim_start_matches(['"', '\'', '`'])
-            .chars()
-            .take_while(|c| !c.is_whitespace() && !"\"'`,}".contains(*c))
-            .collect();
-        (!value.is_empty() && !value.starts_with(['$', '%', '<'])).then_some(value)
-    }
-    fn name_len(s: &str) -> usize {
-        s.bytes()
-            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
-            .count()
-    }
-    let secret_name = |name: &str| {
-        name.contains("SECRET")
-            // `PASSWORD_HASH_*` tune the hasher: numbers, not secrets.
-            || (name.contains("PASSWORD") && !name.starts_with("PASSWORD_HASH_"))
-            || name.ends_with("_PASS")
-            || name.ends_with("_KEY")
-            || name.ends_with("TOKEN")
-    };
     let mut found = Vec::new();
     for line in text.lines() {
-        let mut i = 0;
-        while i < line.len() {
-            let len = name_len(&line[i..]);
-            if len == 0 {
-                i += line[i..].chars().next().map_or(1, char::len_utf8);
-                continue;
-            }
-            let (name, rest) = line[i..].split_at(len);
-            let value = rest.strip_prefix('=').or_else(|| rest.strip_prefix(": "));
-            if let Some(value) = value.filter(|v| secret_name(name) && !v.starts_with("${")) {
-                found.extend(literal(value));
-            }
-            i += len;
-        }
+        assigned_values(line, &mut found);
         for (at, _) in line.match_indices("${") {
             let inner = &line[at + 2..];
             let (name, rest) = inner.split_at(name_len(inner));
@@ -73,6 +66,24 @@ fn secret_looking_values(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// `NAME=value` and `NAME: value` of a secret-named variable in `line`.
+fn assigned_values(line: &str, found: &mut Vec<String>) {
+    let mut i = 0;
+    while i < line.len() {
+        let len = name_len(&line[i..]);
+        if len == 0 {
+            i += line[i..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        let (name, rest) = line[i..].split_at(len);
+        let value = rest.strip_prefix('=').or_else(|| rest.strip_prefix(": "));
+        if let Some(value) = value.filter(|v| secret_name(name) && !v.starts_with("${")) {
+            found.extend(literal(value));
+        }
+        i += len;
+    }
 }
 
 #[test]
