@@ -1,17 +1,13 @@
 //! `smap-identity events declare | status | cleanup-legacy`: the topology
-//! tooling of the migration (DESIGN §3), on RabbitMQ only.
+//! tooling of the migration (DESIGN §3), on RabbitMQ only. This is the
+//! command-line side (settings checks, the report printed); what talks to
+//! RabbitMQ is `adapters::amqp::tooling`.
 
-use lapin::{
-    Channel, ExchangeKind,
-    options::{
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-    },
-    types::FieldTable,
-};
+use secrecy::ExposeSecret;
 
 use crate::{
     adapters::{
-        amqp::{AmqpBroker, AmqpConfig, QueueType, queue_arguments},
+        amqp::tooling,
         bus::topology::{
             EMAIL_BINDING, EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE, LEGACY_EXCHANGE,
             LEGACY_QUEUE,
@@ -19,30 +15,20 @@ use crate::{
     },
     app::config::Settings,
 };
-use secrecy::ExposeSecret;
 
-async fn broker(settings: &Settings, declare_topology: bool) -> anyhow::Result<AmqpBroker> {
-    let url = settings.amqp_url.as_ref().ok_or_else(|| {
-        anyhow::anyhow!("AMQP_URL is not set: the events commands work on RabbitMQ only")
-    })?;
-    let config = AmqpConfig {
-        declare_topology,
-        queue_type: settings.amqp_queue_type,
-        ..AmqpConfig::default()
-    };
-    let broker = AmqpBroker::connect(url.expose_secret(), config).await;
-    if !broker.is_connected() {
-        let cause = broker.last_error().unwrap_or_default();
-        broker.close().await;
-        anyhow::bail!("AMQP_URL: RabbitMQ is not reachable or refused the topology: {cause}");
-    }
-    Ok(broker)
+fn amqp_url(settings: &Settings) -> anyhow::Result<&str> {
+    settings
+        .amqp_url
+        .as_ref()
+        .map(|url| url.expose_secret())
+        .ok_or_else(|| {
+            anyhow::anyhow!("AMQP_URL is not set: the events commands work on RabbitMQ only")
+        })
 }
 
-/// Declares the topology (connecting does it) and says what it is.
+/// Declares the topology and says what it is.
 pub async fn declare(settings: &Settings) -> anyhow::Result<String> {
-    let broker = broker(settings, true).await?;
-    broker.close().await;
+    tooling::declare(amqp_url(settings)?, settings.amqp_queue_type).await?;
     let mut out = format!(
         "declared: exchange {EVENTS_EXCHANGE} (topic, durable); queues {EMAIL_QUEUE}, {EMAIL_ERRORS_QUEUE} (durable, {}); \
          binding {EMAIL_QUEUE} <- {EVENTS_EXCHANGE} [{EMAIL_BINDING}]",
@@ -56,106 +42,9 @@ pub async fn declare(settings: &Settings) -> anyhow::Result<String> {
     Ok(out)
 }
 
-async fn exchange_state(
-    broker: &AmqpBroker,
-    name: &str,
-    kind: ExchangeKind,
-    kind_name: &str,
-) -> anyhow::Result<String> {
-    let channel = broker.admin_channel().await?;
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    if channel
-        .exchange_declare(name.into(), kind.clone(), passive, FieldTable::default())
-        .await
-        .is_err()
-    {
-        return Ok(format!("exchange {name}: absent"));
-    }
-    let channel = broker.admin_channel().await?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    Ok(
-        match channel
-            .exchange_declare(name.into(), kind, durable, FieldTable::default())
-            .await
-        {
-            Ok(()) => format!("exchange {name}: present, {kind_name}, durable"),
-            Err(_) => format!("exchange {name}: present, NOT {kind_name}/durable as expected"),
-        },
-    )
-}
-
-/// Messages and consumers of a queue, or `None` when it does not exist.
-async fn queue_counts(channel: &Channel, name: &str) -> Option<(u32, u32)> {
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(name.into(), passive, FieldTable::default())
-        .await
-        .ok()
-        .map(|q| (q.message_count(), q.consumer_count()))
-}
-
-/// The type of an existing queue. A passive declare does not tell it, so
-/// each type's exact arguments are declared in turn, each on a channel of
-/// its own (a refusal closes the channel): an equivalent declare changes
-/// nothing, a different one is refused. Quorum first, then classic with
-/// its type named explicitly: a vhost whose default queue type is quorum
-/// (RabbitMQ ≥ 3.13) would accept an argument-less declare on a quorum
-/// queue. The caller has just seen the queue exist; one deleted in between
-/// would be re-created by the probe (a race this read-only report accepts
-/// rather than need the management plugin).
-async fn queue_type(broker: &AmqpBroker, name: &str) -> anyhow::Result<String> {
-    let mut refusals = Vec::new();
-    for queue_type in [QueueType::Quorum, QueueType::Classic] {
-        let channel = broker.admin_channel().await?;
-        let options = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        let mut args = queue_arguments(name, queue_type);
-        if queue_type == QueueType::Classic {
-            args.insert(
-                "x-queue-type".into(),
-                lapin::types::AMQPValue::LongString("classic".into()),
-            );
-        }
-        match channel.queue_declare(name.into(), options, args).await {
-            Ok(_) => return Ok(queue_type.to_string()),
-            Err(e) => refusals.push(e.to_string()),
-        }
-    }
-    Ok(format!(
-        "neither this service's quorum nor its classic arguments ({})",
-        refusals.join("; ")
-    ))
-}
-
 /// Exchanges, queues (with type, message and consumer counts) and bindings.
 pub async fn status(settings: &Settings) -> anyhow::Result<String> {
-    let broker = broker(settings, false).await?;
-    let mut lines = vec![
-        exchange_state(&broker, EVENTS_EXCHANGE, ExchangeKind::Topic, "topic").await?,
-        exchange_state(&broker, LEGACY_EXCHANGE, ExchangeKind::Fanout, "fanout").await?,
-    ];
-    for queue in [EMAIL_QUEUE, EMAIL_ERRORS_QUEUE, LEGACY_QUEUE] {
-        // A failed passive declare closes the channel: one channel per queue.
-        let channel = broker.admin_channel().await?;
-        lines.push(match queue_counts(&channel, queue).await {
-            Some((messages, consumers)) => format!(
-                "queue {queue}: {}, {messages} message(s), {consumers} consumer(s)",
-                queue_type(&broker, queue).await?
-            ),
-            None => format!("queue {queue}: absent"),
-        });
-    }
+    let mut lines = tooling::status(amqp_url(settings)?, settings.amqp_queue_type).await?;
     lines.push(format!(
         "binding {EMAIL_QUEUE} <- {EVENTS_EXCHANGE} [{EMAIL_BINDING}] (declared by this service)"
     ));
@@ -164,7 +53,6 @@ pub async fn status(settings: &Settings) -> anyhow::Result<String> {
             "binding {LEGACY_QUEUE} <- {LEGACY_EXCHANGE} (declared by this service)"
         ));
     }
-    broker.close().await;
     Ok(lines.join("\n"))
 }
 
@@ -177,24 +65,7 @@ pub async fn cleanup_legacy(settings: &Settings) -> anyhow::Result<String> {
             "refusing: ENABLE_DUAL_PUBLISH=true still sends e-mails to {LEGACY_EXCHANGE}; set it to false first"
         );
     }
-    let broker = broker(settings, false).await?;
-    let channel = broker.admin_channel().await?;
-    if let Some((messages, _)) = queue_counts(&channel, LEGACY_QUEUE).await
-        && messages > 0
-    {
-        broker.close().await;
-        anyhow::bail!(
-            "refusing: {LEGACY_QUEUE} still holds {messages} message(s); let the legacy consumer drain it"
-        );
-    }
-    let channel = broker.admin_channel().await?;
-    channel
-        .queue_delete(LEGACY_QUEUE.into(), QueueDeleteOptions::default())
-        .await?;
-    channel
-        .exchange_delete(LEGACY_EXCHANGE.into(), ExchangeDeleteOptions::default())
-        .await?;
-    broker.close().await;
+    tooling::delete_legacy(amqp_url(settings)?, settings.amqp_queue_type).await?;
     Ok(format!(
         "deleted queue {LEGACY_QUEUE} and exchange {LEGACY_EXCHANGE}"
     ))

@@ -1,5 +1,7 @@
-//! The hexagon's rule of the house (DESIGN §1): `src/domain` and `src/ports`
-//! never name an infrastructure crate.
+//! The hexagon's rules of the house (DESIGN §1): `src/domain` and
+//! `src/ports` never name an infrastructure crate, and `src/adapters`
+//! never reaches into `src/app` (the application wires adapters, not the
+//! reverse; an adapter's settings are its own config type).
 
 use std::{fs, path::Path};
 
@@ -67,6 +69,47 @@ fn domain_and_ports_name_no_infrastructure_crate() {
     assert!(
         offenders.is_empty(),
         "infrastructure crates named in the core: {offenders:#?}"
+    );
+}
+
+/// Uses of the application module in `text`'s code (comments aside):
+/// `crate::app…`, or an `app::…` item of a nested `use crate::{…}` tree.
+fn app_uses(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.split("//").next().unwrap_or_default().trim())
+        .filter(|code| code.contains("crate::app") || code.starts_with("app::"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn adapters_do_not_depend_on_the_application() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root.join("adapters"), &mut files);
+    assert!(files.len() > 10, "the layout changed: found only {files:?}");
+    let offenders: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let text = fs::read_to_string(file).expect("readable file");
+            app_uses(&text)
+                .into_iter()
+                .map(move |code| format!("{}: {code}", file.display()))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "adapters name the application: {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_app_scanner_finds_nested_and_full_paths() {
+    let text = "use crate::{\n    app::config::Settings,\n};\nuse crate::app::wiring;\n\
+                //! wired in `crate::app::wiring`\nlet apps = happy::new();\n";
+    assert_eq!(
+        app_uses(text),
+        ["app::config::Settings,", "use crate::app::wiring;"]
     );
 }
 

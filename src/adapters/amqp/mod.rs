@@ -7,6 +7,7 @@ mod broker;
 mod consumer;
 mod health;
 mod publisher;
+pub mod tooling;
 mod topology;
 
 pub use broker::{AmqpBroker, AmqpConfig, split_urls, to_lapin};
