@@ -32,6 +32,10 @@ cargo clippy --all-targets -- -D warnings
 step "cargo clippy (--no-default-features)"
 cargo clippy --all-targets --no-default-features -- -D warnings
 
+step "cargo doc (both feature sets; a broken or private intra-doc link fails)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --no-default-features
+
 step "contracts: AsyncAPI and OpenSpec documents (pinned npm tools)"
 bash scripts/contracts.sh
 

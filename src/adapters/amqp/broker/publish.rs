@@ -33,7 +33,7 @@ impl AmqpBroker {
     /// for the confirm; what comes back is a message the broker returned as
     /// unroutable since the last ack on that channel. With many publishes in
     /// flight, lapin may attach one publish's return to another's confirm,
-    /// so the caller describes it from [`Returned`], not from what it sent.
+    /// so the caller describes it from `Returned`, not from what it sent.
     pub async fn publish_mandatory(
         &self,
         exchange: &str,

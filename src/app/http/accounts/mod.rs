@@ -1,6 +1,6 @@
 //! Authentication and user routes (DESIGN §6), one file per resource:
-//! [`auth`] (register, OTP, login, logout, the signed-in user), [`users`]
-//! (one's own profile and password) and [`admin`] (the user list). What
+//! `auth` (register, OTP, login, logout, the signed-in user), `users`
+//! (one's own profile and password) and `admin` (the user list). What
 //! they share lives here: field parsing, the user body, the auth cookie.
 
 mod admin;
