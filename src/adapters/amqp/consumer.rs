@@ -237,35 +237,11 @@ impl Worker {
             messaging.message.id = message_id.as_deref().unwrap_or_default(),
         );
         let _ = span.set_parent(trace_context(&properties_of(delivery).headers));
-        let mut waiting = false;
-        let outcome = loop {
-            let outcome = self
-                .handler
-                .handle(self.format, &delivery.data, message_id.as_deref())
-                .instrument(span.clone())
-                .await;
-            // Another delivery holds the event's lease: not a duplicate
-            // (that one may have died mid-send). Ask again until it is sent
-            // or its lease is released or ends.
-            let Handled::Busy { retry_after, .. } = outcome else {
-                break outcome;
-            };
-            if !waiting {
-                tracing::info!(
-                    event_id,
-                    lease_left_ms = retry_after.as_millis(),
-                    "another delivery of this event holds its lease; waiting for it"
-                );
-                waiting = true;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(busy_wait(retry_after)) => {}
-                () = self.stop.cancelled() => {
-                    // It holds no lease: another consumer can take it.
-                    self.requeue(delivery).await;
-                    return;
-                }
-            }
+        let Some(outcome) = self
+            .handle_when_free(delivery, message_id.as_deref(), &span)
+            .await
+        else {
+            return;
         };
         if let Handled::DeadLetter {
             event_id: handled_id,
@@ -289,6 +265,46 @@ impl Worker {
         if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
             tracing::warn!(event_id, error = %e, "ack failed; the message will be redelivered (and de-duplicated)");
             metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "ack_failed").increment(1);
+        }
+    }
+
+    /// Runs the handler until the message is handled. Another delivery
+    /// holding the event's lease is not a duplicate (that one may have died
+    /// mid-send): ask again until it is sent or its lease is released or
+    /// ends. `None` when the stop came first and the message was requeued.
+    async fn handle_when_free(
+        &self,
+        delivery: &Delivery,
+        message_id: Option<&str>,
+        span: &tracing::Span,
+    ) -> Option<Handled> {
+        let event_id = message_id.unwrap_or("-");
+        let mut waiting = false;
+        loop {
+            let outcome = self
+                .handler
+                .handle(self.format, &delivery.data, message_id)
+                .instrument(span.clone())
+                .await;
+            let Handled::Busy { retry_after, .. } = outcome else {
+                return Some(outcome);
+            };
+            if !waiting {
+                tracing::info!(
+                    event_id,
+                    lease_left_ms = retry_after.as_millis(),
+                    "another delivery of this event holds its lease; waiting for it"
+                );
+                waiting = true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(busy_wait(retry_after)) => {}
+                () = self.stop.cancelled() => {
+                    // It holds no lease: another consumer can take it.
+                    self.requeue(delivery).await;
+                    return None;
+                }
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use crate::{
         billing::SubscriptionStatus,
         events::{CancellationReason, EventData, EventDelivery, TransitionReason},
     },
-    ports::{OutboxEvent, SweepMove},
+    ports::{OutboxEvent, SweepMove, SweptSubscription},
 };
 
 /// Subscriptions claimed per store transaction.
@@ -109,32 +109,12 @@ impl BillingService {
         loop {
             let batch = self.store.sweep_due(now, SWEEP_BATCH, &rule).await?;
             for swept in &batch {
-                let s = &swept.subscription;
-                if outbox {
-                    if s.status == SubscriptionStatus::Cancelled {
-                        report.trials_cancelled += 1;
-                    } else {
-                        report.subscriptions_ended += 1;
-                    }
-                } else if s.status == SubscriptionStatus::Cancelled {
-                    let trial_end = s.trial_end.unwrap_or(now);
-                    self.announce_cancelled(
-                        s,
-                        swept.previous,
-                        CancellationReason::trial_expired(),
-                        trial_end,
-                        None,
-                    )
-                    .await;
+                if !outbox {
+                    self.announce_swept(swept, now).await;
+                }
+                if swept.subscription.status == SubscriptionStatus::Cancelled {
                     report.trials_cancelled += 1;
                 } else {
-                    self.announce_changed(
-                        s,
-                        swept.previous,
-                        TransitionReason::SUBSCRIPTION_ENDED,
-                        false,
-                    )
-                    .await;
                     report.subscriptions_ended += 1;
                 }
             }
@@ -142,11 +122,7 @@ impl BillingService {
                 break;
             }
         }
-        match self.store.delete_expired_sessions(now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "expired sessions forgotten"),
-            Err(error) => tracing::warn!(error = %error, "expired sessions not forgotten"),
-        }
+        self.forget_expired_sessions(now).await;
         if report != SweepReport::default() {
             tracing::info!(
                 trials_cancelled = report.trials_cancelled,
@@ -155,5 +131,39 @@ impl BillingService {
             );
         }
         Ok(report)
+    }
+
+    /// Direct delivery: the event of a move, published once its batch
+    /// committed.
+    async fn announce_swept(&self, swept: &SweptSubscription, now: DateTime<Utc>) {
+        let s = &swept.subscription;
+        if s.status == SubscriptionStatus::Cancelled {
+            let trial_end = s.trial_end.unwrap_or(now);
+            self.announce_cancelled(
+                s,
+                swept.previous,
+                CancellationReason::trial_expired(),
+                trial_end,
+                None,
+            )
+            .await;
+        } else {
+            self.announce_changed(
+                s,
+                swept.previous,
+                TransitionReason::SUBSCRIPTION_ENDED,
+                false,
+            )
+            .await;
+        }
+    }
+
+    /// A failure here only delays the clean-up to the next sweep.
+    async fn forget_expired_sessions(&self, now: DateTime<Utc>) {
+        match self.store.delete_expired_sessions(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions forgotten"),
+            Err(error) => tracing::warn!(error = %error, "expired sessions not forgotten"),
+        }
     }
 }
