@@ -7,6 +7,8 @@
 //! - [`adapters`]: one module per technology implementing those ports;
 //! - [`app`]: configuration, wiring, the HTTP API and the command line.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod adapters;
 pub mod app;
 pub mod domain;

@@ -1,6 +1,8 @@
 //! `smap-identity`: reads the configuration, installs logging and runs the
 //! chosen subcommand until SIGINT/SIGTERM.
 
+#![warn(clippy::too_many_lines)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -124,3 +124,31 @@ fn the_scanner_finds_crate_paths() {
         "comments are not code"
     );
 }
+
+/// Files the issue-16 size rule exempts: generated code.
+const GENERATED: [&str; 1] = ["src/adapters/postgres/schema.rs"];
+
+#[test]
+fn no_source_file_is_longer_than_400_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            let relative = file.strip_prefix(root).expect("under the crate root");
+            !GENERATED.iter().any(|g| relative == Path::new(g))
+        })
+        .filter_map(|file| {
+            let lines = fs::read_to_string(file)
+                .expect("readable file")
+                .lines()
+                .count();
+            (lines > 400).then(|| format!("{}: {lines} lines", file.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these files (400 lines at most): {long:#?}"
+    );
+}
