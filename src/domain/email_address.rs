@@ -1,5 +1,7 @@
 //! `Email`: a syntactically valid e-mail address, and its masked form for logs.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use crate::domain::serde_str::serde_via_parse;
@@ -12,14 +14,23 @@ const MAX_LABEL_LEN: usize = 63;
 /// Why a string is not an e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
+    /// The input is the empty string.
     #[error("must not be empty")]
     Empty,
+    /// The input is over 254 bytes, more than an SMTP path can carry.
     #[error("must be at most {MAX_LEN} characters")]
     TooLong,
+    /// The input has no `@`, or more than one.
     #[error("must contain exactly one `@`")]
     At,
+    /// The local part is empty, over 64 bytes, starts or ends with a dot,
+    /// has two dots in a row, or holds a character that is neither an ASCII
+    /// letter or digit nor one of the RFC 5322 atom specials.
     #[error("the part before `@` is not valid")]
     LocalPart,
+    /// The domain is not two or more DNS labels of 1-63 ASCII letters,
+    /// digits and inner hyphens ending in a top-level label of two or more
+    /// letters (`localhost` and `example.c` are refused).
     #[error("the domain is not valid")]
     Domain,
 }
@@ -31,6 +42,10 @@ pub enum EmailError {
 pub struct Email(String);
 
 impl Email {
+    /// Checks `input` and keeps it with its domain lower-cased; the input is
+    /// not trimmed, so surrounding spaces are an error
+    /// ([`EmailError::LocalPart`] or [`EmailError::Domain`]). Each error
+    /// names the first rule the input breaks, in the order of the variants.
     pub fn parse(input: &str) -> Result<Self, EmailError> {
         if input.is_empty() {
             return Err(EmailError::Empty);
@@ -51,6 +66,8 @@ impl Email {
         Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
     }
 
+    /// The address as parsed: the local part as given, the domain in lower
+    /// case; at most 254 bytes.
     pub fn as_str(&self) -> &str {
         &self.0
     }

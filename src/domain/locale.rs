@@ -1,24 +1,31 @@
 //! `Locale`: the languages SMAP writes e-mails in.
 
+#![warn(missing_docs)]
+
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
+/// A language an e-mail can be written in; on the wire and in the database
+/// its lower-case tag, `en` or `vi`, and nothing else. The JSON Schema (in
+/// `events::schemas`) is written by hand so these docs stay out of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Locale {
+    /// English, `en`; the default when nothing (or nothing usable) is asked.
     #[default]
     En,
+    /// Vietnamese, `vi`.
     Vi,
 }
 
+/// The text is not exactly `en` or `vi` (case matters, no region suffix).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be `en` or `vi`")]
 pub struct LocaleError;
 
 impl Locale {
+    /// The wire tag, `"en"` or `"vi"`: what [`FromStr`] reads back.
     pub fn as_str(self) -> &'static str {
         match self {
             Locale::En => "en",

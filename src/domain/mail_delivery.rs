@@ -6,6 +6,8 @@
 //! owner's lease is told to wait, never that it is a duplicate, so an e-mail
 //! cut off by a crash is sent once the dead owner's lease ends.
 
+#![warn(missing_docs)]
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -31,8 +33,13 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// unmarked would let a later copy send it again once it expires.
 const MARK_RETRY: RetryPolicy = RetryPolicy::exponential(3, Duration::from_millis(200));
 
+/// What [`DeliveryService::deliver`] did with an e-mail it did not fail on.
+/// The consumer acks the message on `Sent` and `Duplicate`, and requeues it
+/// (after `retry_after`) on `Busy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
+    /// The mail server accepted the e-mail on this delivery; the event id is
+    /// marked `sent` (or, if marking failed after its retries, logged).
     Sent,
     /// This event's e-mail was sent already: nothing to do.
     Duplicate,
@@ -40,22 +47,37 @@ pub enum DeliveryOutcome {
     /// killed mid-send): try again later — at the latest after
     /// `retry_after`, when that lease ends.
     Busy {
+        /// Time left on the other delivery's lease; never more than
+        /// [`DeliveryService::lease`].
         retry_after: Duration,
     },
 }
 
+/// Why an e-mail was not delivered. Either way this delivery holds no lease
+/// afterwards, so a later copy of the message may send it.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
+    /// The mailer refused the e-mail: permanently, at once, or transiently
+    /// on every try of the retry policy. The lease was released.
     #[error("sending failed after {attempts} attempt(s)")]
     SendFailed {
+        /// Tries made, the first one included: 1 to the policy's attempts.
         attempts: u32,
+        /// The mailer's error from the last try (a timed-out try is a
+        /// transient error of its own).
         #[source]
         source: MailError,
     },
+    /// The de-duplication store could not be asked for the lease; nothing
+    /// was sent.
     #[error(transparent)]
     Dedup(#[from] DedupError),
 }
 
+/// Sends the e-mail of an event at most once in normal operation (at least
+/// once across crashes): the lease on the event's de-duplication key, the
+/// retried send, the `sent` mark, and the release of leases left behind by
+/// a shutdown. One instance serves every consumer of the process.
 pub struct DeliveryService {
     mailer: Arc<dyn Mailer>,
     dedup: Arc<dyn DedupStore>,
@@ -88,6 +110,9 @@ impl DeliveryService {
         }
     }
 
+    /// The same service with another send retry policy (tests use
+    /// [`RetryPolicy::NONE`] or short waits); the lease grows or shrinks
+    /// with it.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -122,6 +147,15 @@ impl DeliveryService {
     }
 
     /// Sends `email` unless it was sent before or another delivery holds it.
+    ///
+    /// The key is `smap:email:sent:{message_id}` (the event id). Returns
+    /// [`DeliveryOutcome::Duplicate`] when the key is marked sent,
+    /// [`DeliveryOutcome::Busy`] when another delivery holds its lease, and
+    /// [`DeliveryOutcome::Sent`] once the mailer accepted the e-mail (a
+    /// failure to mark it sent afterwards is logged, not returned: the
+    /// e-mail is out). Fails with [`DeliveryError::Dedup`] when the lease
+    /// cannot be asked for, and [`DeliveryError::SendFailed`] when the tries
+    /// run out or a permanent error ends them.
     #[tracing::instrument(name = "email.deliver", skip_all, fields(messaging.message.id = %email.message_id))]
     pub async fn deliver(&self, email: &OutgoingEmail) -> Result<DeliveryOutcome, DeliveryError> {
         let key = format!("smap:email:sent:{}", email.message_id);
@@ -232,154 +266,4 @@ impl DeliveryService {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use async_trait::async_trait;
-
-    use super::*;
-    use crate::adapters::{memory::InMemoryDedup, system::RandomIds};
-
-    fn email(id: &str) -> OutgoingEmail {
-        OutgoingEmail {
-            message_id: id.into(),
-            to: "a@example.com".into(),
-            subject: "s".into(),
-            html: "h".into(),
-            text: None,
-            reply_to: None,
-            cc: Vec::new(),
-        }
-    }
-
-    /// Fails its first `failures` sends, hangs forever when `hang`.
-    #[derive(Default)]
-    struct Scripted {
-        failures: u32,
-        hang: bool,
-        calls: AtomicU32,
-    }
-
-    #[async_trait]
-    impl Mailer for Scripted {
-        async fn send(&self, _: &OutgoingEmail) -> Result<(), MailError> {
-            let call = self.calls.fetch_add(1, Ordering::SeqCst);
-            if self.hang {
-                std::future::pending::<()>().await;
-            }
-            if call < self.failures {
-                return Err(MailError::Transient(anyhow::anyhow!("down")));
-            }
-            Ok(())
-        }
-    }
-
-    fn service(mailer: Arc<Scripted>, dedup: Arc<InMemoryDedup>) -> DeliveryService {
-        DeliveryService::new(mailer, dedup, Arc::new(RandomIds))
-    }
-
-    #[test]
-    fn the_lease_outlasts_the_longest_delivery() {
-        let s = service(Arc::default(), Arc::default());
-        assert_eq!(s.longest_delivery(), Duration::from_secs(4 * 10 + 7));
-        assert_eq!(s.lease(), Duration::from_secs(57));
-        let short =
-            service(Arc::default(), Arc::default()).with_send_timeout(Duration::from_secs(1));
-        assert_eq!(short.lease(), Duration::from_secs(4 + 7 + 10));
-    }
-
-    #[tokio::test]
-    async fn a_copy_finding_a_live_lease_is_busy_and_a_duplicate_once_sent() {
-        let dedup = Arc::new(InMemoryDedup::new());
-        let s = service(Arc::default(), dedup.clone());
-        let key = "smap:email:sent:evt_1";
-        dedup.claim(key, "other", s.lease()).await.unwrap();
-
-        match s.deliver(&email("evt_1")).await.unwrap() {
-            DeliveryOutcome::Busy { retry_after } => assert!(retry_after <= s.lease()),
-            other => panic!("{other:?}"),
-        }
-        dedup.mark_sent(key, "other", DEDUP_TTL).await.unwrap();
-        assert_eq!(
-            s.deliver(&email("evt_1")).await.unwrap(),
-            DeliveryOutcome::Duplicate
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_delivery_releases_its_lease_and_a_later_copy_sends() {
-        let dedup = Arc::new(InMemoryDedup::new());
-        let failing = Arc::new(Scripted {
-            failures: 4,
-            ..Scripted::default()
-        });
-        let s = service(failing.clone(), dedup.clone());
-
-        let first = s.deliver(&email("evt_2")).await;
-        let second = s.deliver(&email("evt_2")).await.unwrap();
-
-        assert!(matches!(
-            first,
-            Err(DeliveryError::SendFailed { attempts: 4, .. })
-        ));
-        assert_eq!(second, DeliveryOutcome::Sent);
-        assert_eq!(failing.calls.load(Ordering::SeqCst), 5);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_hung_mail_server_costs_one_timeout_per_try() {
-        let hung = Arc::new(Scripted {
-            hang: true,
-            ..Scripted::default()
-        });
-        let s = service(hung.clone(), Arc::default()).with_send_timeout(Duration::from_secs(2));
-        let started = tokio::time::Instant::now();
-
-        let result = s.deliver(&email("evt_3")).await;
-
-        assert!(matches!(result, Err(DeliveryError::SendFailed { .. })));
-        assert_eq!(started.elapsed(), s.longest_delivery());
-        assert_eq!(hung.calls.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_abandoned_delivery_is_released_and_the_next_one_sends_at_once() {
-        let dedup = Arc::new(InMemoryDedup::new());
-        let hung = Arc::new(Scripted {
-            hang: true,
-            ..Scripted::default()
-        });
-        let s = service(hung, dedup.clone());
-        let cut_off =
-            tokio::time::timeout(Duration::from_secs(1), s.deliver(&email("evt_4"))).await;
-        assert!(cut_off.is_err(), "the delivery was abandoned mid-send");
-
-        assert_eq!(s.release_abandoned().await, 1);
-        let next = service(Arc::default(), dedup);
-        assert_eq!(
-            next.deliver(&email("evt_4")).await.unwrap(),
-            DeliveryOutcome::Sent
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_busy_copy_does_not_hide_the_lease_of_the_copy_that_holds_it() {
-        let hung = Arc::new(Scripted {
-            hang: true,
-            ..Scripted::default()
-        });
-        let s = Arc::new(service(hung, Arc::default()));
-        let holder = {
-            let s = s.clone();
-            tokio::spawn(async move { s.deliver(&email("evt_5")).await })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-
-        let copy = s.deliver(&email("evt_5")).await.unwrap();
-        holder.abort();
-        let _ = holder.await;
-
-        assert!(matches!(copy, DeliveryOutcome::Busy { .. }), "{copy:?}");
-        assert_eq!(s.release_abandoned().await, 1, "the holder's lease");
-    }
-}
+mod tests;

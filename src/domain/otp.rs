@@ -1,17 +1,25 @@
 //! `OtpCode`: a one-time password of exactly six ASCII digits.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use crate::domain::serde_str::serde_via_parse;
 
+/// The text is not exactly six ASCII digits `0-9` (other Unicode digits,
+/// signs and spaces are refused).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be exactly 6 digits")]
 pub struct OtpError;
 
+/// A one-time password: always exactly six ASCII digits, leading zeros
+/// kept (`000042`). Travels as a JSON string; `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OtpCode(String);
 
 impl OtpCode {
+    /// Accepts exactly six ASCII digits, untrimmed; anything else is
+    /// [`OtpError`].
     pub fn parse(input: &str) -> Result<Self, OtpError> {
         if input.len() == 6 && input.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(input.to_owned()))
@@ -26,6 +34,7 @@ impl OtpCode {
         Self(format!("{:06}", n % 1_000_000))
     }
 
+    /// The six digits, as they go into the e-mail and the event.
     pub fn as_str(&self) -> &str {
         &self.0
     }

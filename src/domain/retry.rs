@@ -5,20 +5,26 @@
 //! random one in production, a fixed one in tests): the domain names no
 //! random-number crate.
 
+#![warn(missing_docs)]
+
 use std::{future::Future, time::Duration};
 
+/// How many times to try an operation and how long to wait between tries.
+/// A plain value (`Copy`, `const`-constructible): the named policies of the
+/// service are constants, and a test swaps in a faster one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Total tries, the first one included (at least 1; `u32::MAX` for a
-    /// loop that never gives up).
+    /// loop that never gives up). 0 is read as 1: the operation always runs.
     pub attempts: u32,
     /// Wait before the second try.
     pub initial_backoff: Duration,
     /// Longest wait between two tries, before jitter.
     pub max_backoff: Duration,
-    /// Each wait is the previous one times this (2: doubling).
+    /// Each wait is the previous one times this (2: doubling; 1: constant).
     pub factor: u32,
-    /// Each wait is spread uniformly by ± this many percent (0: exact).
+    /// Each wait is spread uniformly by ± this many percent (0: exact);
+    /// values over 100 count as 100, so a wait is never negative.
     pub jitter_percent: u32,
 }
 

@@ -1,6 +1,8 @@
 //! `Timestamp`: the one time format on the wire — RFC 3339, UTC, exactly three
 //! fractional digits, suffix `Z` (`2026-11-27T10:30:45.123Z`).
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 use crate::domain::serde_str::serde_via_parse;
@@ -13,11 +15,14 @@ const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
+/// The text is not an RFC 3339 date-time with an offset (`Z` or `±hh:mm`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be an RFC 3339 timestamp such as 2026-11-27T10:30:45.123Z")]
 pub struct TimestampError;
 
 impl Timestamp {
+    /// `at` with everything below the millisecond dropped (truncated, not
+    /// rounded); never fails.
     pub fn new(at: DateTime<Utc>) -> Self {
         Self(at.trunc_subsecs(3))
     }
@@ -30,6 +35,7 @@ impl Timestamp {
             .map_err(|_| TimestampError)
     }
 
+    /// The instant, in UTC, with at most millisecond precision.
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }

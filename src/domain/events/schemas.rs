@@ -18,6 +18,7 @@ use crate::domain::{
         ProjectCreatedPayload, RoutingKey, SubscriptionCancelledPayload,
         SubscriptionCreatedPayload, SubscriptionStatusChangedPayload, TransitionReason, keys,
     },
+    locale::Locale,
     otp::OtpCode,
     progress::ProjectId,
     timestamp::Timestamp,
@@ -64,6 +65,10 @@ string_schema!(Email, "Email", {
     "type": "string",
     "format": "email",
     "maxLength": 254
+});
+string_schema!(Locale, "Locale", {
+    "type": "string",
+    "enum": ["en", "vi"]
 });
 string_schema!(OtpCode, "OtpCode", {
     "type": "string",
