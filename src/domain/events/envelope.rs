@@ -21,18 +21,29 @@ pub const SERVICE_NAME: &str = "identity";
 const EVENT_ID_PREFIX: &str = "evt_";
 
 /// `evt_` followed by a lowercase hyphenated UUID.
+///
+/// The de-duplication key of every consumer and the AMQP `message_id`; one
+/// fact gets one id, and every publication of that fact repeats it. Its
+/// text is always 40 characters, and parses back to the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId(Uuid);
 
+/// The text is not `evt_` and a UUID in its canonical spelling: lower case,
+/// hyphenated, no braces, no `urn:uuid:`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be `evt_` followed by a lowercase hyphenated UUID")]
 pub struct EventIdError;
 
 impl EventId {
+    /// Wraps a UUID; the id of a new event takes a fresh v4 UUID (from the
+    /// `IdGenerator` port), so ids never repeat across events.
     pub fn from_uuid(uuid: Uuid) -> Self {
         Self(uuid)
     }
 
+    /// Reads the canonical text only, so one event has one id string:
+    /// upper case, the simple (unhyphenated) form or a missing prefix is
+    /// [`EventIdError`].
     pub fn parse(input: &str) -> Result<Self, EventIdError> {
         let raw = input.strip_prefix(EVENT_ID_PREFIX).ok_or(EventIdError)?;
         let uuid = Uuid::try_parse(raw).map_err(|_| EventIdError)?;
@@ -44,6 +55,7 @@ impl EventId {
         }
     }
 
+    /// The UUID the id is made of, without its `evt_` prefix.
     pub fn uuid(&self) -> Uuid {
         self.0
     }
@@ -58,13 +70,29 @@ impl fmt::Display for EventId {
 serde_via_parse!(EventId, display);
 
 /// One event: who sent it, when, under which key, and its typed data.
+///
+/// On the wire (DESIGN §2) it is `{event_id, timestamp, payload: {service,
+/// action, routing_key, idempotency_key?, data}}`; `action` is not stored
+/// but derived from the routing key. The fields are public for the
+/// adapters and tests that read them; [`EventEnvelope::new`] keeps
+/// `routing_key` and `idempotency_key` consistent with `data`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventEnvelope {
+    /// New for every event; the AMQP `message_id` too.
     pub event_id: EventId,
+    /// When the event was sealed (or, for a recorded completion, when the
+    /// fact happened): UTC milliseconds.
     pub timestamp: Timestamp,
+    /// The publishing service: [`SERVICE_NAME`] for the events made here;
+    /// any text in an envelope read from a queue.
     pub service: String,
+    /// The routing key: always the key of `data`'s variant in an envelope
+    /// made by `new` or parsed by `from_json`.
     pub routing_key: RoutingKey,
+    /// `payload.idempotency_key`: the subscription id on subscription
+    /// events, `None` (and absent from the JSON) otherwise.
     pub idempotency_key: Option<String>,
+    /// `payload.data`, typed by the routing key.
     pub data: EventData,
 }
 
@@ -90,12 +118,31 @@ struct WirePayload<D> {
 /// Why bytes received from a queue are not an envelope of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeParseError {
+    /// The bytes are over [`MAX_EVENT_BYTES`]; they were not parsed.
     #[error("message is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit")]
-    TooLarge { size: usize },
+    TooLarge {
+        /// Length of the message, in bytes.
+        size: usize,
+    },
+    /// Not JSON, a required field missing, or a field breaking its rule.
     #[error("`{field}`: {message}")]
-    Malformed { field: String, message: String },
+    Malformed {
+        /// The JSON path of the offending field (`payload.data.otp_code`),
+        /// `.` when the document itself is wrong.
+        field: String,
+        /// What is wrong with it, as serde (or the field's `parse`) says.
+        message: String,
+    },
+    /// `payload.action` is not the routing key without its first word.
     #[error("`payload.action` is `{action}` but the routing key says `{expected}`")]
-    ActionMismatch { action: String, expected: String },
+    ActionMismatch {
+        /// The action the message carries.
+        action: String,
+        /// The action its routing key implies.
+        expected: String,
+    },
+    /// A well-formed routing key that is none of [`super::keys::ALL`]; the
+    /// key is carried.
     #[error("no event type is known for routing key `{0}`")]
     UnknownRoutingKey(String),
 }
@@ -118,6 +165,8 @@ impl EventEnvelope {
         self.routing_key.action()
     }
 
+    /// The JSON of DESIGN §2, compact, UTF-8. Never fails and does not
+    /// check the size limit: [`EventEnvelope::seal`] does.
     pub fn to_json(&self) -> Vec<u8> {
         let wire = Wire {
             event_id: self.event_id,
@@ -135,7 +184,9 @@ impl EventEnvelope {
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
-    /// Serializes once and enforces [`MAX_EVENT_BYTES`].
+    /// Serializes once and enforces [`MAX_EVENT_BYTES`]: over it, the
+    /// error is [`EventValidationError::TooLarge`]. Does not validate
+    /// `data` (see [`EventData::validate`]).
     pub fn seal(self) -> Result<SealedEvent, EventValidationError> {
         let body = self.to_json();
         if body.len() > MAX_EVENT_BYTES {
@@ -153,7 +204,8 @@ impl EventEnvelope {
     /// A sealed event read back from storage (an outbox row): parsed for
     /// its envelope, but the body stays the bytes `seal` wrote, so what
     /// goes on the wire is byte for byte what was committed (and no second
-    /// serialization is paid per row).
+    /// serialization is paid per row). Fails as [`EventEnvelope::from_json`]
+    /// does.
     pub fn reseal(bytes: Vec<u8>) -> Result<SealedEvent, EnvelopeParseError> {
         let envelope = Self::from_json(&bytes)?;
         Ok(SealedEvent {
@@ -163,6 +215,14 @@ impl EventEnvelope {
     }
 
     /// Parses an envelope and its typed data; errors name the JSON path.
+    ///
+    /// Checks the size limit first ([`EnvelopeParseError::TooLarge`]), then
+    /// the layout and every field's type rule
+    /// ([`EnvelopeParseError::Malformed`]), then that `action` matches the
+    /// routing key ([`EnvelopeParseError::ActionMismatch`]), and reads `data`
+    /// as that key's payload ([`EnvelopeParseError::UnknownRoutingKey`] when
+    /// it has none). The time and cross-field rules are not checked: an
+    /// event already published is taken as it is.
     pub fn from_json(bytes: &[u8]) -> Result<Self, EnvelopeParseError> {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(EnvelopeParseError::TooLarge { size: bytes.len() });
@@ -203,157 +263,31 @@ pub struct SealedEvent {
 }
 
 impl SealedEvent {
+    /// The envelope the body was made from (or parsed into).
     pub fn envelope(&self) -> &EventEnvelope {
         &self.envelope
     }
 
+    /// The envelope's event id: the AMQP `message_id`.
     pub fn event_id(&self) -> EventId {
         self.envelope.event_id
     }
 
+    /// The envelope's routing key: the AMQP routing key and `type`.
     pub fn routing_key(&self) -> &RoutingKey {
         &self.envelope.routing_key
     }
 
+    /// The bytes to send, as sealed: at most [`MAX_EVENT_BYTES`].
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
+    /// Length of [`SealedEvent::body`] in bytes; at most [`MAX_EVENT_BYTES`].
     pub fn size(&self) -> usize {
         self.body.len()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use chrono::{TimeZone, Utc};
-    use serde_json::{Value, json};
-
-    use super::*;
-    use crate::domain::{
-        events::{JobCompletedPayload, keys},
-        progress::ProjectId,
-    };
-
-    fn job_completed() -> EventData {
-        EventData::JobCompleted(JobCompletedPayload {
-            project_id: ProjectId::parse("proj_1").unwrap(),
-            total: 3,
-            done: 3,
-            errors: 1,
-            completed_at: Timestamp::new(Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap()),
-        })
-    }
-
-    fn envelope() -> EventEnvelope {
-        let at = Utc.with_ymd_and_hms(2026, 11, 27, 10, 30, 45).unwrap()
-            + chrono::Duration::milliseconds(123);
-        EventEnvelope::new(
-            EventId::from_uuid(Uuid::new_v4()),
-            Timestamp::new(at),
-            job_completed(),
-        )
-    }
-
-    #[test]
-    fn event_ids_are_evt_and_a_canonical_uuid() {
-        let id = EventId::from_uuid(Uuid::new_v4());
-        let text = id.to_string();
-        assert!(text.starts_with("evt_"));
-        assert_eq!(text.len(), 40);
-        assert_eq!(EventId::parse(&text), Ok(id));
-        let upper = format!("evt_{}", id.uuid().hyphenated().to_string().to_uppercase());
-        for bad in [
-            id.uuid().to_string(),
-            upper,
-            "evt_123".into(),
-            format!("evt_{}", id.uuid().simple()),
-        ] {
-            assert_eq!(EventId::parse(&bad), Err(EventIdError), "{bad}");
-        }
-    }
-
-    #[test]
-    fn serializes_to_the_wire_layout_of_design_section_2() {
-        let env = envelope();
-        let json: Value = serde_json::from_slice(&env.to_json()).unwrap();
-        assert_eq!(json["event_id"], json!(env.event_id.to_string()));
-        assert_eq!(json["timestamp"], json!("2026-11-27T10:30:45.123Z"));
-        assert_eq!(json["payload"]["service"], json!("identity"));
-        assert_eq!(json["payload"]["action"], json!("completed"));
-        assert_eq!(json["payload"]["routing_key"], json!(keys::JOB_COMPLETED));
-        assert!(json["payload"].get("idempotency_key").is_none());
-        assert_eq!(
-            json["payload"]["data"],
-            json!({"project_id": "proj_1", "total": 3, "done": 3, "errors": 1,
-                   "completed_at": "2026-11-27T10:00:00.000Z"})
-        );
-    }
-
-    #[test]
-    fn parses_back_what_it_serializes() {
-        let env = envelope();
-        assert_eq!(EventEnvelope::from_json(&env.to_json()).unwrap(), env);
-    }
-
-    #[test]
-    fn parse_errors_name_the_json_path() {
-        let mut json: Value = serde_json::from_slice(&envelope().to_json()).unwrap();
-        json["payload"]["data"]["total"] = json!(-1);
-        let err = EventEnvelope::from_json(json.to_string().as_bytes()).unwrap_err();
-        assert!(
-            matches!(&err, EnvelopeParseError::Malformed { field, .. } if field == "payload.data.total"),
-            "{err}"
-        );
-
-        let mut json: Value = serde_json::from_slice(&envelope().to_json()).unwrap();
-        json["event_id"] = json!("evt_nope");
-        let err = EventEnvelope::from_json(json.to_string().as_bytes()).unwrap_err();
-        assert!(matches!(&err, EnvelopeParseError::Malformed { field, .. } if field == "event_id"));
-
-        let mut json: Value = serde_json::from_slice(&envelope().to_json()).unwrap();
-        json["payload"]["action"] = json!("finished");
-        assert!(matches!(
-            EventEnvelope::from_json(json.to_string().as_bytes()),
-            Err(EnvelopeParseError::ActionMismatch { .. })
-        ));
-
-        let mut json: Value = serde_json::from_slice(&envelope().to_json()).unwrap();
-        json["payload"]["routing_key"] = json!("job.vanished");
-        json["payload"]["action"] = json!("vanished");
-        assert!(matches!(
-            EventEnvelope::from_json(json.to_string().as_bytes()),
-            Err(EnvelopeParseError::UnknownRoutingKey(_))
-        ));
-
-        assert!(matches!(
-            EventEnvelope::from_json(b"not json"),
-            Err(EnvelopeParseError::Malformed { .. })
-        ));
-    }
-
-    #[test]
-    fn sealing_rejects_envelopes_over_256_kib() {
-        let mut env = envelope();
-        env.idempotency_key = Some("k".repeat(MAX_EVENT_BYTES));
-        match env.seal() {
-            Err(EventValidationError::TooLarge { size, limit }) => {
-                assert!(size > MAX_EVENT_BYTES);
-                assert_eq!(limit, MAX_EVENT_BYTES);
-            }
-            other => panic!("expected TooLarge, got {other:?}"),
-        }
-        let sealed = envelope().seal().unwrap();
-        assert_eq!(sealed.body(), sealed.envelope().to_json().as_slice());
-    }
-
-    #[test]
-    fn event_ids_from_v4_uuids_are_unique_over_100_000_envelopes() {
-        let ids: HashSet<String> = (0..100_000)
-            .map(|_| EventId::from_uuid(Uuid::new_v4()).to_string())
-            .collect();
-        assert_eq!(ids.len(), 100_000);
-    }
-}
+mod tests;

@@ -2,6 +2,8 @@
 //! the typed payloads, their validation, and the service that seals and
 //! publishes them.
 
+#![warn(missing_docs)]
+
 mod envelope;
 mod payloads;
 mod routing_key;

@@ -6,14 +6,22 @@ use crate::domain::serde_str::serde_via_parse;
 
 /// The routing keys this service knows (DESIGN §2).
 pub mod keys {
+    /// A verification code to e-mail; bound to `smtp_send_email_v2` by
+    /// `email.#`.
     pub const EMAIL_VERIFICATION_REQUESTED: &str = "email.verification.requested";
+    /// A subscription began (trial or paid).
     pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
+    /// A live subscription was cancelled.
     pub const SUBSCRIPTION_CANCELLED: &str = "subscription.cancelled";
+    /// A subscription changed status for another reason than cancellation.
     pub const SUBSCRIPTION_STATUS_CHANGED: &str = "subscription.status_changed";
+    /// A project crossed its progress finish line.
     pub const JOB_COMPLETED: &str = "job.completed";
     /// Reserved: the payload type exists, nothing publishes it yet.
     pub const PROJECT_CREATED: &str = "project.created";
 
+    /// Every key above, each once; each one has a payload type and a
+    /// committed JSON Schema.
     pub const ALL: [&str; 6] = [
         EMAIL_VERIFICATION_REQUESTED,
         SUBSCRIPTION_CREATED,
@@ -27,20 +35,34 @@ pub mod keys {
 /// AMQP short strings carry at most 255 bytes.
 const MAX_LEN: usize = 255;
 
+/// Why a string is not a routing key. The length is checked first, then
+/// each word, then their number (so `""` is a `BadWord`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoutingKeyError {
+    /// Over 255 bytes, the longest AMQP short string.
     #[error("must be at most {MAX_LEN} bytes")]
     TooLong,
+    /// A single word: there is no action.
     #[error("must be `<domain>.<action>`: at least two words joined by dots")]
     TooFewWords,
+    /// An empty word (leading, trailing or doubled dot, or the empty
+    /// string), or a character outside `a-z` and `_`; so the AMQP
+    /// wildcards `*` and `#` never get into a key.
     #[error("words must be non-empty and made of `a-z` and `_`")]
     BadWord,
 }
 
+/// A routing key: two or more words of `a-z` and `_` joined by dots, at
+/// most 255 bytes (`email.verification.requested`). The first word is the
+/// domain, the rest the action. It is the AMQP routing key and `type` of the
+/// message, and `payload.routing_key` in the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoutingKey(Cow<'static, str>);
 
 impl RoutingKey {
+    /// Checks `input` against the grammar; fails with the first
+    /// [`RoutingKeyError`] it breaks. Any well-formed key passes, known to
+    /// [`keys`] or not.
     pub fn parse(input: &str) -> Result<Self, RoutingKeyError> {
         Self::check(input)?;
         Ok(Self(Cow::Owned(input.to_owned())))
@@ -68,6 +90,7 @@ impl RoutingKey {
         Ok(())
     }
 
+    /// The key as text, exactly as parsed.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -23,6 +23,7 @@ pub enum EventDelivery {
 }
 
 impl EventDelivery {
+    /// The value of `EVENT_DELIVERY` that selects it: `outbox` or `direct`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Outbox => "outbox",
@@ -31,6 +32,12 @@ impl EventDelivery {
     }
 }
 
+/// The one way events leave the domain: every use case hands its
+/// [`EventData`] here to be validated (DESIGN §2 and the plan catalogue),
+/// given a fresh `evt_` id and a timestamp from the clock, sealed under the
+/// size limit, and published with the retry policy. Every outcome is logged
+/// with the routing key and counted (`events_published_total`,
+/// `event_publish_failures_total`, `event_publish_duration_seconds`).
 pub struct EventService {
     publisher: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
@@ -41,6 +48,9 @@ pub struct EventService {
 }
 
 impl EventService {
+    /// A service publishing through `publisher`, with
+    /// [`RetryPolicy::PUBLISH`] and [`EventDelivery::Direct`] until told
+    /// otherwise.
     pub fn new(
         publisher: Arc<dyn EventPublisher>,
         clock: Arc<dyn Clock>,
@@ -57,11 +67,15 @@ impl EventService {
         }
     }
 
+    /// The same service, reporting `delivery` to the use cases that ask
+    /// (the service itself publishes the same way under either).
     pub fn with_delivery(mut self, delivery: EventDelivery) -> Self {
         self.delivery = delivery;
         self
     }
 
+    /// How the use cases must deliver their events: through the outbox, or
+    /// by publishing themselves.
     pub fn delivery(&self) -> EventDelivery {
         self.delivery
     }
@@ -69,7 +83,9 @@ impl EventService {
     /// Validates and seals `data` without asking the plan catalogue: for
     /// events sealed inside a store transaction (the expiry sweep, an OTP
     /// re-send) about rows whose plan code the database's foreign key
-    /// already guarantees, or that name no plan.
+    /// already guarantees, or that name no plan. Synchronous: no port is
+    /// awaited. Fails with [`PublishError::Rejected`] (logged and counted)
+    /// when `data` breaks a rule or the envelope is too large.
     pub fn seal(&self, data: EventData) -> Result<SealedEvent, PublishError> {
         let routing_key = data.routing_key();
         let now = self.clock.now();
@@ -87,6 +103,8 @@ impl EventService {
         result
     }
 
+    /// The same service with another retry policy for
+    /// [`EventService::publish`] and [`EventService::publish_sealed`].
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -95,6 +113,11 @@ impl EventService {
     /// Validates `data` and seals it into an envelope, without publishing;
     /// for callers that must publish at a chosen moment (inside a database
     /// transaction, say) or publish the same event again.
+    ///
+    /// Fails with [`PublishError::Rejected`] when `data` breaks a rule, names
+    /// a plan the catalogue lacks, or seals too large; with
+    /// [`PublishError::Unavailable`] when the catalogue cannot be asked.
+    /// Every failure is logged and counted.
     pub async fn prepare(&self, data: EventData) -> Result<SealedEvent, PublishError> {
         let routing_key = data.routing_key();
         let result = self.try_prepare(data).await;
@@ -112,7 +135,7 @@ impl EventService {
 
     /// Like [`EventService::prepare`], for an event whose id and time were
     /// fixed earlier — recorded with the fact it reports, so that every
-    /// publication of that fact carries the same id.
+    /// publication of that fact carries the same id. Fails as `prepare`.
     pub async fn prepare_recorded(
         &self,
         id: EventId,
@@ -167,13 +190,16 @@ impl EventService {
     }
 
     /// Validates, seals and publishes `data`; returns the new event's id.
+    /// Fails as [`EventService::prepare`], or with the publisher's last
+    /// error once the retry policy gives up on it (a permanent error is
+    /// not retried).
     pub async fn publish(&self, data: EventData) -> Result<EventId, PublishError> {
         let event = self.prepare(data).await?;
         self.publish_sealed(&event).await
     }
 
     /// Publishes an already sealed event (again, possibly: same `event_id`),
-    /// retrying transient failures.
+    /// retrying transient failures; returns its id, or the last error.
     pub async fn publish_sealed(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
         self.retry
             .run(
@@ -184,7 +210,8 @@ impl EventService {
     }
 
     /// One publish attempt, logged and counted: the outbox relay retries by
-    /// itself, row by row.
+    /// itself, row by row. Returns the event's id, or the publisher's
+    /// error.
     pub async fn publish_sealed_once(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
         self.publish_once(event, 1).await
     }

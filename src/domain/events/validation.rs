@@ -12,33 +12,63 @@ use crate::domain::{
     timestamp::Timestamp,
 };
 
+/// Why an event may not be published. Field names are those of `data` on
+/// the wire; the message is meant for logs and for the caller's error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventValidationError {
+    /// An optional field the event's status or reason requires is absent.
     #[error("`{field}` is required")]
-    Missing { field: &'static str },
+    Missing {
+        /// The absent field.
+        field: &'static str,
+    },
+    /// A field is set where the rules forbid it.
     #[error("`{field}` must not be set: {reason}")]
     NotAllowed {
+        /// The field that must be absent.
         field: &'static str,
+        /// Why it must be absent.
         reason: &'static str,
     },
+    /// A deadline is not after the moment of validation.
     #[error("`{field}` must be in the future")]
-    NotInFuture { field: &'static str },
+    NotInFuture {
+        /// The deadline field (`expires_at`).
+        field: &'static str,
+    },
+    /// A trial is not exactly 14 days long, to the millisecond.
     #[error("`trial_end` must be exactly {TRIAL_DAYS} days after `trial_start`")]
     TrialLength,
+    /// A period ends at or before its start.
     #[error("`{field}` must be after `{earlier}`")]
     Order {
+        /// The end of the period.
         field: &'static str,
+        /// The start it must follow.
         earlier: &'static str,
     },
+    /// Any other rule of DESIGN §2: a status or counter out of place.
     #[error("`{field}` {rule}")]
     Rule {
+        /// The offending field.
         field: &'static str,
+        /// The rule, phrased to follow the field name ("must be ...").
         rule: &'static str,
     },
+    /// The plan catalogue has no plan with the event's code.
     #[error("`plan_code`: no plan `{plan_code}` exists")]
-    UnknownPlan { plan_code: String },
+    UnknownPlan {
+        /// The code the event names.
+        plan_code: String,
+    },
+    /// The sealed envelope is over the size limit.
     #[error("the serialized event is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Size of the serialized envelope, in bytes.
+        size: usize,
+        /// The limit, [`super::MAX_EVENT_BYTES`].
+        limit: usize,
+    },
 }
 
 impl EventValidationError {
@@ -60,7 +90,9 @@ impl EventValidationError {
 type Check = Result<(), EventValidationError>;
 
 impl EventData {
-    /// Checks the time and consistency rules at instant `now`.
+    /// Checks the time and consistency rules at instant `now`; the first
+    /// rule broken is the error. The plan catalogue and the size limit are
+    /// checked elsewhere ([`super::EventService`], [`super::EventEnvelope::seal`]).
     pub fn validate(&self, now: DateTime<Utc>) -> Check {
         match self {
             Self::EmailVerificationRequested(p) => {
