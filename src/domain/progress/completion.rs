@@ -31,6 +31,8 @@ pub const COMPLETION_LEASE: Duration = Duration::from_secs(30);
 /// clock for the claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompletionStamp {
+    /// The id `job.completed` gets if this write completes the project;
+    /// fresh per write, unused otherwise.
     pub event_id: EventId,
     /// The completion time if this write completes the project; "now" for
     /// the claim otherwise.
@@ -67,8 +69,12 @@ pub enum ReportKey {
 /// One item reported done (or failed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemReport {
+    /// The item failed: counted in `errors` as well as in `done`.
     pub is_error: bool,
+    /// What makes a retry of this report count once.
     pub key: ReportKey,
+    /// The event id, time and lease to record if this report crosses the
+    /// finish line.
     pub stamp: CompletionStamp,
 }
 
@@ -77,15 +83,23 @@ pub struct ItemReport {
 /// moment (items reported later do not change the event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
+    /// The completed project.
     pub project: ProjectId,
+    /// The id every publication of this completion carries.
     pub event_id: EventId,
+    /// When the finish line was crossed (UTC milliseconds).
     pub completed_at: Timestamp,
+    /// `total` at that moment; greater than 0.
     pub total: u64,
+    /// `done` at that moment; at least `total`.
     pub done: u64,
+    /// `errors` at that moment; at most `done`.
     pub errors: u64,
 }
 
 impl Completion {
+    /// The `job.completed` data this completion publishes: the same on
+    /// every call.
     pub fn payload(&self) -> JobCompletedPayload {
         JobCompletedPayload {
             project_id: self.project.clone(),
@@ -101,7 +115,9 @@ impl Completion {
 /// `job.completed`, then marks the completion published, or releases it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedCompletion {
+    /// What to publish.
     pub completion: Completion,
+    /// When the claim lapses and another publisher may take it over.
     pub until: Timestamp,
 }
 
@@ -109,7 +125,9 @@ pub struct ClaimedCompletion {
 /// crossed the finish line, and to every retry of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletionRecord {
+    /// The id `job.completed` was (or will be) published under.
     pub event_id: EventId,
+    /// When the finish line was crossed (UTC milliseconds).
     pub completed_at: Timestamp,
     /// `job.completed` was confirmed by the broker and marked so.
     pub published: bool,
@@ -121,7 +139,11 @@ pub struct CompletionRecord {
 /// waiting to be published (its own included).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DueCompletions {
+    /// The completions claimed for this caller, in the order they fell
+    /// due; at most the batch size asked for, empty when nothing is due.
     pub claimed: Vec<ClaimedCompletion>,
+    /// Completions recorded but not yet marked published, claimed or not;
+    /// at least `claimed.len()`.
     pub pending: u64,
 }
 

@@ -4,6 +4,9 @@
 use super::{ProgressService, ProgressUseCaseError, ProgressView, ProjectId};
 
 impl ProgressService {
+    /// The stored counters of `project`, or [`ProgressView::NotFound`] when
+    /// there are none (the record is not created by asking). Fails only
+    /// with [`ProgressUseCaseError::Store`].
     #[tracing::instrument(name = "progress.get_progress", skip_all)]
     pub async fn get_progress(
         &self,

@@ -8,6 +8,15 @@ use super::{
 };
 
 impl ProgressService {
+    /// Counts one item of `project` done (and failed, when `is_error`) and
+    /// applies the finish line in the same atomic step. The report that
+    /// crosses it gets [`super::ItemOutcome::Completed`] and publishes
+    /// `job.completed` (a failed publish is left to the relay, not
+    /// returned); every other gets `Processing`. An `item` already counted
+    /// changes nothing and reports `duplicate`. Fails only with
+    /// [`ProgressUseCaseError::Store`] (`NotFound` for a project without a
+    /// record).
+    ///
     /// Without an `item_id` the report gets a token of this call: the
     /// store's own retries count it once, but a new call is a new report.
     #[tracing::instrument(name = "progress.mark_item_done", skip_all)]

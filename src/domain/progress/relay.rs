@@ -13,7 +13,10 @@ const BATCH: usize = 100;
 /// What one round of the relay did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RelayReport {
+    /// `job.completed` events confirmed by the broker this round.
     pub published: usize,
+    /// Publishes that failed this round: 0 or 1, as the round stops at the
+    /// first failure.
     pub failed: usize,
     /// Completions still unpublished after the round.
     pub pending: u64,
@@ -22,7 +25,9 @@ pub struct RelayReport {
 impl ProgressService {
     /// One round: claim what is due, publish it. Stops at the first failed
     /// publish — the broker is most likely down, and the claims of the rest
-    /// go back for the next round.
+    /// go back for the next round. Fails only when the store cannot be
+    /// asked for the due completions; a failed publish is counted in the
+    /// report, not returned.
     #[tracing::instrument(name = "progress.relay_completions", skip_all)]
     pub async fn relay_completions(&self) -> Result<RelayReport, ProgressUseCaseError> {
         let now = Timestamp::new(self.clock.now());

@@ -14,13 +14,20 @@ use crate::{
     ports::{Clock, IdGenerator, ProgressError, ProgressStore},
 };
 
+/// Why a progress use case did nothing (or, for a store error, may have
+/// done part of it: a retry of the same call is always safe).
 #[derive(Debug, thiserror::Error)]
 pub enum ProgressUseCaseError {
     /// Only the finish line may set `DONE`.
     #[error("`status` may not be DONE: the finish line sets it once every item is done")]
     DoneNotSettable,
+    /// A total over [`super::MAX_TOTAL`], which counters could not keep exact.
     #[error("`total` must be at most {max}")]
-    TotalTooLarge { max: u64 },
+    TotalTooLarge {
+        /// The largest total accepted, [`super::MAX_TOTAL`].
+        max: u64,
+    },
+    /// The progress store failed (after its own retries).
     #[error(transparent)]
     Store(#[from] ProgressError),
 }
@@ -35,6 +42,11 @@ pub(super) enum Delivery {
     Failed,
 }
 
+/// The progress use cases of DESIGN §5 over a [`ProgressStore`]: `init`,
+/// `set_total`, `mark_item_done`, `get_progress`, and the completion relay.
+/// The store makes each write atomic; this service adds the input rules,
+/// the stamps a completion is recorded with, and the publishing of
+/// `job.completed` from the recorded completion.
 pub struct ProgressService {
     pub(super) store: Arc<dyn ProgressStore>,
     events: Arc<EventService>,
@@ -44,6 +56,7 @@ pub struct ProgressService {
 }
 
 impl ProgressService {
+    /// A service whose claims last [`COMPLETION_LEASE`].
     pub fn new(
         store: Arc<dyn ProgressStore>,
         events: Arc<EventService>,

@@ -8,6 +8,16 @@ use super::{
 };
 
 impl ProgressService {
+    /// Sets `total` and `status` together and applies the finish line in the
+    /// same atomic step; publishes `job.completed` if this call completed
+    /// the project (a failed publish is left to the relay, not returned).
+    ///
+    /// Fails with [`ProgressUseCaseError::DoneNotSettable`] for `DONE`,
+    /// [`ProgressUseCaseError::TotalTooLarge`] over [`MAX_TOTAL`] (nothing
+    /// written either way), or [`ProgressUseCaseError::Store`]: `NotFound`
+    /// for a project without a record, `AlreadyDone` once it is `DONE`
+    /// (except for a retry of the very call that completed it, which gets
+    /// the same answer again).
     #[tracing::instrument(name = "progress.set_total", skip_all)]
     pub async fn set_total(
         &self,

@@ -17,15 +17,22 @@ pub const MAX_TOTAL: u64 = (1 << 53) - 1;
 const MAX_PROJECT_ID_LEN: usize = 64;
 const MAX_ITEM_ID_LEN: usize = 256;
 
+/// The text is empty, over 64 bytes, or holds a character other than ASCII
+/// letters, digits, `_` and `-`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1-{MAX_PROJECT_ID_LEN} characters of `A-Z`, `a-z`, `0-9`, `_`, `-`")]
 pub struct ProjectIdError;
 
 /// An opaque project id issued by the Project service.
+///
+/// Always 1-64 characters of `A-Z a-z 0-9 _ -`: safe inside a Redis key
+/// (`smap:proj:{id}`), a URL path and a log line without escaping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProjectId(String);
 
 impl ProjectId {
+    /// Accepts the id as given (case kept, not trimmed); anything outside
+    /// the alphabet or the length is [`ProjectIdError`].
     pub fn parse(input: &str) -> Result<Self, ProjectIdError> {
         let ok = !input.is_empty()
             && input.len() <= MAX_PROJECT_ID_LEN
@@ -39,6 +46,7 @@ impl ProjectId {
         }
     }
 
+    /// The id as parsed.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -52,6 +60,7 @@ impl fmt::Display for ProjectId {
 
 serde_via_parse!(ProjectId);
 
+/// The text is empty, over 256 characters, or holds a control character.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1-{MAX_ITEM_ID_LEN} characters with no control characters")]
 pub struct ItemIdError;
@@ -62,6 +71,8 @@ pub struct ItemIdError;
 pub struct ItemId(String);
 
 impl ItemId {
+    /// Accepts 1-256 characters (not bytes) without control characters, as
+    /// given; otherwise [`ItemIdError`].
     pub fn parse(input: &str) -> Result<Self, ItemIdError> {
         // Characters, not bytes: the limit the OpenAPI schema can state.
         let ok = !input.is_empty()
@@ -74,6 +85,7 @@ impl ItemId {
         }
     }
 
+    /// The id as parsed: what the store adds to the project's item set.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -82,21 +94,32 @@ impl ItemId {
 serde_via_parse!(ItemId);
 
 /// Where a project is in the Project → Collector → Analytics pipeline.
+///
+/// On the wire and in Redis: `INITIALIZING`, `CRAWLING`, `PROCESSING_WAIT`,
+/// `PROCESSING`, `DONE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProjectStatus {
+    /// Tracked, nothing reported yet; what `init` sets.
     Initializing,
+    /// The collector is still discovering items: the finish line is closed
+    /// whatever the counters say.
     Crawling,
+    /// Discovery is over and `total` is final; waiting for the last items.
     ProcessingWait,
+    /// Items are being processed.
     Processing,
+    /// The finish line was crossed; only the finish line sets it, once.
     Done,
 }
 
+/// The text is not one of the five statuses, spelled exactly (upper case).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be one of INITIALIZING, CRAWLING, PROCESSING_WAIT, PROCESSING, DONE")]
 pub struct ProjectStatusError;
 
 impl ProjectStatus {
+    /// Every status, in pipeline order.
     pub const ALL: [ProjectStatus; 5] = [
         Self::Initializing,
         Self::Crawling,
@@ -105,6 +128,7 @@ impl ProjectStatus {
         Self::Done,
     ];
 
+    /// The wire form, `SCREAMING_SNAKE_CASE`; what [`FromStr`] reads back.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Initializing => "INITIALIZING",
@@ -140,15 +164,23 @@ impl fmt::Display for ProjectStatus {
 }
 
 /// The counters of one project, as stored.
+///
+/// `done` may pass `total` (items reported after the finish line, or before
+/// the total was set); the store keeps `errors <= done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    /// Where the project is; `DONE` only after the finish line.
     pub status: ProjectStatus,
+    /// Items the collector announced; 0 until it says, at most [`MAX_TOTAL`].
     pub total: u64,
+    /// Items reported, failed ones included; each item id counted once.
     pub done: u64,
+    /// Items among `done` that failed.
     pub errors: u64,
 }
 
 impl Progress {
+    /// What `init` stores: `INITIALIZING` with every counter at 0.
     pub fn initial() -> Self {
         Self {
             status: ProjectStatus::Initializing,
@@ -177,7 +209,9 @@ impl Progress {
 /// What `get_progress` answers: a missing project is `NOT_FOUND`, never created.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ProgressView {
+    /// The project's stored counters.
     Found(Progress),
+    /// No record: never initialised, or expired 7 days after its last write.
     NotFound,
 }
 
@@ -193,22 +227,30 @@ pub enum ItemOutcome {
     Completed,
 }
 
+/// What `mark_item_done` answers: the outcome, and the state after the
+/// report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemUpdate {
+    /// `Completed` for the one report that crossed the finish line (and its
+    /// retries), `Processing` for every other.
     pub outcome: ItemOutcome,
     /// The item id had been counted before (by another report, or by an
     /// earlier try of this one whose answer was lost): nothing changed.
     pub duplicate: bool,
+    /// The counters after this report (unchanged when `duplicate`).
     pub progress: Progress,
     /// The recorded completion: `Some` exactly when `outcome` is `Completed`.
     pub completion: Option<CompletionRecord>,
 }
 
+/// What `set_total` answers: whether it completed the project, and the
+/// state after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TotalUpdate {
     /// Setting the total crossed the finish line (the late `PROCESSING_WAIT`),
     /// in this try or in an earlier try of the same request.
     pub completed: bool,
+    /// The counters after the write: the new total and status (or `DONE`).
     pub progress: Progress,
     /// The recorded completion: `Some` exactly when `completed`.
     pub completion: Option<CompletionRecord>,
