@@ -72,7 +72,9 @@ impl Email {
         &self.0
     }
 
-    /// The address as logs may show it: `ab***@example.com`.
+    /// The address as logs may show it: `ab***@example.com`. At most the
+    /// first two characters of the local part are shown (fewer when it is
+    /// shorter), then `***`, then the whole domain.
     pub fn masked(&self) -> String {
         let (local, domain) = self.0.split_once('@').unwrap_or(("", &self.0));
         let shown: String = local.chars().take(2).collect();

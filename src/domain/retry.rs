@@ -86,7 +86,10 @@ impl RetryPolicy {
         self.jitter(self.backoff_before(attempt), 1.0)
     }
 
-    /// `wait` spread by ± `jitter_percent` % at the point `unit` picks.
+    /// `wait` spread by ± `jitter_percent` % at the point `unit` picks:
+    /// `unit` is clamped to `[0, 1]` (0 is the shortest wait, 1 the
+    /// longest), and a `unit` that is not a finite number gives `wait`
+    /// itself. With no jitter, `wait` unchanged.
     pub fn jitter(&self, wait: Duration, unit: f64) -> Duration {
         if self.jitter_percent == 0 {
             return wait;
@@ -112,7 +115,8 @@ impl RetryPolicy {
         self.run_jittered(op, is_transient, || 0.5).await
     }
 
-    /// `run`, with each wait jittered by a fresh `unit()` in `[0, 1)`.
+    /// `run`, with each wait jittered by a fresh `unit()` in `[0, 1)`;
+    /// returns what `run` would.
     pub async fn run_jittered<T, E, F, Fut>(
         &self,
         mut op: F,

@@ -28,7 +28,9 @@ impl Timestamp {
     }
 
     /// Parses any RFC 3339 timestamp (any offset, any precision) and
-    /// normalizes it to UTC milliseconds.
+    /// normalizes it to UTC milliseconds (truncated); anything else, a date
+    /// without a time or a time without an offset included, is
+    /// [`TimestampError`].
     pub fn parse(input: &str) -> Result<Self, TimestampError> {
         DateTime::parse_from_rfc3339(input)
             .map(|at| Self::new(at.with_timezone(&Utc)))

@@ -148,7 +148,9 @@ pub enum EnvelopeParseError {
 }
 
 impl EventEnvelope {
-    /// Wraps `data` under its own routing key and idempotency key.
+    /// Wraps `data` under its own routing key and idempotency key, from
+    /// service [`SERVICE_NAME`]. Checks nothing: validation and the size
+    /// limit come with [`EventEnvelope::seal`] and the event service.
     pub fn new(event_id: EventId, timestamp: Timestamp, data: EventData) -> Self {
         Self {
             event_id,

@@ -100,7 +100,8 @@ impl RoutingKey {
         self.0.split_once('.').map_or(&self.0, |(domain, _)| domain)
     }
 
-    /// The key without its first word: `verification.requested`.
+    /// The key without its first word: `verification.requested`; never
+    /// empty, as a key has at least two words.
     pub fn action(&self) -> &str {
         self.0.split_once('.').map_or("", |(_, action)| action)
     }

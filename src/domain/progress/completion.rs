@@ -42,7 +42,8 @@ pub struct CompletionStamp {
 }
 
 impl CompletionStamp {
-    /// When a claim taken now would lapse.
+    /// When a claim taken now would lapse: `at + lease`, or the latest
+    /// instant `chrono` can hold if that overflows.
     pub fn claim_until(&self) -> Timestamp {
         let at = self.at.as_datetime();
         let until = chrono::Duration::from_std(self.lease)

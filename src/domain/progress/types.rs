@@ -190,7 +190,8 @@ impl Progress {
         }
     }
 
-    /// The finish line of DESIGN §5.
+    /// The finish line of DESIGN §5: `total > 0`, `done >= total`, and a
+    /// status that [`ProjectStatus::may_complete`].
     pub fn reached_finish_line(&self) -> bool {
         self.total > 0 && self.done >= self.total && self.status.may_complete()
     }
