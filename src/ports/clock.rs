@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// The current instant, the only source of "now" for the use cases (the
-/// stores take the time as an argument), so a test can stop or move it.
+/// The current instant, injected so that the use cases and the stores
+/// they call agree on "now", and a test can stop or move it.
 #[cfg_attr(test, mockall::automock)]
 pub trait Clock: Send + Sync {
     /// Now, in UTC. The system clock truncates it to microseconds (what

@@ -67,7 +67,7 @@ pub enum Marked {
 pub trait DedupStore: Send + Sync {
     /// Asks for the right to send the e-mail of `key` as `owner` (a token
     /// unique to this delivery attempt); a free key becomes `owner`'s lease
-    /// for `lease` (at least a millisecond). One atomic step.
+    /// for `lease` (Redis rounds it up to a millisecond). One atomic step.
     ///
     /// # Errors
     ///

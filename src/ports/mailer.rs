@@ -8,12 +8,12 @@ pub struct OutgoingEmail {
     /// The id of the event it comes from; becomes the `Message-ID`
     /// (`<id@smap-identity>`), so a copy sent twice is recognisable.
     pub message_id: String,
-    /// The one recipient's address, as text; one the adapter cannot parse
-    /// is a `Permanent` failure.
+    /// The one recipient's address, as text (the SMTP adapter fails
+    /// `Permanent` on one it cannot parse, as for `reply_to` and `cc`).
     pub to: String,
     /// The subject line, plain text.
     pub subject: String,
-    /// The HTML body, rendered and escaped already.
+    /// The HTML body, sent as given.
     pub html: String,
     /// The plain-text alternative; `None` sends the HTML alone.
     pub text: Option<String>,

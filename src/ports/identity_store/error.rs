@@ -4,9 +4,10 @@
 use crate::ports::PublishError;
 
 /// Why an identity store call failed. Whatever the variant, the call wrote
-/// nothing (a transaction that fails is rolled back whole), save for the
-/// rare `Unavailable` of a connection lost while its commit was under
-/// way, which leaves the write's fate unknown. Each method of
+/// nothing (a transaction that fails is rolled back whole), save for two
+/// rare store failures: `Unavailable` from a connection lost while its
+/// commit was under way (the write's fate is unknown), and `Unexpected`
+/// from a row written but not readable back. Each method of
 /// [`IdentityStore`](super::IdentityStore) names, under `# Errors`, the
 /// variants it returns besides `Unavailable` and `Unexpected`.
 #[derive(Debug, thiserror::Error)]

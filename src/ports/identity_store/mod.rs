@@ -33,7 +33,7 @@ use crate::domain::{
 /// concurrency): e-mails are unique ignoring case; a user has at most one
 /// live (trialing, active, past due) subscription; every slot, transition
 /// and multi-row write is one atomic step, however many processes share
-/// the store; a failed call wrote nothing. `outbox` events are written in
+/// the store; a call refused by a rule wrote nothing. `outbox` events go in
 /// the transaction of the change they report, only if it commits. Times
 /// are UTC, from the caller (the store reads no clock but for the outbox's
 /// `created_at`).
