@@ -9,9 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+/// The de-duplication store could not answer (unreachable, or a script it
+/// refused). Whether the call took effect is unknown (the answer may be
+/// what was lost); a claim taken that way ends with its lease, and the
+/// same owner asking again gets `Mine`.
 #[derive(Debug, thiserror::Error)]
 #[error("de-duplication store unavailable")]
-pub struct DedupError(#[source] pub anyhow::Error);
+pub struct DedupError(
+    /// The adapter's error, for the logs.
+    #[source]
+    pub anyhow::Error,
+);
 
 /// The answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +33,11 @@ pub enum Claim {
     /// Another owner holds the lease (sending now, or killed mid-send):
     /// not a duplicate yet. Ask again; the lease ends in `expires_in` at the
     /// latest.
-    Busy { expires_in: Duration },
+    Busy {
+        /// Time left on the other owner's lease: positive, at most the
+        /// lease it claimed with.
+        expires_in: Duration,
+    },
     /// The e-mail was sent: this copy is a duplicate.
     Sent,
 }
@@ -53,15 +65,27 @@ pub enum Marked {
 /// - `release` deletes the key only while it is the caller's own lease.
 #[async_trait]
 pub trait DedupStore: Send + Sync {
+    /// Asks for the right to send the e-mail of `key` as `owner` (a token
+    /// unique to this delivery attempt); a free key becomes `owner`'s lease
+    /// for `lease` (Redis rounds it up to a millisecond). One atomic step.
+    ///
     /// # Errors
     ///
     /// `DedupError` when the store cannot be reached.
     async fn claim(&self, key: &str, owner: &str, lease: Duration) -> Result<Claim, DedupError>;
+    /// Records that `owner` sent the e-mail of `key`: the key answers
+    /// `Sent` for `ttl` (whole seconds on Redis, at least one). Records it
+    /// even when the lease was lost, since the e-mail went out; only a
+    /// `sent` by another owner is kept as it is. One atomic step.
+    ///
     /// # Errors
     ///
     /// `DedupError` when the store cannot be reached.
     async fn mark_sent(&self, key: &str, owner: &str, ttl: Duration) -> Result<Marked, DedupError>;
-    /// True when the caller's lease was deleted.
+    /// Gives `owner`'s lease on `key` back (the send failed), so the next
+    /// copy may claim it at once: `true` when it was deleted, `false` when
+    /// the key is not `owner`'s live lease (expired, taken over, or sent),
+    /// which is left as it is.
     ///
     /// # Errors
     ///

@@ -28,6 +28,8 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// Whether trying again may help: true for `Unavailable`, `Timeout` and
+    /// `Nacked`, false for `Rejected` and `Unexpected`.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_) | Self::Nacked)
     }
@@ -60,6 +62,9 @@ impl PublishError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
+    /// Publishes `event` as sealed (body and routing key unchanged) and
+    /// returns its id once the bus holds it.
+    ///
     /// # Errors
     ///
     /// `Rejected` when the event fails validation (never retry), `Unavailable`

@@ -1,6 +1,8 @@
 //! The traits the domain needs from the outside world. Each has an in-memory
 //! adapter that behaves like the real one (see `crate::adapters::memory`).
 
+#![warn(missing_docs)]
+
 mod clock;
 mod credentials;
 mod dedup;

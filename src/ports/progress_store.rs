@@ -13,15 +13,21 @@ use crate::domain::{
     timestamp::Timestamp,
 };
 
+/// Why a progress store call failed; with `NotFound` and `AlreadyDone`
+/// nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ProgressError {
+    /// The project has no record: never initialised, or its record expired
+    /// (7 days without a write).
     #[error("project `{0}` has no progress record")]
     NotFound(ProjectId),
+    /// The project is `DONE` and this call would change it.
     #[error("project `{0}` is already DONE")]
     AlreadyDone(ProjectId),
     /// The store could not be reached, after the adapter's own retries.
     #[error("progress store unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Any other failure, e.g. a stored value that no longer parses.
     #[error("unexpected progress store failure")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -54,12 +60,19 @@ pub enum ProgressError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ProgressStore: Send + Sync {
+    /// Starts (or restarts) the project's record: `INITIALIZING`, every
+    /// counter 0; returns that record.
+    ///
     /// # Errors
     ///
     /// `Unavailable` when Redis cannot be reached (after the adapter's
     /// retries), `Unexpected` on any other failure.
     async fn init(&self, project: &ProjectId) -> Result<Progress, ProgressError>;
 
+    /// Sets the expected total and the status in one step and applies the
+    /// finish line; the answer says whether this call completed the project
+    /// and, if so, carries the completion to publish (and its claim).
+    ///
     /// # Errors
     ///
     /// `NotFound` when the project has no record, `AlreadyDone` once it is
@@ -73,6 +86,11 @@ pub trait ProgressStore: Send + Sync {
         stamp: &CompletionStamp,
     ) -> Result<TotalUpdate, ProgressError>;
 
+    /// Counts one item report (an error too when `report.is_error`) unless
+    /// it was counted before, and applies the finish line; the answer says
+    /// `Completed` to the one report that crossed it (and to its retries),
+    /// `duplicate` for an item id seen before.
+    ///
     /// # Errors
     ///
     /// `NotFound` when the project has no record; `Unavailable` when Redis
@@ -84,6 +102,9 @@ pub trait ProgressStore: Send + Sync {
         report: &ItemReport,
     ) -> Result<ItemUpdate, ProgressError>;
 
+    /// The project's counters and status as stored, without writing
+    /// anything; `None` when it has no record.
+    ///
     /// # Errors
     ///
     /// `Unavailable` when Redis cannot be reached (after the adapter's

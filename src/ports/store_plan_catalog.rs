@@ -19,6 +19,8 @@ pub struct StorePlanCatalog {
 }
 
 impl StorePlanCatalog {
+    /// A catalogue over `store`; it reads the store on every call (no cache,
+    /// so a plan added or deleted counts at once).
     pub fn new(store: Arc<dyn IdentityStore>) -> Self {
         Self { store }
     }

@@ -19,8 +19,11 @@ async fn past_short_lease() {
     tokio::time::sleep(SHORT + Duration::from_millis(200)).await;
 }
 
-/// Runs every check of the contract; `prefix` keeps its keys apart from
-/// other tests using the same store.
+/// Runs every check below, in order, and panics at the first broken
+/// promise. `prefix` keeps its keys (`smap:email:sent:contract-<prefix>-*`)
+/// apart from other tests using the same store; the keys must not exist
+/// yet (a unique prefix per run, or a fresh store). Needs a Tokio runtime
+/// and takes about two seconds (it sleeps past short leases).
 pub async fn run_all(store: Arc<dyn DedupStore>, prefix: &str) {
     racing_owners_get_one_lease_and_the_others_are_told_busy(store.clone(), prefix, 16).await;
     a_replayed_claim_is_recognised_as_its_own(store.as_ref(), prefix).await;
@@ -32,6 +35,9 @@ pub async fn run_all(store: Arc<dyn DedupStore>, prefix: &str) {
     a_late_sender_still_records_sent(store.as_ref(), prefix).await;
 }
 
+/// `owners` claims by different owners on one free key, at once: exactly
+/// one gets `Acquired`, every other `Busy` with a time left in
+/// `(0, lease]`. Spawns `owners` tasks.
 pub async fn racing_owners_get_one_lease_and_the_others_are_told_busy(
     store: Arc<dyn DedupStore>,
     prefix: &str,
@@ -56,6 +62,7 @@ pub async fn racing_owners_get_one_lease_and_the_others_are_told_busy(
     assert_eq!(acquired, 1, "exactly one owner gets the lease");
 }
 
+/// The lease's owner claiming again gets `Mine`; another owner, `Busy`.
 pub async fn a_replayed_claim_is_recognised_as_its_own(store: &dyn DedupStore, prefix: &str) {
     let key = key(prefix, "replay");
     assert_eq!(
@@ -73,6 +80,8 @@ pub async fn a_replayed_claim_is_recognised_as_its_own(store: &dyn DedupStore, p
     ));
 }
 
+/// After `mark_sent` (`Recorded`, and `Recorded` again when replayed) every
+/// claim, the owner's included, gets `Sent`, and `release` deletes nothing.
 pub async fn sent_answers_every_later_claim(store: &dyn DedupStore, prefix: &str) {
     let key = key(prefix, "sent");
     store.claim(&key, "a", LONG).await.expect("claim");
@@ -101,6 +110,8 @@ pub async fn sent_answers_every_later_claim(store: &dyn DedupStore, prefix: &str
     );
 }
 
+/// `release` by another owner returns `false` and keeps the lease; by the
+/// owner it returns `true` (once) and frees the key for the next claim.
 pub async fn release_frees_only_the_owners_lease(store: &dyn DedupStore, prefix: &str) {
     let key = key(prefix, "release");
     store.claim(&key, "a", LONG).await.expect("claim");
@@ -120,6 +131,8 @@ pub async fn release_frees_only_the_owners_lease(store: &dyn DedupStore, prefix:
     );
 }
 
+/// A lease left by a killed owner ends: after it, another owner gets
+/// `Acquired`, and the old owner's `release` deletes nothing.
 pub async fn an_expired_lease_can_be_claimed_and_its_old_owner_cannot_release_it(
     store: &dyn DedupStore,
     prefix: &str,
@@ -146,6 +159,8 @@ pub async fn an_expired_lease_can_be_claimed_and_its_old_owner_cannot_release_it
     ));
 }
 
+/// `sent` lasts its own TTL, not the lease's: a claim after the lease
+/// would have ended still gets `Sent`.
 pub async fn sent_outlives_the_lease(store: &dyn DedupStore, prefix: &str) {
     let key = key(prefix, "outlives");
     store.claim(&key, "a", SHORT).await.expect("claim");
@@ -157,6 +172,9 @@ pub async fn sent_outlives_the_lease(store: &dyn DedupStore, prefix: &str) {
     );
 }
 
+/// A sender whose lease ran out still records `sent` (`LeaseLost`),
+/// whether or not another owner took the key meanwhile; that other owner
+/// then learns it sent a second e-mail (`SentByAnother`).
 pub async fn a_late_sender_still_records_sent(store: &dyn DedupStore, prefix: &str) {
     // Nobody took the expired lease: the late sender's mark stands.
     let alone = key(prefix, "late-alone");

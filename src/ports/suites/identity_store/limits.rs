@@ -18,6 +18,9 @@ use crate::{
 
 use super::{LIMIT, insert, now};
 
+/// `guesses` (more than 5) OTP slot requests at once on one fresh account,
+/// limit 5: exactly five are granted, counted 1 to 5, and the next is
+/// refused with the user.
 pub async fn otp_checks_take_at_most_five_slots_at_once(
     store: Arc<dyn IdentityStore>,
     prefix: &str,
@@ -49,6 +52,9 @@ pub async fn otp_checks_take_at_most_five_slots_at_once(
     assert!(matches!(after, OtpSlot::Refused(Some(_))), "{after:?}");
 }
 
+/// `guesses` (more than 5) password slot requests at once on one fresh
+/// account: five granted, the rest `Locked` until `now + lock_for`, by
+/// e-mail and by id alike; an unknown e-mail is `NoUser`.
 pub async fn password_checks_take_at_most_five_slots_at_once(
     store: Arc<dyn IdentityStore>,
     prefix: &str,
@@ -95,6 +101,9 @@ pub async fn password_checks_take_at_most_five_slots_at_once(
     ));
 }
 
+/// The password lock window: at its end a new window opens (count 1, no
+/// lock); a right password clears only the count its own slot left; a
+/// released slot lifts the lock it set, and a stale release does nothing.
 pub async fn a_lock_that_ran_out_opens_a_new_window(store: &dyn IdentityStore, prefix: &str) {
     let user = insert(store, prefix, "window").await;
     let at = now();
@@ -195,6 +204,9 @@ async fn a_shed_check_gives_its_slot_back(
     assert_eq!(lock_of(store, other.id).await, (4, None));
 }
 
+/// `requests` re-send requests at once after the cool-down: one granted,
+/// with the unexpired code and `sent_at = now`; once released, the slot
+/// is granted again at once; after expiry the fresh code replaces the old.
 pub async fn simultaneous_resends_take_one_slot(
     store: Arc<dyn IdentityStore>,
     prefix: &str,

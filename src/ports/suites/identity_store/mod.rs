@@ -128,7 +128,12 @@ async fn subscriber(
     s
 }
 
-/// Runs every check; `prefix` (letters, digits and `-`) keeps its rows apart from other tests using the same store.
+/// Runs every check, in order, and panics at the first broken promise.
+/// The store must be fresh, or at least hold no unpublished outbox row and
+/// no account `<prefix>-*@example.com`; no relay or sweep may run on it
+/// meanwhile. `prefix` (letters, digits and `-`) names the suite's
+/// accounts and its plan (`c-<prefix>`, lower-cased). Needs a Tokio runtime; the
+/// concurrent checks mean something only on a multi-threaded one.
 pub async fn run_all(store: Arc<dyn IdentityStore>, prefix: &str) {
     otp_checks_take_at_most_five_slots_at_once(store.clone(), prefix, 60).await;
     password_checks_take_at_most_five_slots_at_once(store.clone(), prefix, 30).await;

@@ -36,8 +36,10 @@ fn verification(user: &User) -> SealedEvent {
 }
 
 /// Rows are written with the change (a failed write leaves none), handed
-/// out to concurrent relays once, one aggregate at a time in the order
-/// written, and back again after a failure only from its retry time.
+/// out to eight concurrent relays once, one aggregate at a time in the
+/// order written, with the body as sealed; a failed row comes back only
+/// from its retry time; published rows are purged. Expects no other
+/// unpublished row in the store (its claims count every row handed out).
 pub async fn the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(
     store: Arc<dyn IdentityStore>,
     prefix: &str,

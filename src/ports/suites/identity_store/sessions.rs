@@ -10,6 +10,10 @@ use crate::{
 
 use super::{insert, now};
 
+/// Sessions resolve to their user until they expire or are deleted
+/// (deleting twice is fine, others stay); a password change only from the
+/// checked hash ends every earlier session and opens its own; expired
+/// ones are cleaned up.
 pub async fn sessions_end_on_logout_password_change_and_expiry(
     store: &dyn IdentityStore,
     prefix: &str,

@@ -18,6 +18,8 @@ use crate::{
 
 use super::{LIMIT, insert, now, plan, subscriber, trial};
 
+/// Two edits from one read of a plan: the first wins, the second is
+/// `Conflict` and leaves the first's values; an unknown plan is `NotFound`.
 pub async fn a_plan_edit_from_a_stale_read_is_refused(store: &dyn IdentityStore, prefix: &str) {
     let code = plan(store, prefix).await;
     let read = store
@@ -53,6 +55,10 @@ pub async fn a_plan_edit_from_a_stale_read_is_refused(store: &dyn IdentityStore,
     ));
 }
 
+/// Two activations of one account with its code, at once with twenty
+/// password slots and profile edits: one wins, one is `Conflict`, none of
+/// the other writes fails or undoes it, and one live subscription exists;
+/// a wrong code is `Conflict`.
 pub async fn activation_is_conditional_and_survives_concurrent_writes(
     store: Arc<dyn IdentityStore>,
     prefix: &str,
@@ -116,6 +122,9 @@ pub async fn activation_is_conditional_and_survives_concurrent_writes(
     ));
 }
 
+/// Ten transitions of one trial (cancel and upgrade) at once: one wins,
+/// nine are `Conflict`, and the winner's row is what is stored; an
+/// unknown subscription is `NotFound`.
 pub async fn racing_transitions_have_exactly_one_winner(
     store: Arc<dyn IdentityStore>,
     prefix: &str,
@@ -167,6 +176,9 @@ pub async fn racing_transitions_have_exactly_one_winner(
     ));
 }
 
+/// `due` subscriptions past their trial end and four sweeps in batches of
+/// three at once: each subscription is moved exactly once. The sweeps
+/// cancel every subscription due in the store, not only the suite's.
 pub async fn simultaneous_sweeps_move_each_subscription_once(
     store: Arc<dyn IdentityStore>,
     prefix: &str,

@@ -18,6 +18,10 @@ use crate::{
 
 use super::{LEASE, claim_due, item, mark, plus, project, set_total, stamp_at};
 
+/// The crossing report holds the publishing claim; once it lapses the
+/// relay's scan takes it, once; a released claim is due again at its
+/// retry time; a published completion is never claimed again and a retry
+/// of the crossing report still answers `Completed`.
 pub async fn the_completion_is_claimed_by_one_holder_at_a_time_and_published_once(
     store: &dyn ProgressStore,
     prefix: &str,
@@ -139,6 +143,9 @@ async fn a_released_claim_is_due_again(
     taken
 }
 
+/// The completion carries the counters of the moment the line was crossed
+/// (not later reports'), survives a new `init` of the project until it is
+/// published, and publishing it leaves the new record alone.
 pub async fn the_completion_keeps_its_counters_and_survives_a_new_init(
     store: &dyn ProgressStore,
     prefix: &str,
@@ -184,8 +191,9 @@ pub async fn the_completion_keeps_its_counters_and_survives_a_new_init(
     );
 }
 
-/// `workers` concurrent `mark_item_done` calls on a project of that total:
-/// `done` ends at `workers` and exactly one call sees `Completed`.
+/// `workers` concurrent item reports on a project of that total: `done`
+/// ends at `workers`, every tenth counted as an error, and exactly one
+/// report sees `Completed`. Spawns `workers` tasks.
 pub async fn concurrent_workers_see_exactly_one_completion(
     store: Arc<dyn ProgressStore>,
     prefix: &str,

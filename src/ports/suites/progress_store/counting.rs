@@ -8,6 +8,7 @@ use crate::{
 
 use super::{mark, project, report, set_total};
 
+/// `init` returns and stores `INITIALIZING` with every counter 0.
 pub async fn init_writes_zero_counters(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "init");
     assert_eq!(store.init(&id).await.expect("init"), Progress::initial());
@@ -17,6 +18,8 @@ pub async fn init_writes_zero_counters(store: &dyn ProgressStore, prefix: &str) 
     );
 }
 
+/// An unknown project reads as `None`; `set_total` and `mark_item_done` on
+/// it are `NotFound`, and none of them creates it.
 pub async fn missing_projects_are_reported_and_never_created(
     store: &dyn ProgressStore,
     prefix: &str,
@@ -42,6 +45,9 @@ pub async fn missing_projects_are_reported_and_never_created(
     );
 }
 
+/// Reports count `done` and `errors`; the one that reaches the total
+/// answers `Completed` with the completion and the project is `DONE`; a
+/// later report counts but is not a second `Completed`.
 pub async fn items_and_errors_are_counted(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "count");
     store.init(&id).await.expect("init");
@@ -74,6 +80,7 @@ pub async fn items_and_errors_are_counted(store: &dyn ProgressStore, prefix: &st
     assert_eq!(late.progress.done, 4);
 }
 
+/// While `CRAWLING` the project never completes, even past its total.
 pub async fn the_crawling_guard_holds_back_the_finish_line(
     store: &dyn ProgressStore,
     prefix: &str,
@@ -95,6 +102,8 @@ pub async fn the_crawling_guard_holds_back_the_finish_line(
     assert_eq!(progress.status, ProjectStatus::Crawling);
 }
 
+/// A `set_total` to `PROCESSING_WAIT` after the last item completes the
+/// project (and says so); no later report completes it again.
 pub async fn a_late_processing_wait_completes_the_project_once(
     store: &dyn ProgressStore,
     prefix: &str,
@@ -119,6 +128,8 @@ pub async fn a_late_processing_wait_completes_the_project_once(
     assert_eq!(again.outcome, ItemOutcome::Processing);
 }
 
+/// A redelivered item id counts once and reports `duplicate`; a
+/// redelivered crossing item still answers `Completed`.
 pub async fn redelivered_items_are_counted_once(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "dedupe");
     store.init(&id).await.expect("init");
@@ -147,6 +158,8 @@ pub async fn redelivered_items_are_counted_once(store: &dyn ProgressStore, prefi
     assert_eq!(other.outcome, ItemOutcome::Processing);
 }
 
+/// Once `DONE`, a `set_total` that did not complete the project is
+/// `AlreadyDone` and changes nothing.
 pub async fn a_done_project_cannot_be_reopened(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "reopen");
     store.init(&id).await.expect("init");
@@ -169,6 +182,8 @@ pub async fn a_done_project_cannot_be_reopened(store: &dyn ProgressStore, prefix
     assert_eq!((progress.status, progress.total), (ProjectStatus::Done, 1));
 }
 
+/// A new `init` resets the counters and forgets the item ids and call
+/// tokens seen before.
 pub async fn init_resets_an_existing_project(store: &dyn ProgressStore, prefix: &str) {
     let id = project(prefix, "reset");
     store.init(&id).await.expect("init");

@@ -104,10 +104,12 @@ async fn claim_due(
         .collect()
 }
 
-/// Runs every check of the contract; `prefix` keeps its project ids apart
-/// from other tests using the same store. The completion checks claim
-/// whatever is due in the store: give them a store (or completion keys) of
-/// their own.
+/// Runs every check of the contract, in order, and panics at the first
+/// broken promise. `prefix` keeps its project ids (`<prefix>-*`) apart
+/// from other tests using the same store; they must not exist yet. The
+/// completion checks claim whatever completion is due in the store: give
+/// them a store (or completion keys) of their own. Needs a Tokio runtime;
+/// the concurrent check means something only on a multi-threaded one.
 pub async fn run_all(store: Arc<dyn ProgressStore>, prefix: &str) {
     init_writes_zero_counters(store.as_ref(), prefix).await;
     missing_projects_are_reported_and_never_created(store.as_ref(), prefix).await;

@@ -87,6 +87,9 @@ pub async fn a_retried_crossing_item_answers_completed_with_the_same_event_id(
     assert_eq!(again.completed_at, record.completed_at);
 }
 
+/// A `set_total` that completed the project, replayed (same stamp) or
+/// retried (a new stamp, same total and status), answers as it did, with
+/// the same event id; any other total is `AlreadyDone`.
 pub async fn a_retried_total_that_completed_answers_the_same(
     store: &dyn ProgressStore,
     prefix: &str,
