@@ -19,8 +19,8 @@ pub enum StoreError {
     #[error("a plan with this code already exists")]
     PlanCodeTaken,
     /// A subscription (live or ended) names the plan, so it cannot be
-    /// deleted; or a write names a plan that does not exist (the
-    /// PostgreSQL adapter reports its foreign key this way).
+    /// deleted; or a write names a plan that does not exist (PostgreSQL's
+    /// foreign key; the in-memory store checks the same).
     #[error("the plan is still used by subscriptions")]
     PlanInUse,
     /// The user already has a live (trialing, active, past due)

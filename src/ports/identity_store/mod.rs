@@ -45,7 +45,8 @@ use crate::domain::{
 /// memory): the "store failures" below. A read that finds nothing is
 /// `Ok(None)`. A conditional write on a user that is gone is `Conflict` on
 /// PostgreSQL and `NotFound` in memory; clearing or releasing a password
-/// slot of one is `Ok` on PostgreSQL and `NotFound` in memory.
+/// slot of one is `Ok` on PostgreSQL and `NotFound` in memory (no use case
+/// deletes users, so neither case is reachable today).
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts `user`, runs `hook` inside the same transaction, commits when
@@ -175,7 +176,8 @@ pub trait IdentityStore: Send + Sync {
     /// # Errors
     ///
     /// `Conflict` when the user is no longer unverified with `code`;
-    /// `LiveSubscriptionExists`; `PlanInUse` on PostgreSQL for an unknown plan.
+    /// `LiveSubscriptionExists`; `PlanInUse` when the subscription's plan does
+    /// not exist (nothing is written).
     async fn activate_with_subscription(
         &self,
         user: Uuid,
@@ -320,7 +322,7 @@ pub trait IdentityStore: Send + Sync {
     /// # Errors
     ///
     /// `Conflict` when no longer in `patch.from`; `NotFound`; `PlanInUse`
-    /// on PostgreSQL when `patch.plan_code` names no plan.
+    /// when `patch.plan_code` names no plan (nothing is written).
     async fn transition_subscription(
         &self,
         id: Uuid,

@@ -38,6 +38,9 @@ pub(super) async fn activate_with_subscription(
     {
         return Err(StoreError::LiveSubscriptionExists);
     }
+    if !state.has_plan(&subscription.plan_code) {
+        return Err(StoreError::PlanInUse);
+    }
     state
         .subscriptions
         .insert(subscription.id, subscription.clone());
@@ -156,13 +159,23 @@ pub(super) async fn transition_subscription(
     outbox: &[OutboxEvent],
 ) -> Result<Subscription, StoreError> {
     let mut state = store.lock();
+    let status = state
+        .subscriptions
+        .get(&id)
+        .ok_or(StoreError::NotFound)?
+        .status;
+    if status != patch.from {
+        return Err(StoreError::Conflict);
+    }
+    if let Some(code) = &patch.plan_code
+        && !state.has_plan(code)
+    {
+        return Err(StoreError::PlanInUse);
+    }
     let s = state
         .subscriptions
         .get_mut(&id)
         .ok_or(StoreError::NotFound)?;
-    if s.status != patch.from {
-        return Err(StoreError::Conflict);
-    }
     patch.apply(s);
     let s = s.clone();
     state.enqueue(outbox);

@@ -55,6 +55,12 @@ struct OutboxRow {
 }
 
 impl State {
+    /// Whether a plan has this code: what PostgreSQL's foreign key from
+    /// `subscriptions.plan_code` checks.
+    fn has_plan(&self, code: &PlanCode) -> bool {
+        self.plans.values().any(|p| &p.code == code)
+    }
+
     fn user_mut(&mut self, who: UserRef<'_>) -> Option<&mut User> {
         let id = match who {
             UserRef::Id(id) => id,

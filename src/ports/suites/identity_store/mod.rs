@@ -144,5 +144,6 @@ pub async fn run_all(store: Arc<dyn IdentityStore>, prefix: &str) {
     simultaneous_sweeps_move_each_subscription_once(store.clone(), prefix, 12).await;
     sessions_end_on_logout_password_change_and_expiry(store.as_ref(), prefix).await;
     a_plan_edit_from_a_stale_read_is_refused(store.as_ref(), prefix).await;
+    a_subscription_to_an_unknown_plan_is_refused(store.as_ref(), prefix).await;
     the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(store.clone(), prefix).await;
 }

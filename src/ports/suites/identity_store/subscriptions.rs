@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         account::AccountStatus,
-        billing::{Subscription, SubscriptionPatch, SubscriptionStatus},
+        billing::{PlanCode, Subscription, SubscriptionPatch, SubscriptionStatus},
         locale::Locale,
     },
     ports::{IdentityStore, ProfileChanges, StoreError, UserRef},
@@ -224,4 +224,50 @@ pub async fn simultaneous_sweeps_move_each_subscription_once(
     let mut expected = ids.clone();
     expected.sort_unstable();
     assert_eq!(moved, expected, "every due subscription moved exactly once");
+}
+
+/// A subscription must name a plan that exists (PostgreSQL's foreign key
+/// from `subscriptions.plan_code`): an activation or a move to an unknown
+/// plan (say, deleted a moment before) is `PlanInUse` and writes nothing.
+pub async fn a_subscription_to_an_unknown_plan_is_refused(store: &dyn IdentityStore, prefix: &str) {
+    let user = insert(store, prefix, "ghost-plan").await;
+    let ghost = PlanCode::parse("no-such-plan").expect("plan code");
+    let at = now();
+    let s = trial(&user, &ghost, at + Duration::days(14));
+    assert!(matches!(
+        store
+            .activate_with_subscription(user.id, "123456", &s, at, &[])
+            .await,
+        Err(StoreError::PlanInUse)
+    ));
+    let still = store
+        .user_by_id(user.id)
+        .await
+        .expect("read")
+        .expect("user");
+    assert_eq!(still.status, AccountStatus::Unverified);
+    assert!(
+        store
+            .live_subscription(user.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    let live = subscriber(store, prefix, "ghost-move", at + Duration::days(14)).await;
+    let mut patch = SubscriptionPatch::new(live.status, SubscriptionStatus::Active, at);
+    patch.plan_code = Some(ghost);
+    assert!(matches!(
+        store.transition_subscription(live.id, &patch, &[]).await,
+        Err(StoreError::PlanInUse)
+    ));
+    let kept = store
+        .subscription_by_id(live.id)
+        .await
+        .expect("read")
+        .expect("subscription");
+    assert_eq!(
+        (kept.status, &kept.plan_code),
+        (SubscriptionStatus::Trialing, &live.plan_code)
+    );
 }
