@@ -58,3 +58,6 @@ fn too_many(message: String) -> ApiError {
 fn not_queued(error: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::unavailable(error.to_string(), error)
 }
+
+#[cfg(test)]
+mod tests;
