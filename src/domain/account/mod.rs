@@ -69,3 +69,6 @@ impl AccountService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
