@@ -6,28 +6,70 @@
 //! published after the retry policy, nothing is stored and the caller gets a
 //! retryable error).
 
-use super::{
-    AccountError, AccountService, AccountStatus, FullName, OtpChallenge, Password, Role, User,
-};
+use super::{AccountService, AccountStatus, FullName, OtpChallenge, Password, Role, User};
 use crate::domain::{
     email_address::Email,
     events::{EmailVerificationPayload, EventData, EventDelivery},
     locale::Locale,
     timestamp::Timestamp,
 };
-use crate::ports::OutboxEvent;
+use crate::ports::{HashError, OutboxEvent, PublishError, StoreError};
 
+/// What a new account is made of, as parsed from the request.
 #[derive(Debug, Clone)]
 pub struct Registration {
+    /// The account's login and where its OTP goes; the store refuses a
+    /// second account with it ([`RegisterError::EmailTaken`]).
     pub email: Email,
+    /// Hashed before storing; the plain text is dropped with this value.
     pub password: Password,
+    /// Display name, if given (1-100 characters, trimmed).
     pub full_name: Option<FullName>,
+    /// Language of the account's e-mails.
     pub locale: Locale,
 }
 
+/// Why no account was created; in every case nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// An account with this e-mail exists (perhaps created by a concurrent
+    /// registration).
+    #[error("an account with this e-mail already exists")]
+    EmailTaken,
+    /// The verification e-mail's event could not be prepared, or (`direct`
+    /// delivery) not published inside the transaction, which rolled back.
+    #[error("the verification e-mail could not be queued; please retry")]
+    EventNotPublished(#[source] PublishError),
+    /// The password hasher is saturated (`Busy`) or failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// The identity store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegisterError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::EmailTaken => RegisterError::EmailTaken,
+            StoreError::RolledBack(e) => RegisterError::EventNotPublished(e),
+            other => RegisterError::Store(other),
+        }
+    }
+}
+
 impl AccountService {
+    /// Stores a new unverified account with a fresh OTP and queues the
+    /// verification e-mail with it (see the module docs for how); returns
+    /// the account as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`RegisterError::EmailTaken`], [`RegisterError::EventNotPublished`]
+    /// (retryable), [`RegisterError::Hash`] and [`RegisterError::Store`]
+    /// when a port fails.
     #[tracing::instrument(name = "account.register", skip_all)]
-    pub async fn register(&self, registration: Registration) -> Result<User, AccountError> {
+    pub async fn register(&self, registration: Registration) -> Result<User, RegisterError> {
         let now = self.clock.now();
         let password_hash = self.hasher.hash(&registration.password).await?;
         let otp = OtpChallenge::new(self.otps.new_otp(), now);
@@ -57,7 +99,7 @@ impl AccountService {
                 },
             ))
             .await
-            .map_err(AccountError::EventNotPublished)?;
+            .map_err(RegisterError::EventNotPublished)?;
         let stored = match self.events.delivery() {
             EventDelivery::Outbox => {
                 let outbox = [OutboxEvent::user(user.id, event)];
@@ -75,8 +117,8 @@ impl AccountService {
                 Ok(user)
             }
             Err(error) => {
-                let error = AccountError::from(error);
-                if matches!(error, AccountError::EventNotPublished(_)) {
+                let error = RegisterError::from(error);
+                if matches!(error, RegisterError::EventNotPublished(_)) {
                     tracing::error!(user_id = %user.id, recipient = %user.email.masked(), error = %error, "registration rolled back");
                 }
                 Err(error)

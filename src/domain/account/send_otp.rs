@@ -9,8 +9,8 @@
 use chrono::Duration;
 
 use super::{
-    AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, OTP_RESEND_COOLDOWN_SECONDS,
-    OtpChallenge, Password, User,
+    AccountService, AccountStatus, MAX_OTP_ATTEMPTS, OTP_RESEND_COOLDOWN_SECONDS, OtpChallenge,
+    Password, User, login::PasswordRefused,
 };
 use crate::{
     domain::{
@@ -18,20 +18,82 @@ use crate::{
         events::{EmailVerificationPayload, EventData, EventDelivery},
         timestamp::Timestamp,
     },
-    ports::{OutboxEvent, ResendSlot, UserRef},
+    ports::{HashError, OutboxEvent, PublishError, ResendSlot, StoreError, UserRef},
 };
 
 const COOLDOWN: Duration = Duration::seconds(OTP_RESEND_COOLDOWN_SECONDS);
 
+/// Why no OTP e-mail was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendOtpError {
+    /// No account has this e-mail, or the password is not its password.
+    #[error("wrong e-mail or password")]
+    InvalidCredentials,
+    /// The account used up its password checks (shared with login); none
+    /// runs until the lock ends.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    LoginThrottled {
+        /// Seconds until the account takes password checks again; `>= 1`.
+        retry_after_secs: i64,
+    },
+    /// The account is verified already: there is no OTP to send.
+    #[error("the account is already verified")]
+    AlreadyVerified,
+    /// An OTP e-mail went out less than
+    /// [`OTP_RESEND_COOLDOWN_SECONDS`](super::OTP_RESEND_COOLDOWN_SECONDS)
+    /// ago; nothing was sent.
+    #[error("an OTP was sent moments ago; retry in {retry_after_secs} s")]
+    OtpCooldown {
+        /// Seconds until a re-send is taken; `>= 1`.
+        retry_after_secs: i64,
+    },
+    /// `direct` delivery: the e-mail's event could not be published after
+    /// the retry policy; the cool-down slot was given back, so a retry is
+    /// taken at once.
+    #[error("the verification e-mail could not be queued; please retry")]
+    EventNotPublished(#[source] PublishError),
+    /// The password hasher is saturated (`Busy`) or failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// The identity store failed; nothing was sent.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PasswordRefused> for SendOtpError {
+    fn from(refused: PasswordRefused) -> Self {
+        match refused {
+            PasswordRefused::Wrong => SendOtpError::InvalidCredentials,
+            PasswordRefused::Throttled(retry_after_secs) => {
+                SendOtpError::LoginThrottled { retry_after_secs }
+            }
+            PasswordRefused::Hash(e) => SendOtpError::Hash(e),
+            PasswordRefused::Store(e) => SendOtpError::Store(e),
+        }
+    }
+}
+
 impl AccountService {
+    /// Sends the account's OTP again (the same code while it is valid and
+    /// not locked, else a fresh one), for the right password of an
+    /// unverified account; at most one e-mail per cool-down.
+    ///
+    /// # Errors
+    ///
+    /// [`SendOtpError::InvalidCredentials`], [`SendOtpError::LoginThrottled`]
+    /// from the password check; [`SendOtpError::AlreadyVerified`] for a
+    /// verified account; [`SendOtpError::OtpCooldown`] within the cool-down;
+    /// [`SendOtpError::EventNotPublished`] when `direct` delivery could not
+    /// publish; [`SendOtpError::Hash`] and [`SendOtpError::Store`] when a
+    /// port fails.
     #[tracing::instrument(name = "account.send_otp", skip_all)]
-    pub async fn send_otp(&self, email: &Email, password: &Password) -> Result<(), AccountError> {
+    pub async fn send_otp(&self, email: &Email, password: &Password) -> Result<(), SendOtpError> {
         let now = self.clock.now();
         let user = self
             .check_password(UserRef::Email(email), password, now)
             .await?;
         if user.status == AccountStatus::Active {
-            return Err(AccountError::AlreadyVerified);
+            return Err(SendOtpError::AlreadyVerified);
         }
         let fresh = OtpChallenge::new(self.otps.new_otp(), now);
         let outbox = self.events.delivery() == EventDelivery::Outbox;
@@ -56,13 +118,13 @@ impl AccountService {
             .await?
         {
             ResendSlot::Granted(challenge, user) => (challenge, user),
-            ResendSlot::Refused(None) => return Err(AccountError::InvalidCredentials),
+            ResendSlot::Refused(None) => return Err(SendOtpError::InvalidCredentials),
             ResendSlot::Refused(Some(user)) if user.status == AccountStatus::Active => {
-                return Err(AccountError::AlreadyVerified);
+                return Err(SendOtpError::AlreadyVerified);
             }
             ResendSlot::Refused(Some(user)) => {
                 let ready_at = user.otp.map_or(now, |otp| otp.sent_at + COOLDOWN);
-                return Err(AccountError::OtpCooldown {
+                return Err(SendOtpError::OtpCooldown {
                     retry_after_secs: (ready_at - now).num_seconds().max(1),
                 });
             }
@@ -77,7 +139,7 @@ impl AccountService {
                 tracing::error!(user_id = %user.id, error = %e, "re-send slot not released");
             }
             tracing::error!(user_id = %user.id, error = %error, "OTP e-mail could not be queued");
-            return Err(AccountError::EventNotPublished(error));
+            return Err(SendOtpError::EventNotPublished(error));
         }
         tracing::info!(user_id = %user.id, recipient = %user.email.masked(), "OTP sent again");
         Ok(())

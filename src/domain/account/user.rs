@@ -15,20 +15,27 @@ pub const OTP_TTL_MINUTES: i64 = 10;
 pub const MAX_OTP_ATTEMPTS: u32 = 5;
 /// Minimum wait between two OTP e-mails to one account.
 pub const OTP_RESEND_COOLDOWN_SECONDS: i64 = 60;
-/// Failed logins in a row before the account is throttled, and for how long.
+/// Password checks an account takes (login, OTP re-send, password change)
+/// before it is throttled; a right password resets the count.
 pub const MAX_FAILED_LOGINS: u32 = 5;
+/// How long a throttled account takes no password check, in seconds.
 pub const LOGIN_THROTTLE_SECONDS: i64 = 300;
 /// How long a login lasts (the token's lifetime and its session's).
 pub const SESSION_TTL_HOURS: i64 = 24;
 
+/// What an account may do; read from the store on every request, so a
+/// change applies to open sessions at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Every registered account: its own profile and subscription.
     User,
+    /// Also plans, roles, other users and their subscriptions.
     Admin,
 }
 
 impl Role {
+    /// The wire and database name: `user` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
@@ -36,6 +43,8 @@ impl Role {
         }
     }
 
+    /// The role named exactly `s` (lower case, as [`Role::as_str`] writes
+    /// it); `None` for anything else.
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "user" => Some(Role::User),
@@ -49,11 +58,15 @@ impl Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AccountStatus {
+    /// Registered; the OTP sent by e-mail is not confirmed yet, so login is
+    /// refused.
     Unverified,
+    /// The OTP was confirmed; never goes back to unverified.
     Active,
 }
 
 impl AccountStatus {
+    /// The wire and database name: `unverified` or `active`.
     pub fn as_str(self) -> &'static str {
         match self {
             AccountStatus::Unverified => "unverified",
@@ -61,6 +74,8 @@ impl AccountStatus {
         }
     }
 
+    /// The status named exactly `s` (as [`AccountStatus::as_str`] writes
+    /// it); `None` for anything else.
     pub fn parse(s: &str) -> Option<AccountStatus> {
         match s {
             "unverified" => Some(AccountStatus::Unverified),
@@ -70,10 +85,13 @@ impl AccountStatus {
     }
 }
 
+/// Why a string is not a [`Password`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
+    /// Fewer than 8 characters (Unicode scalar values, not bytes).
     #[error("must be at least 8 characters")]
     TooShort,
+    /// More than 128 characters.
     #[error("must be at most 128 characters")]
     TooLong,
 }
@@ -83,6 +101,12 @@ pub enum PasswordError {
 pub struct Password(String);
 
 impl Password {
+    /// `input` as a password, kept exactly as typed (not trimmed).
+    ///
+    /// # Errors
+    ///
+    /// [`PasswordError::TooShort`] under 8 characters,
+    /// [`PasswordError::TooLong`] over 128.
     pub fn parse(input: &str) -> Result<Self, PasswordError> {
         match input.chars().count() {
             n if n < 8 => Err(PasswordError::TooShort),
@@ -91,6 +115,7 @@ impl Password {
         }
     }
 
+    /// The plain text, for the hasher only.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -102,7 +127,8 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A PHC-format password hash (`$argon2id$...`).
+/// A PHC-format password hash (`$argon2id$...`, salt and parameters
+/// included), as the hasher wrote it; `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(pub String);
 
@@ -112,14 +138,22 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
+/// Why a string is not a [`FullName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be 1-100 characters without control characters")]
 pub struct FullNameError;
 
+/// A display name: trimmed, 1-100 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullName(String);
 
 impl FullName {
+    /// `input` trimmed of surrounding white space.
+    ///
+    /// # Errors
+    ///
+    /// [`FullNameError`] when the trimmed name is empty, over 100
+    /// characters, or holds a control character.
     pub fn parse(input: &str) -> Result<Self, FullNameError> {
         let name = input.trim();
         let ok =
@@ -131,6 +165,7 @@ impl FullName {
         }
     }
 
+    /// The name as stored (trimmed).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -139,13 +174,21 @@ impl FullName {
 /// The OTP an unverified account must echo back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtpChallenge {
+    /// The six digits e-mailed to the account.
     pub code: OtpCode,
+    /// UTC; [`OTP_TTL_MINUTES`] after the code was made. A re-send of the
+    /// same code keeps it.
     pub expires_at: DateTime<Utc>,
+    /// UTC; when the code was last e-mailed (the re-send cool-down counts
+    /// from it).
     pub sent_at: DateTime<Utc>,
+    /// Checks taken on this code, right or wrong; at most
+    /// [`MAX_OTP_ATTEMPTS`], then the code is void.
     pub attempts: u32,
 }
 
 impl OtpChallenge {
+    /// A fresh challenge for `code`, sent `now`, no attempt taken.
     pub fn new(code: OtpCode, now: DateTime<Utc>) -> Self {
         Self {
             code,
@@ -155,24 +198,39 @@ impl OtpChallenge {
         }
     }
 
+    /// True from `expires_at` on.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         now >= self.expires_at
     }
 }
 
+/// An account as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
+    /// Never changes; tokens and events name the account by it.
     pub id: Uuid,
+    /// The login; no two accounts share it.
     pub email: Email,
+    /// The current password's hash; replaced by a password change.
     pub password_hash: PasswordHash,
+    /// Display name, if the user gave one.
     pub full_name: Option<FullName>,
+    /// Language of the account's e-mails.
     pub locale: Locale,
+    /// What the account may do.
     pub role: Role,
+    /// `Unverified` until the OTP is confirmed.
     pub status: AccountStatus,
+    /// The pending challenge while unverified (`None` once active).
     pub otp: Option<OtpChallenge>,
+    /// Password checks taken since the last right password; at most
+    /// [`MAX_FAILED_LOGINS`] before the lock.
     pub failed_logins: u32,
+    /// UTC; no password check runs before it (`None`: not locked).
     pub login_blocked_until: Option<DateTime<Utc>>,
+    /// UTC; when the account registered.
     pub created_at: DateTime<Utc>,
+    /// UTC; the last write to the account; `>= created_at`.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -180,14 +238,18 @@ pub struct User {
 /// change end. A token is honoured only while its session exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The token's `jti`.
     pub id: Uuid,
+    /// The account signed in; the token's `sub`.
     pub user_id: Uuid,
+    /// UTC; the login (or password change) that opened it.
     pub created_at: DateTime<Utc>,
     /// Equals the token's `exp`; after it the session is dead and forgotten.
     pub expires_at: DateTime<Utc>,
 }
 
 impl Session {
+    /// A session opened `now`, lasting [`SESSION_TTL_HOURS`].
     pub fn new(id: Uuid, user_id: Uuid, now: DateTime<Utc>) -> Self {
         Self {
             id,

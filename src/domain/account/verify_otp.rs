@@ -8,32 +8,84 @@
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
 
-use super::{AccountError, AccountService, AccountStatus, MAX_OTP_ATTEMPTS, User};
+use super::{AccountService, AccountStatus, MAX_OTP_ATTEMPTS, User};
 use crate::{
     domain::{email_address::Email, events::EventDelivery, otp::OtpCode},
     ports::{OtpSlot, StoreError},
 };
 
+/// Why an OTP did not verify the account.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyOtpError {
+    /// The code is not the account's; `attempts_left` more tries remain
+    /// on this code. Also (with 0 left) when no account has the e-mail,
+    /// so the answer does not reveal who has an account.
+    #[error("wrong OTP; {attempts_left} attempt(s) left")]
+    OtpInvalid {
+        /// Tries left on this code; `< MAX_OTP_ATTEMPTS`.
+        attempts_left: u32,
+    },
+    /// The code is older than [`OTP_TTL_MINUTES`](super::OTP_TTL_MINUTES),
+    /// or the account has none: a new one must be requested.
+    #[error("OTP expired, please request a new one")]
+    OtpExpired,
+    /// [`MAX_OTP_ATTEMPTS`](super::MAX_OTP_ATTEMPTS) wrong codes were
+    /// tried: this code is void, a new one must be requested.
+    #[error("too many wrong OTPs, please request a new one")]
+    OtpLocked,
+    /// The account is verified already (perhaps by a concurrent request).
+    #[error("the account is already verified")]
+    AlreadyVerified,
+    /// A re-send replaced the code while this one was checked; nothing was
+    /// written.
+    #[error("the account was changed by a concurrent request; read it again and retry")]
+    Conflict,
+    /// The identity store failed (also while starting the trial); nothing
+    /// was written.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for VerifyOtpError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict => VerifyOtpError::Conflict,
+            other => VerifyOtpError::Store(other),
+        }
+    }
+}
+
 /// Why an OTP check got no slot, from the account as stored.
-fn refusal(user: Option<&User>, now: DateTime<Utc>) -> AccountError {
+fn refusal(user: Option<&User>, now: DateTime<Utc>) -> VerifyOtpError {
     let Some(user) = user else {
-        return AccountError::OtpInvalid { attempts_left: 0 };
+        return VerifyOtpError::OtpInvalid { attempts_left: 0 };
     };
     if user.status == AccountStatus::Active {
-        return AccountError::AlreadyVerified;
+        return VerifyOtpError::AlreadyVerified;
     }
     match &user.otp {
-        None => AccountError::OtpExpired,
-        Some(otp) if otp.attempts >= MAX_OTP_ATTEMPTS => AccountError::OtpLocked,
-        Some(otp) if otp.is_expired(now) => AccountError::OtpExpired,
+        None => VerifyOtpError::OtpExpired,
+        Some(otp) if otp.attempts >= MAX_OTP_ATTEMPTS => VerifyOtpError::OtpLocked,
+        Some(otp) if otp.is_expired(now) => VerifyOtpError::OtpExpired,
         // A re-send replaced the code between the two reads.
-        Some(_) => AccountError::Conflict,
+        Some(_) => VerifyOtpError::Conflict,
     }
 }
 
 impl AccountService {
+    /// Checks `code` against the account's OTP; the right one activates the
+    /// account and starts its trial on the free plan, and the account is
+    /// returned as activated.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyOtpError::OtpInvalid`] for a wrong code (or an unknown
+    /// e-mail), [`VerifyOtpError::OtpExpired`], [`VerifyOtpError::OtpLocked`]
+    /// once the code is void, [`VerifyOtpError::AlreadyVerified`],
+    /// [`VerifyOtpError::Conflict`] when a re-send replaced the code
+    /// meanwhile, [`VerifyOtpError::Store`] when the store fails.
     #[tracing::instrument(name = "account.verify_otp", skip_all)]
-    pub async fn verify_otp(&self, email: &Email, code: &OtpCode) -> Result<User, AccountError> {
+    pub async fn verify_otp(&self, email: &Email, code: &OtpCode) -> Result<User, VerifyOtpError> {
         let now = self.clock.now();
         let user = match self
             .store
@@ -43,13 +95,13 @@ impl AccountService {
             OtpSlot::Granted(user) => user,
             OtpSlot::Refused(user) => return Err(refusal(user.as_ref(), now)),
         };
-        let otp = user.otp.clone().ok_or(AccountError::OtpExpired)?;
+        let otp = user.otp.clone().ok_or(VerifyOtpError::OtpExpired)?;
         if !bool::from(otp.code.as_str().as_bytes().ct_eq(code.as_str().as_bytes())) {
             tracing::warn!(user_id = %user.id, attempts = otp.attempts, "wrong OTP");
             return Err(if otp.attempts >= MAX_OTP_ATTEMPTS {
-                AccountError::OtpLocked
+                VerifyOtpError::OtpLocked
             } else {
-                AccountError::OtpInvalid {
+                VerifyOtpError::OtpInvalid {
                     attempts_left: MAX_OTP_ATTEMPTS - otp.attempts,
                 }
             });
@@ -58,7 +110,7 @@ impl AccountService {
             .billing
             .new_trial(user.id)
             .await
-            .map_err(|e| AccountError::Store(e.into_store()))?;
+            .map_err(VerifyOtpError::Store)?;
         let outbox = self.events.delivery() == EventDelivery::Outbox;
         let events: Vec<_> = if outbox {
             self.billing

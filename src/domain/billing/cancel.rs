@@ -6,25 +6,89 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Actor, BillingError, BillingService, Subscription, SubscriptionPatch};
-use crate::domain::{
-    account::Role,
-    billing::SubscriptionStatus,
-    events::{CancellationReason, EventData, EventId, SubscriptionCancelledPayload},
-    timestamp::Timestamp,
+use super::{Actor, BillingService, Subscription, SubscriptionPatch, service::TransitionError};
+use crate::{
+    domain::{
+        account::Role,
+        billing::SubscriptionStatus,
+        events::{CancellationReason, EventData, EventId, SubscriptionCancelledPayload},
+        timestamp::Timestamp,
+    },
+    ports::StoreError,
 };
 
+/// Why a subscription was not cancelled; in every case nothing was
+/// written.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No subscription has the id.
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    /// The subscription is another user's and the caller is no admin.
+    #[error("this subscription belongs to another user")]
+    NotOwner,
+    /// The subscription is no longer live (cancelled or expired).
+    #[error("the subscription is {status}, which does not allow this")]
+    WrongStatus {
+        /// The status found.
+        status: SubscriptionStatus,
+    },
+    /// A concurrent transition (upgrade, expiry, another cancellation)
+    /// moved it first.
+    #[error(
+        "the subscription was changed by a concurrent request (it is now {status}); read it again"
+    )]
+    Conflict {
+        /// The status the winner left.
+        status: SubscriptionStatus,
+    },
+    /// The identity store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TransitionError> for CancelError {
+    fn from(error: TransitionError) -> Self {
+        match error {
+            TransitionError::NotFound => CancelError::SubscriptionNotFound,
+            TransitionError::Conflict(status) => CancelError::Conflict { status },
+            // Cannot happen: a cancellation names no plan.
+            TransitionError::PlanGone => CancelError::Store(StoreError::PlanInUse),
+            TransitionError::Store(e) => CancelError::Store(e),
+        }
+    }
+}
+
 impl BillingService {
+    /// Cancels a live subscription; the time already granted (trial or
+    /// paid period) stays usable until it ends. Reports
+    /// `subscription.cancelled` and returns the subscription as written.
+    /// An admin cancelling another user's subscription is recorded as
+    /// `admin_action`, whatever `reason` says.
+    ///
+    /// # Errors
+    ///
+    /// [`CancelError::SubscriptionNotFound`], [`CancelError::NotOwner`],
+    /// [`CancelError::WrongStatus`] when not live,
+    /// [`CancelError::Conflict`] when a concurrent transition won,
+    /// [`CancelError::Store`] when the store fails.
     #[tracing::instrument(name = "billing.cancel", skip_all)]
     pub async fn cancel(
         &self,
         id: Uuid,
         actor: Actor,
         reason: Option<CancellationReason>,
-    ) -> Result<Subscription, BillingError> {
-        let s = self.owned(id, actor).await?;
+    ) -> Result<Subscription, CancelError> {
+        let s = self
+            .store
+            .subscription_by_id(id)
+            .await?
+            .ok_or(CancelError::SubscriptionNotFound)?;
+        if s.user_id != actor.user_id && actor.role != Role::Admin {
+            return Err(CancelError::NotOwner);
+        }
         if !s.is_live() {
-            return Err(BillingError::WrongStatus { status: s.status });
+            return Err(CancelError::WrongStatus { status: s.status });
         }
         let by_admin = actor.role == Role::Admin && actor.user_id != s.user_id;
         let reason = if by_admin {

@@ -11,15 +11,15 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    BillingError, BillingService, Subscription, SubscriptionPatch, SweepReport,
-    cancel::cancelled_data, upgrade::changed_data,
+    BillingService, Subscription, SubscriptionPatch, SweepReport, cancel::cancelled_data,
+    upgrade::changed_data,
 };
 use crate::{
     domain::{
         billing::SubscriptionStatus,
         events::{CancellationReason, EventData, EventDelivery, TransitionReason},
     },
-    ports::{OutboxEvent, SweepMove, SweptSubscription},
+    ports::{OutboxEvent, StoreError, SweepMove, SweptSubscription},
 };
 
 /// Subscriptions claimed per store transaction.
@@ -68,18 +68,27 @@ fn sweep_event(
 }
 
 impl BillingService {
-    /// One whole sweep.
-    pub async fn expire_due(&self) -> Result<SweepReport, BillingError> {
+    /// One whole sweep; returns what it moved.
+    ///
+    /// # Errors
+    ///
+    /// The store's error when a batch fails; the batches before it stay
+    /// moved and reported.
+    pub async fn expire_due(&self) -> Result<SweepReport, StoreError> {
         self.expire_due_until(&|| false).await
     }
 
     /// A sweep that stops between two batches once `stop()` says so: a
     /// batch's commit and its events are never separated by a stop.
+    ///
+    /// # Errors
+    ///
+    /// As [`BillingService::expire_due`].
     #[tracing::instrument(name = "billing.expire_due", skip_all)]
     pub async fn expire_due_until(
         &self,
         stop: &(dyn Fn() -> bool + Send + Sync),
-    ) -> Result<SweepReport, BillingError> {
+    ) -> Result<SweepReport, StoreError> {
         let now = self.clock.now();
         let mut report = SweepReport::default();
         let outbox = self.events.delivery() == EventDelivery::Outbox;

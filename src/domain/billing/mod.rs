@@ -1,6 +1,9 @@
 //! Billing: plans, subscriptions and the moves between their statuses
 //! (trial, upgrade, cancellation, failed payment, expiry). The use cases live
-//! one per file on `BillingService`, which holds the ports they share.
+//! one per file on `BillingService`, which holds the ports they share; each
+//! has its own error enum naming only the cases it can meet (decision 63).
+
+#![warn(missing_docs)]
 
 mod cancel;
 mod expire_due;
@@ -13,9 +16,14 @@ mod subscription;
 mod subscription_status;
 mod upgrade;
 
-pub use manage_plans::{PlanChanges, PlanDraft};
+pub use cancel::CancelError;
+pub use manage_plans::{
+    CreatePlanError, DeletePlanError, GetPlanError, PlanChanges, PlanDraft, UpdatePlanError,
+};
+pub use payment_failed::PaymentFailedError;
 pub use plan::{BillingCycle, Plan};
 pub use plan_code::{FREE_PLAN, PlanCode, PlanCodeError};
-pub use service::{Actor, BillingError, BillingService, SweepReport};
+pub use service::{Actor, BillingService, MySubscriptionError, SweepReport};
 pub use subscription::{Subscription, SubscriptionPatch};
 pub use subscription_status::{SubscriptionStatus, SubscriptionStatusError, TRIAL_DAYS};
+pub use upgrade::UpgradeError;

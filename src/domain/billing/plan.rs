@@ -6,14 +6,18 @@ use uuid::Uuid;
 
 use super::PlanCode;
 
+/// How long one paid period of a plan lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BillingCycle {
+    /// One calendar month (clamped to the month's last day).
     Monthly,
+    /// Twelve calendar months.
     Yearly,
 }
 
 impl BillingCycle {
+    /// The wire and database name: `monthly` or `yearly`.
     pub fn as_str(self) -> &'static str {
         match self {
             BillingCycle::Monthly => "monthly",
@@ -21,6 +25,7 @@ impl BillingCycle {
         }
     }
 
+    /// The cycle named exactly `s`; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "monthly" => Some(Self::Monthly),
@@ -29,7 +34,8 @@ impl BillingCycle {
         }
     }
 
-    /// The end of a paid period that starts at `start`.
+    /// The end of a paid period that starts at `start` (Jan 31 + 1 month
+    /// is Feb 28/29); `start` itself if the date would overflow.
     pub fn period_end(self, start: DateTime<Utc>) -> DateTime<Utc> {
         let months = match self {
             BillingCycle::Monthly => Months::new(1),
@@ -39,18 +45,27 @@ impl BillingCycle {
     }
 }
 
+/// A plan of the catalogue as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// Never changes; the admin routes name the plan by it.
     pub id: Uuid,
+    /// Never changes, unique; subscriptions and events name the plan by it.
     pub code: PlanCode,
+    /// Display name.
     pub name: String,
+    /// Free text for the catalogue, if any.
     pub description: Option<String>,
-    /// Price in the currency's minor unit (cents, đồng).
+    /// Price per billing cycle in the currency's minor unit (cents, đồng);
+    /// `0` for the free plan; not negative (the API refuses it).
     pub price_minor: i64,
     /// ISO 4217, upper case.
     pub currency: String,
+    /// How long one paid period lasts.
     pub billing_cycle: BillingCycle,
+    /// UTC; when the plan was created.
     pub created_at: DateTime<Utc>,
+    /// UTC; the last edit, `>= created_at`; edits are conditional on it.
     pub updated_at: DateTime<Utc>,
 }
 

@@ -9,16 +9,24 @@ const MAX_LEN: usize = 32;
 /// The plan every verified account starts its trial on.
 pub const FREE_PLAN: &str = "free";
 
+/// Why a string is not a [`PlanCode`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "must be 1-{MAX_LEN} characters of `a-z`, `0-9`, `_`, `-`, starting with a letter or digit"
 )]
 pub struct PlanCodeError;
 
+/// 1-32 characters of `a-z`, `0-9`, `_`, `-`, starting with a letter or
+/// digit; compared and ordered as the string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PlanCode(String);
 
 impl PlanCode {
+    /// `input` as a code, exactly as given (no trimming or lower-casing).
+    ///
+    /// # Errors
+    ///
+    /// [`PlanCodeError`] when `input` breaks the form above.
     pub fn parse(input: &str) -> Result<Self, PlanCodeError> {
         let first_ok = input
             .bytes()
@@ -34,10 +42,12 @@ impl PlanCode {
         }
     }
 
+    /// The code of the free plan, [`FREE_PLAN`].
     pub fn free() -> Self {
         Self(FREE_PLAN.to_owned())
     }
 
+    /// The code as stored and sent.
     pub fn as_str(&self) -> &str {
         &self.0
     }

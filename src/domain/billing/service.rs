@@ -21,70 +21,56 @@ use crate::{
     ports::{Clock, IdGenerator, IdentityStore, OutboxEvent, StoreError},
 };
 
-/// Who acts on a subscription.
+/// Who acts on a subscription: owners act on their own, admins on any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {
+    /// The signed-in user.
     pub user_id: Uuid,
+    /// Their role as stored now (not as the token had it).
     pub role: Role,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BillingError {
-    #[error("no such subscription")]
-    SubscriptionNotFound,
-    #[error("no such plan")]
-    PlanNotFound,
-    #[error("this subscription belongs to another user")]
-    NotOwner,
-    #[error("the subscription is {status}, which does not allow this")]
-    WrongStatus { status: SubscriptionStatus },
-    #[error("`plan_code`: {0}")]
-    BadPlan(&'static str),
-    #[error("a plan with this code already exists")]
-    PlanCodeTaken,
-    #[error("the plan is still used by subscriptions")]
-    PlanInUse,
-    /// A concurrent edit of the plan was written first; nothing was written
-    /// by this one.
-    #[error("the plan was changed by a concurrent request; read it again")]
-    PlanChanged,
-    /// A concurrent request moved the subscription first; nothing was
-    /// written by this one.
-    #[error(
-        "the subscription was changed by a concurrent request (it is now {status}); read it again"
-    )]
-    Conflict { status: SubscriptionStatus },
-    #[error(transparent)]
+/// Why `transition` wrote nothing; each use case that moves a
+/// subscription turns it into its own error.
+#[derive(Debug)]
+pub(super) enum TransitionError {
+    /// The subscription is gone.
+    NotFound,
+    /// A concurrent request moved it first; it is now in `status`.
+    Conflict(SubscriptionStatus),
+    /// The plan the patch moves to was deleted meanwhile.
+    PlanGone,
     Store(StoreError),
 }
 
-impl From<StoreError> for BillingError {
+impl From<StoreError> for TransitionError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::PlanCodeTaken => BillingError::PlanCodeTaken,
-            StoreError::PlanInUse => BillingError::PlanInUse,
-            other => BillingError::Store(other),
-        }
+        TransitionError::Store(error)
     }
 }
 
-impl BillingError {
-    /// The store failure behind this error, for callers that only know stores.
-    pub fn into_store(self) -> StoreError {
-        match self {
-            BillingError::Store(e) => e,
-            other => StoreError::Unexpected(anyhow::Error::new(other)),
-        }
-    }
+/// Why the caller's subscription could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MySubscriptionError {
+    /// The user never had a subscription (an unverified account).
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    /// The identity store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// What an expiry sweep did.
+/// What an expiry sweep did (all zero when nothing was due).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
+    /// Ended trials moved to `cancelled` (`trial_expired`).
     pub trials_cancelled: u32,
+    /// Ended paid periods (active or past due) moved to `expired`.
     pub subscriptions_ended: u32,
 }
 
+/// The billing use cases, one method each (one file each in this folder),
+/// over the ports they share. Each method returns its own error enum.
 pub struct BillingService {
     pub(super) store: Arc<dyn IdentityStore>,
     pub(super) events: Arc<EventService>,
@@ -93,6 +79,7 @@ pub struct BillingService {
 }
 
 impl BillingService {
+    /// Wires the use cases to their ports.
     pub fn new(
         store: Arc<dyn IdentityStore>,
         events: Arc<EventService>,
@@ -107,8 +94,14 @@ impl BillingService {
         }
     }
 
-    /// The free plan, created at first use.
-    pub async fn free_plan(&self) -> Result<Plan, BillingError> {
+    /// The free plan, created at first use (a concurrent creation is
+    /// taken as is).
+    ///
+    /// # Errors
+    ///
+    /// The store's error when it fails; `Unexpected` if the plan a
+    /// concurrent request created is gone again when read.
+    pub async fn free_plan(&self) -> Result<Plan, StoreError> {
         let code = PlanCode::free();
         if let Some(plan) = self.store.plan_by_code(&code).await? {
             return Ok(plan);
@@ -128,17 +121,25 @@ impl BillingService {
         match self.store.insert_plan(&plan).await {
             Ok(()) => Ok(plan),
             // Someone else created it first: use theirs.
-            Err(StoreError::PlanCodeTaken) => self
-                .store
-                .plan_by_code(&code)
-                .await?
-                .ok_or(BillingError::PlanNotFound),
-            Err(e) => Err(e.into()),
+            Err(StoreError::PlanCodeTaken) => {
+                self.store.plan_by_code(&code).await?.ok_or_else(|| {
+                    StoreError::Unexpected(anyhow::anyhow!(
+                        "the free plan was created concurrently, then deleted"
+                    ))
+                })
+            }
+            Err(e) => Err(e),
         }
     }
 
-    /// A new 14-day trial for `user` on the free plan (not stored yet).
-    pub async fn new_trial(&self, user: Uuid) -> Result<Subscription, BillingError> {
+    /// A new [`TRIAL_DAYS`]-day trial for `user` on the free plan, starting
+    /// now; not stored yet (the caller stores it with the account's
+    /// activation).
+    ///
+    /// # Errors
+    ///
+    /// As [`BillingService::free_plan`].
+    pub async fn new_trial(&self, user: Uuid) -> Result<Subscription, StoreError> {
         let plan = self.free_plan().await?;
         let now = self.clock.now();
         Ok(Subscription {
@@ -157,7 +158,8 @@ impl BillingService {
         })
     }
 
-    /// Publishes `subscription.created` for a stored subscription.
+    /// Publishes `subscription.created` for a stored subscription (`direct`
+    /// delivery); a failure is logged and counted, not returned.
     pub async fn announce_created(&self, s: &Subscription) {
         self.announce(s, created_data(s)).await;
     }
@@ -189,7 +191,7 @@ impl BillingService {
         before: &Subscription,
         patch: &SubscriptionPatch,
         data: impl FnOnce(&Subscription) -> Option<EventData>,
-    ) -> Result<(Subscription, Option<EventId>), BillingError> {
+    ) -> Result<(Subscription, Option<EventId>), TransitionError> {
         let mut after = before.clone();
         patch.apply(&mut after);
         let data = data(&after);
@@ -232,7 +234,7 @@ impl BillingService {
         id: Uuid,
         patch: &SubscriptionPatch,
         outbox: &[OutboxEvent],
-    ) -> Result<Subscription, BillingError> {
+    ) -> Result<Subscription, TransitionError> {
         match self.store.transition_subscription(id, patch, outbox).await {
             Ok(s) => Ok(s),
             Err(StoreError::Conflict) => {
@@ -240,39 +242,30 @@ impl BillingService {
                     .store
                     .subscription_by_id(id)
                     .await?
-                    .ok_or(BillingError::SubscriptionNotFound)?;
-                Err(BillingError::Conflict { status: now.status })
+                    .ok_or(TransitionError::NotFound)?;
+                Err(TransitionError::Conflict(now.status))
             }
-            Err(StoreError::NotFound) => Err(BillingError::SubscriptionNotFound),
-            // The plan it moves to was deleted meanwhile.
-            Err(StoreError::PlanInUse) => Err(BillingError::BadPlan("no such plan")),
+            Err(StoreError::NotFound) => Err(TransitionError::NotFound),
+            Err(StoreError::PlanInUse) => Err(TransitionError::PlanGone),
             Err(e) => Err(e.into()),
         }
     }
 
-    pub(super) async fn owned(&self, id: Uuid, actor: Actor) -> Result<Subscription, BillingError> {
-        let s = self
-            .store
-            .subscription_by_id(id)
-            .await?
-            .ok_or(BillingError::SubscriptionNotFound)?;
-        if s.user_id != actor.user_id && actor.role != Role::Admin {
-            return Err(BillingError::NotOwner);
-        }
-        Ok(s)
-    }
-
     /// The user's live subscription, else their latest one.
+    ///
+    /// # Errors
+    ///
+    /// [`MySubscriptionError::SubscriptionNotFound`] when the user never
+    /// had one, [`MySubscriptionError::Store`] when the store fails.
     #[tracing::instrument(name = "billing.my_subscription", skip_all)]
-
-    pub async fn my_subscription(&self, user: Uuid) -> Result<Subscription, BillingError> {
+    pub async fn my_subscription(&self, user: Uuid) -> Result<Subscription, MySubscriptionError> {
         if let Some(s) = self.store.live_subscription(user).await? {
             return Ok(s);
         }
         self.store
             .latest_subscription(user)
             .await?
-            .ok_or(BillingError::SubscriptionNotFound)
+            .ok_or(MySubscriptionError::SubscriptionNotFound)
     }
 }
 

@@ -1,4 +1,9 @@
-//! Subscription vocabulary shared by events and (later) the subscription use cases.
+//! The statuses a subscription moves through, shared by the use cases,
+//! the stores and the events. `trialing` (the free trial runs) moves to
+//! `active` (a paid period runs) or `cancelled`; `active` to `past_due`
+//! (its payment failed; still live), `cancelled` or `expired` (the paid
+//! period ended); `past_due` to `cancelled` or `expired`. `cancelled` and
+//! `expired` are final.
 
 use std::{fmt, str::FromStr};
 
@@ -7,21 +12,32 @@ use serde::{Deserialize, Serialize};
 /// Length of the free trial every verified account gets.
 pub const TRIAL_DAYS: i64 = 14;
 
+// Where a subscription stands; see `SubscriptionStatus::ALL` and the
+// module docs. Plain comments on purpose: `JsonSchema` turns doc comments
+// into the published event schemas (docs/schemas), which must not change.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
+    // The free trial runs (`TRIAL_DAYS` from verification).
     Trialing,
+    // A paid period runs.
     Active,
+    // Ended by the user, an admin or the trial's end; final.
     Cancelled,
+    // The paid period ended; final.
     Expired,
+    // The payment of the active period failed; still live.
     PastDue,
 }
 
+/// Why a string is not a [`SubscriptionStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be one of trialing, active, cancelled, expired, past_due")]
 pub struct SubscriptionStatusError;
 
 impl SubscriptionStatus {
+    /// Every status, in the order of the lifecycle.
     pub const ALL: [SubscriptionStatus; 5] = [
         Self::Trialing,
         Self::Active,
@@ -30,6 +46,7 @@ impl SubscriptionStatus {
         Self::PastDue,
     ];
 
+    /// The wire and database name (`trialing`, ..., `past_due`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Trialing => "trialing",

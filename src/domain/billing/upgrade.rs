@@ -4,40 +4,98 @@
 
 use uuid::Uuid;
 
-use super::{Actor, BillingError, BillingService, Subscription, SubscriptionPatch};
-use crate::domain::{
-    billing::PlanCode,
-    billing::SubscriptionStatus,
-    events::{EventData, SubscriptionStatusChangedPayload, TransitionReason},
-    timestamp::Timestamp,
+use super::{Actor, BillingService, Subscription, SubscriptionPatch, service::TransitionError};
+use crate::{
+    domain::{
+        billing::PlanCode,
+        billing::SubscriptionStatus,
+        events::{EventData, SubscriptionStatusChangedPayload, TransitionReason},
+        timestamp::Timestamp,
+    },
+    ports::StoreError,
 };
 
+/// Why a trial was not upgraded; in every case nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// No subscription has the id.
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    /// The subscription is another user's (admins included: only the owner
+    /// upgrades).
+    #[error("this subscription belongs to another user")]
+    NotOwner,
+    /// The subscription is not a running trial.
+    #[error("the subscription is {status}, which does not allow this")]
+    WrongStatus {
+        /// The status found.
+        status: SubscriptionStatus,
+    },
+    /// The plan does not exist (or was deleted meanwhile), or is free; the
+    /// text says which.
+    #[error("`plan_code`: {0}")]
+    BadPlan(&'static str),
+    /// A concurrent transition (cancellation, expiry) moved the trial first.
+    #[error(
+        "the subscription was changed by a concurrent request (it is now {status}); read it again"
+    )]
+    Conflict {
+        /// The status the winner left.
+        status: SubscriptionStatus,
+    },
+    /// The identity store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<TransitionError> for UpgradeError {
+    fn from(error: TransitionError) -> Self {
+        match error {
+            TransitionError::NotFound => UpgradeError::SubscriptionNotFound,
+            TransitionError::Conflict(status) => UpgradeError::Conflict { status },
+            TransitionError::PlanGone => UpgradeError::BadPlan("no such plan"),
+            TransitionError::Store(e) => UpgradeError::Store(e),
+        }
+    }
+}
+
 impl BillingService {
+    /// Moves the caller's trial to the paid plan `plan_code`: `active`, for
+    /// one billing cycle from now; reports `subscription.status_changed`
+    /// and returns the subscription as written.
+    ///
+    /// # Errors
+    ///
+    /// [`UpgradeError::SubscriptionNotFound`], [`UpgradeError::NotOwner`],
+    /// [`UpgradeError::WrongStatus`] when not trialing,
+    /// [`UpgradeError::BadPlan`] for an unknown or free plan,
+    /// [`UpgradeError::Conflict`] when a concurrent transition won,
+    /// [`UpgradeError::Store`] when the store fails.
     #[tracing::instrument(name = "billing.upgrade", skip_all)]
     pub async fn upgrade(
         &self,
         id: Uuid,
         actor: Actor,
         plan_code: &PlanCode,
-    ) -> Result<Subscription, BillingError> {
+    ) -> Result<Subscription, UpgradeError> {
         let s = self
             .store
             .subscription_by_id(id)
             .await?
-            .ok_or(BillingError::SubscriptionNotFound)?;
+            .ok_or(UpgradeError::SubscriptionNotFound)?;
         if s.user_id != actor.user_id {
-            return Err(BillingError::NotOwner);
+            return Err(UpgradeError::NotOwner);
         }
         if s.status != SubscriptionStatus::Trialing {
-            return Err(BillingError::WrongStatus { status: s.status });
+            return Err(UpgradeError::WrongStatus { status: s.status });
         }
         let plan = self
             .store
             .plan_by_code(plan_code)
             .await?
-            .ok_or(BillingError::BadPlan("no such plan"))?;
+            .ok_or(UpgradeError::BadPlan("no such plan"))?;
         if plan.price_minor <= 0 {
-            return Err(BillingError::BadPlan("upgrades go to a paid plan"));
+            return Err(UpgradeError::BadPlan("upgrades go to a paid plan"));
         }
         let now = self.clock.now();
         let previous = s.status;
