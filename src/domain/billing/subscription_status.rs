@@ -12,22 +12,22 @@ use serde::{Deserialize, Serialize};
 /// Length of the free trial every verified account gets.
 pub const TRIAL_DAYS: i64 = 14;
 
-// Where a subscription stands; see `SubscriptionStatus::ALL` and the
-// module docs. Plain comments on purpose: `JsonSchema` turns doc comments
-// into the published event schemas (docs/schemas), which must not change.
-#[allow(missing_docs)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+/// Where a subscription stands. Moves only forward (see the module docs);
+/// travels as its snake_case name. Its JSON Schema is written by hand in
+/// `events::schemas`, so these docs do not turn the published enum into a
+/// `oneOf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
-    // The free trial runs (`TRIAL_DAYS` from verification).
+    /// The free trial runs ([`TRIAL_DAYS`] from verification); live.
     Trialing,
-    // A paid period runs.
+    /// A paid period runs; live.
     Active,
-    // Ended by the user, an admin or the trial's end; final.
+    /// Ended by the user, an admin or the trial's end; final.
     Cancelled,
-    // The paid period ended; final.
+    /// The paid period ended; final.
     Expired,
-    // The payment of the active period failed; still live.
+    /// The payment of the active period failed; still live.
     PastDue,
 }
 

@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings, js
 use serde_json::{Value, json};
 
 use crate::domain::{
-    billing::PlanCode,
+    billing::{PlanCode, SubscriptionStatus},
     email_address::Email,
     events::{
         CancellationReason, EmailVerificationPayload, EventId, JobCompletedPayload,
@@ -69,6 +69,10 @@ string_schema!(Email, "Email", {
 string_schema!(Locale, "Locale", {
     "type": "string",
     "enum": ["en", "vi"]
+});
+string_schema!(SubscriptionStatus, "SubscriptionStatus", {
+    "type": "string",
+    "enum": ["trialing", "active", "cancelled", "expired", "past_due"]
 });
 string_schema!(OtpCode, "OtpCode", {
     "type": "string",
@@ -203,4 +207,20 @@ pub fn all() -> BTreeMap<String, String> {
             (name, text + "\n")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_written_status_schema_lists_every_status_as_serde_writes_it() {
+        let schema = SubscriptionStatus::json_schema(&mut generator());
+        let listed: Vec<Value> = SubscriptionStatus::ALL
+            .iter()
+            .map(|s| serde_json::to_value(s).expect("a status serialises"))
+            .collect();
+
+        assert_eq!(schema.get("enum"), Some(&Value::Array(listed)));
+    }
 }
