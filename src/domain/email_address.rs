@@ -1,7 +1,5 @@
 //! `Email`: a syntactically valid e-mail address, and its masked form for logs.
 
-#![warn(missing_docs)]
-
 use std::fmt;
 
 use crate::domain::serde_str::serde_via_parse;

@@ -1,7 +1,5 @@
 //! `Locale`: the languages SMAP writes e-mails in.
 
-#![warn(missing_docs)]
-
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};

@@ -6,8 +6,6 @@
 //! owner's lease is told to wait, never that it is a duplicate, so an e-mail
 //! cut off by a crash is sent once the dead owner's lease ends.
 
-#![warn(missing_docs)]
-
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},

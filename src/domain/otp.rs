@@ -1,7 +1,5 @@
 //! `OtpCode`: a one-time password of exactly six ASCII digits.
 
-#![warn(missing_docs)]
-
 use std::fmt;
 
 use crate::domain::serde_str::serde_via_parse;

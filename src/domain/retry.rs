@@ -5,8 +5,6 @@
 //! random one in production, a fixed one in tests): the domain names no
 //! random-number crate.
 
-#![warn(missing_docs)]
-
 use std::{future::Future, time::Duration};
 
 /// How many times to try an operation and how long to wait between tries.

@@ -1,8 +1,6 @@
 //! `Timestamp`: the one time format on the wire — RFC 3339, UTC, exactly three
 //! fractional digits, suffix `Z` (`2026-11-27T10:30:45.123Z`).
 
-#![warn(missing_docs)]
-
 use std::fmt;
 
 use crate::domain::serde_str::serde_via_parse;

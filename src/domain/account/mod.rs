@@ -4,8 +4,6 @@
 //! subscriptions are [`crate::domain::billing`]. Each use case has its own
 //! error enum naming only the cases it can meet (decision 63).
 
-#![warn(missing_docs)]
-
 mod admin;
 mod login;
 mod profile;

@@ -3,8 +3,6 @@
 //! one per file on `BillingService`, which holds the ports they share; each
 //! has its own error enum naming only the cases it can meet (decision 63).
 
-#![warn(missing_docs)]
-
 mod cancel;
 mod expire_due;
 mod manage_plans;

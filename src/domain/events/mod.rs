@@ -2,8 +2,6 @@
 //! the typed payloads, their validation, and the service that seals and
 //! publishes them.
 
-#![warn(missing_docs)]
-
 mod envelope;
 mod payloads;
 mod routing_key;

@@ -1,8 +1,6 @@
 //! Project progress (DESIGN §5): the vocabulary, and the use cases that drive
 //! a project to its exactly-once finish line.
 
-#![warn(missing_docs)]
-
 mod completion;
 mod get_progress;
 mod init;
