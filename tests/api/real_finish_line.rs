@@ -20,6 +20,7 @@ use lapin::{
     options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use smap_identity::{
@@ -42,7 +43,7 @@ use tokio::{
 use uuid::Uuid;
 
 use crate::{
-    helpers::json as json_of,
+    helpers::Remote,
     real_amqp::events,
     servers::{Probe, amqp_url, free_port, message_id, redis, run_app, services},
 };
@@ -367,33 +368,24 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
     settings.completion_relay_interval = Duration::from_secs(1);
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     declare_durable_probe(&url, "test.finish-line").await;
-    let http = reqwest::Client::new();
+    let api = Remote::new(&base);
     let key = settings.internal_key.expose_secret().to_owned();
     let project = format!("fin-{}", Uuid::new_v4().simple());
-    let progress = format!("{base}/internal/projects/{project}/progress");
+    let progress = format!("/internal/projects/{project}/progress");
+    let items = format!("{progress}/items");
     let report = |item: &str| {
-        http.post(format!("{progress}/items"))
-            .header("X-Internal-Key", &key)
-            .json(&json!({"is_error": false, "item_id": item}))
-            .send()
+        let done = json!({"is_error": false, "item_id": item});
+        api.internal(Method::POST, &items, &key, Some(done))
     };
-    http.post(&progress)
-        .header("X-Internal-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    http.put(&progress)
-        .header("X-Internal-Key", &key)
-        .json(&json!({"total": 2, "status": "PROCESSING"}))
-        .send()
-        .await
-        .unwrap();
-    let (status, _) = json_of(report("a").await.unwrap()).await;
+    api.post_internal(&progress, &key).await;
+    let total = Some(json!({"total": 2, "status": "PROCESSING"}));
+    api.internal(Method::PUT, &progress, &key, total).await;
+    let (status, _) = report("a").await;
     assert_eq!(status, 200);
 
     services(&stop);
-    let (last_status, last) = json_of(report("b").await.unwrap()).await;
-    let (down_retry_status, down_retry) = json_of(report("b").await.unwrap()).await;
+    let (last_status, last) = report("b").await;
+    let (down_retry_status, down_retry) = report("b").await;
     let raw = Builder::from_config(Config {
         server: ServerConfig::new_centralized("127.0.0.1", redis_port),
         database: Some(1),
@@ -419,7 +411,7 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (after_status, after) = json_of(report("b").await.unwrap()).await;
+    let (after_status, after) = report("b").await;
     tokio::time::sleep(Duration::from_secs(3)).await; // three more relay rounds
     let ids = drain_ids(&url, "test.finish-line").await;
 

@@ -2,7 +2,7 @@
 //! on real servers (`servers::run_app`) or in a spawned process
 //! (`process::Service`) — where no in-memory broker holds the OTPs.
 
-use reqwest::Client;
+use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
 use super::json;
@@ -53,14 +53,35 @@ impl Remote {
         answer.text().await.expect("a text body")
     }
 
-    /// POSTs to an internal route with the `X-Internal-Key` header: status
-    /// and JSON body.
-    pub async fn post_internal(&self, path: &str, key: &str) -> (u16, Value) {
-        let request = self
+    /// Sends `method path` to an internal route with the `X-Internal-Key`
+    /// header and `body` (none: an empty body): status and JSON body.
+    pub async fn internal(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
             .client
-            .post(format!("{}{path}", self.base))
+            .request(method, url)
             .header("X-Internal-Key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         json(request.send().await.expect("the app answers")).await
+    }
+
+    /// `GET path` with the `X-Internal-Key` header: status and JSON body.
+    pub async fn get_internal(&self, path: &str, key: &str) -> (u16, Value) {
+        self.internal(Method::GET, path, key, None).await
+    }
+
+    /// `POST path` with the `X-Internal-Key` header and no body: status and
+    /// JSON body.
+    pub async fn post_internal(&self, path: &str, key: &str) -> (u16, Value) {
+        self.internal(Method::POST, path, key, None).await
     }
 
     /// POSTs `body` to `path` (with a bearer token if given): status and
