@@ -30,9 +30,7 @@ use diesel_async::RunQueryDsl;
 use futures_util::{StreamExt, stream};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
-    options::{
-        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    },
+    options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 use smap_identity::{
@@ -58,7 +56,7 @@ use uuid::Uuid;
 
 mod support;
 
-use support::{bind_queue, env, migrated_database};
+use support::{bind_queue, confirm_channel, env, migrated_database};
 
 const CLIENTS: usize = 4;
 const ROUND: usize = 250;
@@ -493,14 +491,7 @@ async fn bare_ceiling(pool: &PgPool, amqp: &str) -> (usize, f64) {
         .unwrap();
         rows.into_iter().map(|r| r.body.into_bytes()).collect()
     });
-    let connection = Connection::connect(amqp, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let (_connection, channel) = confirm_channel(amqp).await.unwrap();
     let channel = Arc::new(channel);
     let t = Instant::now();
     stream::iter(0..bodies.len())

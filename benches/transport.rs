@@ -18,8 +18,8 @@ use std::{
 
 use futures_util::{StreamExt, stream};
 use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions},
+    BasicProperties, Connection,
+    options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions},
 };
 use secrecy::{ExposeSecret, SecretString};
 use smap_identity::{
@@ -44,7 +44,7 @@ use uuid::Uuid;
 
 mod support;
 
-use support::{bind_queue, env, event_service, trial};
+use support::{bind_queue, confirm_channel, env, event_service, trial};
 
 const BENCH_QUEUE: &str = "bench.events";
 
@@ -84,14 +84,7 @@ struct Bare {
 
 impl Bare {
     async fn new(url: &str) -> Bare {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
+        let (connection, channel) = confirm_channel(url).await.unwrap();
         Bare {
             _connection: connection,
             channel,

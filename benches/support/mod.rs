@@ -7,7 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub use smap_identity::test_support::{
-    amqp::bind_queue,
+    amqp::{bind_queue, confirm_channel},
     events::{event_service, trial, verification},
     servers::{create_database, redis_from_env},
 };

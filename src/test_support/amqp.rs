@@ -1,9 +1,11 @@
-//! Queues the tests and the benchmarks declare beside the app's topology,
-//! to watch what reaches an exchange.
+//! RabbitMQ beside the app's topology, for the tests and the benchmarks:
+//! queues that watch what reaches an exchange, draining them, and the
+//! confirm-mode channel a bare publisher uses.
 
 use lapin::{
-    Channel, Queue,
-    options::{QueueBindOptions, QueueDeclareOptions},
+    Channel, Connection, ConnectionProperties, Queue,
+    message::Delivery,
+    options::{BasicGetOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 
@@ -34,4 +36,38 @@ pub async fn bind_queue(
         )
         .await?;
     Ok(declared)
+}
+
+/// Takes every message left in `queue` on the broker at `url` (on a
+/// connection of its own, closed before returning), oldest first; empty
+/// when the queue is.
+///
+/// # Errors
+/// No connection to `url`, or no such queue.
+pub async fn drain_queue(url: &str, queue: &str) -> Result<Vec<Delivery>, lapin::Error> {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let mut taken = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await?
+    {
+        taken.push(message.delivery);
+    }
+    let _ = connection.close(200, "ok".into()).await;
+    Ok(taken)
+}
+
+/// A connection to `url` and a channel on it in confirm mode, as a bare
+/// lapin publisher needs (the baseline the benchmarks measure against).
+///
+/// # Errors
+/// No connection to `url`, or the broker refused the channel.
+pub async fn confirm_channel(url: &str) -> Result<(Connection, Channel), lapin::Error> {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok((connection, channel))
 }

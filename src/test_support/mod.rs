@@ -1,8 +1,9 @@
 //! Fixtures the integration tests and the benches share (feature
 //! `test-support`; never in a release build): a free local port, a fresh
-//! PostgreSQL database and the Redis settings, typical events and an event
-//! service around any publisher, and an aiosmtpd Maildir sink the SMTP
-//! mailer can deliver to.
+//! PostgreSQL database and the Redis settings (`servers`), typical events
+//! and an event service around any publisher (`events`), probe queues and
+//! a bare confirm-mode channel on RabbitMQ (`amqp`), and an aiosmtpd
+//! Maildir sink the SMTP mailer can deliver to (`smtp`).
 
 pub mod amqp;
 pub mod events;

@@ -15,14 +15,11 @@ use std::{
 use fred::prelude::{
     Builder, ClientLike, Config, HashesInterface, Pool, ReconnectPolicy, ServerConfig,
 };
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use smap_identity::test_support::amqp::{bind_queue, drain_queue};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
@@ -290,18 +287,7 @@ async fn declare_durable_probe(url: &str, queue: &str) {
         durable: true,
         ..Default::default()
     };
-    channel
-        .queue_declare(queue.into(), durable, FieldTable::default())
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.into(),
-            EVENTS_EXCHANGE.into(),
-            "job.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+    bind_queue(&channel, queue, durable, EVENTS_EXCHANGE, "job.#")
         .await
         .unwrap();
     let _ = connection.close(200, "ok".into()).await;
@@ -309,20 +295,8 @@ async fn declare_durable_probe(url: &str, queue: &str) {
 
 /// The `message_id`s of every message left in `queue`.
 async fn drain_ids(url: &str, queue: &str) -> Vec<String> {
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let mut ids = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-    {
-        ids.push(message_id(&message.delivery));
-    }
-    let _ = connection.close(200, "ok".into()).await;
-    ids
+    let taken = drain_queue(url, queue).await.expect("the probe queue");
+    taken.iter().map(message_id).collect()
 }
 
 fn scratch(name: &str) -> String {

@@ -13,11 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicGetOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
 use secrecy::{ExposeSecret, SecretString};
 use smap_identity::{
     adapters::bus::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
@@ -25,7 +21,7 @@ use smap_identity::{
 };
 use uuid::Uuid;
 
-use smap_identity::test_support::amqp::bind_queue;
+use smap_identity::test_support::amqp::{bind_queue, drain_queue};
 
 use crate::{
     helpers::{PASSWORD, Remote},
@@ -66,20 +62,9 @@ async fn declare_probe(url: &str) {
 
 /// Every message left in `queue`, as JSON.
 async fn drain(url: &str, queue: &str) -> Vec<serde_json::Value> {
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-    {
-        out.push(serde_json::from_slice(&message.delivery.data).unwrap_or_default());
-    }
-    let _ = connection.close(200, "ok".into()).await;
-    out
+    let taken = drain_queue(url, queue).await.expect("the probe queue");
+    let json = |d: &lapin::message::Delivery| serde_json::from_slice(&d.data).unwrap_or_default();
+    taken.iter().map(json).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
