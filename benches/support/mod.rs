@@ -1,55 +1,34 @@
-//! What several benchmarks share: their environment, a typical event and
-//! an event service around any publisher. (A directory module, so Cargo
-//! does not take it for a benchmark of its own.)
+//! What several benchmarks share: their environment, and the fixtures the
+//! tests use too (`smap_identity::test_support`, re-exported so a
+//! benchmark names them in one place). (A directory module, so Cargo does
+//! not take it for a benchmark of its own.)
 
 // Each benchmark uses a part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::sync::Arc;
-
-use chrono::{Duration, Utc};
-use smap_identity::{
-    adapters::{
-        memory::InMemoryPlanCatalog,
-        system::{RandomIds, SystemClock},
-    },
-    domain::{
-        billing::PlanCode,
-        billing::SubscriptionStatus,
-        events::{EventData, EventService, SubscriptionCreatedPayload},
-        timestamp::Timestamp,
-    },
-    ports::EventPublisher,
+pub use smap_identity::test_support::{
+    amqp::{bind_queue, confirm_channel},
+    events::{event_service, trial, verification},
+    servers::{create_database, redis_from_env},
 };
-use uuid::Uuid;
 
 /// A variable `scripts/bench.sh` sets.
 pub fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} must be set: run scripts/bench.sh"))
 }
 
-/// A `subscription.created` for a new trial: the commonest event.
-pub fn trial() -> EventData {
-    let now = Utc::now();
-    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
-        subscription_id: Uuid::new_v4(),
-        user_id: Uuid::new_v4(),
-        plan_code: PlanCode::free(),
-        status: SubscriptionStatus::Trialing,
-        created_at: Timestamp::new(now),
-        trial_start: Some(Timestamp::new(now)),
-        trial_end: Some(Timestamp::new(now + Duration::days(14))),
-        subscription_start: None,
-        subscription_end: None,
-    })
+/// The bench Redis (`REDIS_HOST`, `REDIS_PORT`).
+pub fn redis() -> smap_identity::adapters::redis::RedisConfig {
+    redis_from_env().expect("REDIS_HOST must be set: run scripts/bench.sh")
 }
 
-/// The event service of the app, over `publisher`.
-pub fn event_service(publisher: Arc<dyn EventPublisher>) -> EventService {
-    EventService::new(
-        publisher,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
-        Arc::new(InMemoryPlanCatalog::with_defaults()),
-    )
+/// A fresh, migrated database of its own on the bench PostgreSQL
+/// (`DATABASE_URL`): its URL and a pool of `size` connections.
+pub async fn migrated_database(size: usize) -> (String, smap_identity::adapters::postgres::PgPool) {
+    let url = create_database(&env("DATABASE_URL"), "bench").await;
+    let pool = smap_identity::adapters::postgres::pool(&url, size).unwrap();
+    smap_identity::adapters::postgres::migrate(&pool)
+        .await
+        .unwrap();
+    (url, pool)
 }

@@ -261,6 +261,18 @@ impl TestApp {
         .await
     }
 
+    /// `POST /authentication/register` with a locale (`vi`, `en`).
+    pub async fn register_in(&self, email: &str, password: &str, locale: &str) -> Response {
+        let body = serde_json::json!({"email": email, "password": password, "locale": locale});
+        self.post_json("/authentication/register", &body).await
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let answer = self.client.get(self.url("/metrics")).send().await;
+        answer.expect("request").text().await.expect("a text body")
+    }
+
     /// Registers, verifies and logs in; returns the bearer token.
     pub async fn signed_up(&self, email: &str) -> String {
         let password = "correct horse battery";

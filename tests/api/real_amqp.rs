@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{Duration as Span, Utc};
+use chrono::Utc;
 use lapin::{
     ExchangeKind,
     options::{ExchangeDeclareOptions, QueueDeclareOptions},
@@ -13,62 +13,17 @@ use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
         bus::topology::{EMAIL_ERRORS_QUEUE, EMAIL_QUEUE, EVENTS_EXCHANGE},
-        memory::InMemoryPlanCatalog,
-        system::{RandomIds, SystemClock},
     },
-    domain::{
-        billing::PlanCode,
-        billing::SubscriptionStatus,
-        email_address::Email,
-        events::{
-            EmailVerificationPayload, EventData, EventEnvelope, EventService,
-            SubscriptionCreatedPayload,
-        },
-        locale::Locale,
-        otp::OtpCode,
-        timestamp::Timestamp,
-    },
-    ports::EventPublisher,
+    domain::{events::EventEnvelope, locale::Locale},
 };
-use uuid::Uuid;
 
 use crate::servers::{Probe, amqp_url, body, message_id};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
-pub fn verification(locale: Locale) -> EventData {
-    EventData::EmailVerificationRequested(EmailVerificationPayload {
-        user_id: Uuid::new_v4(),
-        recipient: Email::parse("probe@example.com").unwrap(),
-        otp_code: OtpCode::parse("482913").unwrap(),
-        locale,
-        expires_at: Timestamp::new(Utc::now() + Span::minutes(10)),
-    })
-}
-
-pub fn trial() -> EventData {
-    let now = Utc::now();
-    EventData::SubscriptionCreated(SubscriptionCreatedPayload {
-        subscription_id: Uuid::new_v4(),
-        user_id: Uuid::new_v4(),
-        plan_code: PlanCode::free(),
-        status: SubscriptionStatus::Trialing,
-        created_at: Timestamp::new(now),
-        trial_start: Some(Timestamp::new(now)),
-        trial_end: Some(Timestamp::new(now + Span::days(14))),
-        subscription_start: None,
-        subscription_end: None,
-    })
-}
-
-pub fn events(publisher: Arc<dyn EventPublisher>) -> EventService {
-    EventService::new(
-        publisher,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
-        Arc::new(InMemoryPlanCatalog::with_defaults()),
-    )
-}
+/// The shared fixtures (`smap_identity::test_support::events`), under the
+/// names the RabbitMQ tests import them by.
+pub use smap_identity::test_support::events::{event_service as events, trial, verification};
 
 pub async fn broker(url: &str) -> AmqpBroker {
     let broker = AmqpBroker::connect(url, AmqpConfig::default()).await;

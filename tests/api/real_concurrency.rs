@@ -44,10 +44,7 @@ async fn post(client: &Client, url: String, body: Value) -> (u16, Value) {
 
 /// The shared request shortcuts on this test's client.
 fn remote(client: &Client, base: &str) -> Remote {
-    Remote {
-        base: base.to_owned(),
-        client: client.clone(),
-    }
+    Remote::with_client(base, client.clone())
 }
 
 /// Registers `address` and returns its user id and OTP (read from the

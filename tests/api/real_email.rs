@@ -7,7 +7,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::json;
 use smap_identity::{
     adapters::{bus::topology::EMAIL_ERRORS_QUEUE, memory::InMemoryMailer},
     app::wiring::Adapters,
@@ -15,7 +14,7 @@ use smap_identity::{
 };
 
 use crate::{
-    helpers::json as json_of,
+    helpers::{PASSWORD, Remote},
     servers::{amqp_url, real_settings, run_app},
 };
 
@@ -41,7 +40,7 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
     adapters.mailer = mailer.clone();
     let (base, handle, running) = run_app(&settings, adapters);
-    let client = reqwest::Client::new();
+    let api = Remote::new(&base);
     let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
         .await
         .unwrap();
@@ -51,15 +50,7 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
     // Dual-publishing is on: the envelope and the legacy copy give one e-mail,
     // in the registration's language.
     let address = format!("real-{suffix}@example.com");
-    let (status, _) = json_of(
-        client
-            .post(format!("{base}/authentication/register"))
-            .json(&json!({"email": address, "password": "correct horse battery", "locale": "vi"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = api.register_in(&address, PASSWORD, "vi").await;
     assert_eq!(status, 201);
     let first = sent_to(&mailer, &address, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -82,12 +73,7 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
     // next e-mail flows again.
     mailer.fail_next(4);
     let doomed = format!("doomed-{suffix}@example.com");
-    client
-        .post(format!("{base}/authentication/register"))
-        .json(&json!({"email": doomed, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
+    api.register(&doomed, PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut dead = None;
     while dead.is_none() && Instant::now() < deadline {
@@ -136,12 +122,7 @@ async fn the_consumers_send_one_email_per_event_and_dead_letter_what_they_cannot
     assert!(!h("x-failed-at").is_empty() && !h("message_id").is_empty());
 
     let after = format!("after-{suffix}@example.com");
-    client
-        .post(format!("{base}/authentication/register"))
-        .json(&json!({"email": after, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
+    api.register(&after, PASSWORD).await;
     assert_eq!(
         sent_to(&mailer, &after, Duration::from_secs(10))
             .await
@@ -169,17 +150,12 @@ async fn consume_answers_probes_health_and_metrics_but_no_api_route() {
         ("RUST_LOG", "info"),
     ];
     let consumer = crate::process::Service::start_command("consume", &env).await;
-    let http = reqwest::Client::new();
-    let get = |path: &str| http.get(format!("{}{path}", consumer.base)).send();
+    let remote = Remote::new(&consumer.base);
 
-    let ready = get("/ready").await.unwrap();
-    let ready_status = ready.status().as_u16();
-    let ready_body: serde_json::Value = ready.json().await.unwrap();
-    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-    let health = get("/health/rabbitmq").await.unwrap().status().as_u16();
-    let api = get("/plans").await.unwrap();
-    let api_status = api.status().as_u16();
-    let api_body: serde_json::Value = api.json().await.unwrap();
+    let (ready_status, ready_body) = remote.get("/ready", None).await;
+    let metrics = remote.text("/metrics").await;
+    let health = remote.get_status("/health/rabbitmq").await;
+    let (api_status, api_body) = remote.get("/plans", None).await;
     let (_, lines) = consumer.stop().await;
 
     assert_eq!(ready_status, 200, "{ready_body}");

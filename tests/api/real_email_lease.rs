@@ -665,19 +665,17 @@ async fn sigkill_under_registration_load_then_restart_every_account_gets_its_ema
             let base = base.clone();
             let killed = killed.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .expect("client");
+                let api = Remote::with_client(&base, http);
                 let mut seen = Answers::default();
                 for i in 0.. {
                     let email = format!("load-{c}-{i}@example.com");
-                    let sent = http
-                        .post(format!("{base}/authentication/register"))
-                        .timeout(Duration::from_secs(20))
-                        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) if r.status().as_u16() == 201 => seen.created.push(email),
-                        Ok(r) => seen.other.push((email, r.status().as_u16())),
+                    match api.try_register(&email, PASSWORD).await {
+                        Ok(201) => seen.created.push(email),
+                        Ok(status) => seen.other.push((email, status)),
                         // The request in flight at the kill: its answer
                         // is lost; the account may or may not exist.
                         Err(_) => {

@@ -16,7 +16,7 @@ use smap_identity::{
 
 use crate::servers::run_app;
 use crate::{
-    helpers::json as json_of,
+    helpers::Remote,
     real_amqp::{events, trial},
     servers::{amqp_url, free_port, redis, services},
 };
@@ -100,30 +100,15 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
         sentinel: None,
     });
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
-    let client = reqwest::Client::new();
+    let api = Remote::new(&base);
     let key = settings.internal_key.expose_secret().to_owned();
 
     services(&["redis-stop", &dir]);
     let started = Instant::now();
-    let (status, body) = json_of(
-        client
-            .get(format!("{base}/projects/p/progress"))
-            .header("X-Internal-Key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = api.get_internal("/projects/p/progress", &key).await;
     let took = started.elapsed();
-    let (health, _) = json_of(
-        client
-            .get(format!("{base}/health/redis"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (live, _) = json_of(client.get(format!("{base}/live")).send().await.unwrap()).await;
+    let (health, _) = api.get("/health/redis", None).await;
+    let (live, _) = api.get("/live", None).await;
 
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error_code"], 50300);
@@ -138,13 +123,10 @@ async fn with_redis_down_the_http_api_answers_503_and_stays_up() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut recovered = false;
     while Instant::now() < deadline {
-        let response = client
-            .post(format!("{base}/internal/projects/p/progress"))
-            .header("X-Internal-Key", &key)
-            .send()
-            .await
-            .unwrap();
-        if response.status().as_u16() == 201 {
+        let (status, _) = api
+            .post_internal("/internal/projects/p/progress", &key)
+            .await;
+        if status == 201 {
             recovered = true;
             break;
         }

@@ -15,13 +15,11 @@ use std::{
 use fred::prelude::{
     Builder, ClientLike, Config, HashesInterface, Pool, ReconnectPolicy, ServerConfig,
 };
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use smap_identity::test_support::amqp::{bind_queue, drain_queue};
 use smap_identity::{
     adapters::{
         amqp::{AmqpBroker, AmqpConfig, AmqpEventPublisher},
@@ -42,7 +40,7 @@ use tokio::{
 use uuid::Uuid;
 
 use crate::{
-    helpers::json as json_of,
+    helpers::Remote,
     real_amqp::events,
     servers::{Probe, amqp_url, free_port, message_id, redis, run_app, services},
 };
@@ -289,18 +287,7 @@ async fn declare_durable_probe(url: &str, queue: &str) {
         durable: true,
         ..Default::default()
     };
-    channel
-        .queue_declare(queue.into(), durable, FieldTable::default())
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.into(),
-            EVENTS_EXCHANGE.into(),
-            "job.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+    bind_queue(&channel, queue, durable, EVENTS_EXCHANGE, "job.#")
         .await
         .unwrap();
     let _ = connection.close(200, "ok".into()).await;
@@ -308,20 +295,8 @@ async fn declare_durable_probe(url: &str, queue: &str) {
 
 /// The `message_id`s of every message left in `queue`.
 async fn drain_ids(url: &str, queue: &str) -> Vec<String> {
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let mut ids = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-    {
-        ids.push(message_id(&message.delivery));
-    }
-    let _ = connection.close(200, "ok".into()).await;
-    ids
+    let taken = drain_queue(url, queue).await.expect("the probe queue");
+    taken.iter().map(message_id).collect()
 }
 
 fn scratch(name: &str) -> String {
@@ -367,33 +342,24 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
     settings.completion_relay_interval = Duration::from_secs(1);
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
     declare_durable_probe(&url, "test.finish-line").await;
-    let http = reqwest::Client::new();
+    let api = Remote::new(&base);
     let key = settings.internal_key.expose_secret().to_owned();
     let project = format!("fin-{}", Uuid::new_v4().simple());
-    let progress = format!("{base}/internal/projects/{project}/progress");
+    let progress = format!("/internal/projects/{project}/progress");
+    let items = format!("{progress}/items");
     let report = |item: &str| {
-        http.post(format!("{progress}/items"))
-            .header("X-Internal-Key", &key)
-            .json(&json!({"is_error": false, "item_id": item}))
-            .send()
+        let done = json!({"is_error": false, "item_id": item});
+        api.internal(Method::POST, &items, &key, Some(done))
     };
-    http.post(&progress)
-        .header("X-Internal-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    http.put(&progress)
-        .header("X-Internal-Key", &key)
-        .json(&json!({"total": 2, "status": "PROCESSING"}))
-        .send()
-        .await
-        .unwrap();
-    let (status, _) = json_of(report("a").await.unwrap()).await;
+    api.post_internal(&progress, &key).await;
+    let total = Some(json!({"total": 2, "status": "PROCESSING"}));
+    api.internal(Method::PUT, &progress, &key, total).await;
+    let (status, _) = report("a").await;
     assert_eq!(status, 200);
 
     services(&stop);
-    let (last_status, last) = json_of(report("b").await.unwrap()).await;
-    let (down_retry_status, down_retry) = json_of(report("b").await.unwrap()).await;
+    let (last_status, last) = report("b").await;
+    let (down_retry_status, down_retry) = report("b").await;
     let raw = Builder::from_config(Config {
         server: ServerConfig::new_centralized("127.0.0.1", redis_port),
         database: Some(1),
@@ -419,7 +385,7 @@ async fn with_rabbitmq_stopped_at_the_finish_line_job_completed_follows_once_whe
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (after_status, after) = json_of(report("b").await.unwrap()).await;
+    let (after_status, after) = report("b").await;
     tokio::time::sleep(Duration::from_secs(3)).await; // three more relay rounds
     let ids = drain_ids(&url, "test.finish-line").await;
 

@@ -12,7 +12,7 @@ use smap_identity::{
 };
 
 use crate::{
-    helpers::json,
+    helpers::Remote,
     servers::{fresh_database, real_settings, run_app},
 };
 
@@ -138,9 +138,9 @@ async fn without_migrate_on_start_the_api_is_not_ready_until_the_schema_is_curre
     let adapters = Adapters::from_settings(&settings).await.unwrap();
     assert!(tables(&url).await.is_empty(), "serve migrated anyway");
     let (base, handle, _) = run_app(&settings, adapters);
-    let client = reqwest::Client::new();
+    let api = Remote::new(&base);
 
-    let (status, body) = json(client.get(format!("{base}/ready")).send().await.unwrap()).await;
+    let (status, body) = api.get("/ready", None).await;
     assert_eq!(status, 503, "{body}");
     let database = &body["data"]["checks"]["database"];
     assert_eq!(database["status"], "unhealthy", "{body}");
@@ -151,14 +151,14 @@ async fn without_migrate_on_start_the_api_is_not_ready_until_the_schema_is_curre
             .is_empty(),
         "{body}"
     );
-    let live = client.get(format!("{base}/live")).send().await.unwrap();
-    assert_eq!(live.status(), 200, "alive while waiting for the schema");
+    let live = api.get_status("/live").await;
+    assert_eq!(live, 200, "alive while waiting for the schema");
 
     // The migration Job runs.
     postgres::migrate(&postgres::pool(&url, 1).unwrap())
         .await
         .unwrap();
-    let (status, body) = json(client.get(format!("{base}/ready")).send().await.unwrap()).await;
+    let (status, body) = api.get("/ready", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["data"]["checks"]["database"]["details"]["schema"],

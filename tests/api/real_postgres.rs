@@ -24,10 +24,9 @@ use smap_identity::{
 };
 use uuid::Uuid;
 
-use crate::servers::run_app;
 use crate::{
-    helpers::json,
-    servers::{Probe, body, fresh_database, real_settings},
+    helpers::{PASSWORD, Remote},
+    servers::{Probe, body, fresh_database, real_settings, run_app},
 };
 
 fn user(email: &str) -> User {
@@ -139,7 +138,7 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
     let Some((base, _)) = app(move |a| a.clock = c).await else {
         return;
     };
-    let client = reqwest::Client::new();
+    let api = Remote::new(&base);
     let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     #[cfg(feature = "legacy-fanout")]
     let mut legacy = Probe::bind(
@@ -150,19 +149,10 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
     .await;
     let mut subs = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.#").await;
     let address = format!("flow-{}@example.com", Uuid::new_v4().simple());
-    let password = "correct horse battery";
 
     // Register: the verification e-mail reaches the topic exchange and, while
     // dual-publishing, the legacy fanout under the same message id.
-    let (status, registered) = json(
-        client
-            .post(format!("{base}/authentication/register"))
-            .json(&json!({"email": address, "password": password, "locale": "vi"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, registered) = api.register_in(&address, PASSWORD, "vi").await;
     assert_eq!(status, 201, "{registered}");
     let user_id = registered["data"]["id"].as_str().unwrap().to_owned();
     let mine = |d: &lapin::message::Delivery| {
@@ -185,13 +175,8 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
     }
 
     // Verify with the OTP from the message: subscription.created.
-    let verified = client
-        .post(format!("{base}/authentication/verify-otp"))
-        .json(&json!({"email": address, "otp": p.otp_code.as_str()}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(verified.status().as_u16(), 200);
+    let (verified, _) = api.verify_otp(&address, p.otp_code.as_str()).await;
+    assert_eq!(verified, 200);
     let of_user =
         |d: &lapin::message::Delivery| body(d)["payload"]["data"]["user_id"] == user_id.as_str();
     let created = subs.collect(Duration::from_secs(5), 1, of_user).await;
@@ -204,27 +189,14 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
     );
 
     // Log in, cancel: subscription.cancelled.
-    let (_, login) = json(
-        client
-            .post(format!("{base}/authentication/login"))
-            .json(&json!({"email": address, "password": password}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let token = login["data"]["token"].as_str().unwrap().to_owned();
+    let token = api.token(&address).await;
     let sub_id = created["payload"]["data"]["subscription_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let cancel = client
-        .post(format!("{base}/subscriptions/{sub_id}/cancel"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancel.status().as_u16(), 200);
+    let cancel_path = format!("/subscriptions/{sub_id}/cancel");
+    let (cancel, _) = api.post(&cancel_path, json!(null), Some(&token)).await;
+    assert_eq!(cancel, 200);
     let cancelled = subs.collect(Duration::from_secs(5), 1, of_user).await;
     let cancelled = body(&cancelled[0]);
     assert_eq!(
@@ -237,13 +209,7 @@ async fn the_whole_account_flow_on_postgres_and_rabbitmq_publishes_each_event() 
     );
     assert_eq!(cancelled["payload"]["data"]["previous_status"], "trialing");
     assert!(cancelled["payload"]["data"]["effective_until"].is_string());
-    let me = client
-        .get(format!("{base}/subscriptions/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    let (_, me) = json(me).await;
+    let (_, me) = api.get("/subscriptions/me", Some(&token)).await;
     assert_eq!(me["data"]["status"], "cancelled");
 }
 
@@ -266,15 +232,9 @@ async fn with_direct_delivery_a_registration_whose_event_cannot_be_published_lea
     else {
         return;
     };
-    let client = reqwest::Client::new();
-    let register = || {
-        client
-            .post(format!("{base}/authentication/register"))
-            .json(&json!({"email": "retry@example.com", "password": "correct horse battery"}))
-            .send()
-    };
+    let api = Remote::new(&base);
 
-    let (status, answer) = json(register().await.unwrap()).await;
+    let (status, answer) = api.register("retry@example.com", PASSWORD).await;
     let pool = postgres::pool(&db, 1).unwrap();
     let rows = PgIdentityStore::new(pool.clone())
         .list_users(0, 10)
@@ -282,7 +242,7 @@ async fn with_direct_delivery_a_registration_whose_event_cannot_be_published_lea
         .unwrap()
         .1;
     down.store(false, Ordering::SeqCst);
-    let retry = register().await.unwrap().status().as_u16();
+    let (retry, _) = api.register("retry@example.com", PASSWORD).await;
     let after = PgIdentityStore::new(pool)
         .list_users(0, 10)
         .await
@@ -300,17 +260,12 @@ async fn two_registrations_of_one_email_at_once_leave_one_row() {
     let Some((base, db)) = app(|_| {}).await else {
         return;
     };
-    let client = reqwest::Client::new();
-    let register = || {
-        client
-            .post(format!("{base}/authentication/register"))
-            .json(&json!({"email": "race@example.com", "password": "correct horse battery"}))
-            .send()
-    };
+    let api = Remote::new(&base);
+    let register = || api.register("race@example.com", PASSWORD);
 
-    let (a, b) = tokio::join!(register(), register());
+    let ((a, _), (b, _)) = tokio::join!(register(), register());
 
-    let mut statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    let mut statuses = [a, b];
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409]);
     let pool = postgres::pool(&db, 1).unwrap();
@@ -397,55 +352,21 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
         return;
     };
     let store = identity.lock().unwrap().clone().unwrap();
-    let client = reqwest::Client::new();
+    let api = Remote::new(&base);
     let mut subs = Probe::bind(&url, EVENTS_EXCHANGE, "subscription.#").await;
     let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     let key = smap_identity::app::config::Settings::for_tests()
         .internal_key
         .expose_secret()
         .to_owned();
-    let password = "correct horse battery";
 
     // Two verified users: one upgrades, one stays on the trial.
     let mut tokens = Vec::new();
     let mut user_ids = Vec::new();
     for n in 0..2 {
         let address = format!("life{n}-{}@example.com", Uuid::new_v4().simple());
-        let (_, r) = json(
-            client
-                .post(format!("{base}/authentication/register"))
-                .json(&json!({"email": address, "password": password}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let id = r["data"]["id"].as_str().unwrap().to_owned();
-        let got = emails
-            .collect(Duration::from_secs(5), 1, |d| {
-                body(d)["payload"]["data"]["user_id"] == id.as_str()
-            })
-            .await;
-        let otp = body(&got[0])["payload"]["data"]["otp_code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        client
-            .post(format!("{base}/authentication/verify-otp"))
-            .json(&json!({"email": address, "otp": otp}))
-            .send()
-            .await
-            .unwrap();
-        let (_, login) = json(
-            client
-                .post(format!("{base}/authentication/login"))
-                .json(&json!({"email": address, "password": password}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        tokens.push(login["data"]["token"].as_str().unwrap().to_owned());
+        let (id, token) = api.register_verified_user(&address, &mut emails).await;
+        tokens.push(token);
         user_ids.push(id);
     }
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
@@ -463,15 +384,7 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
         })
         .await
         .unwrap();
-    let (_, me) = json(
-        client
-            .get(format!("{base}/subscriptions/me"))
-            .bearer_auth(&tokens[0])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, me) = api.get("/subscriptions/me", Some(&tokens[0])).await;
     let paid = me["data"]["id"].as_str().unwrap().to_owned();
     let of = |user: &str| {
         let user = user.to_owned();
@@ -489,14 +402,11 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
         .await;
     assert_eq!(created.len(), 2);
 
-    let upgraded = client
-        .post(format!("{base}/subscriptions/{paid}/upgrade"))
-        .bearer_auth(&tokens[0])
-        .json(&json!({"plan_code": "pro"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upgraded.status().as_u16(), 200);
+    let upgrade = format!("/subscriptions/{paid}/upgrade");
+    let (upgraded, _) = api
+        .post(&upgrade, json!({"plan_code": "pro"}), Some(&tokens[0]))
+        .await;
+    assert_eq!(upgraded, 200);
     let e = body(
         &subs
             .collect(Duration::from_secs(5), 1, of(&user_ids[0]))
@@ -507,15 +417,9 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
     assert_eq!(e["payload"]["data"]["plan_code"], "pro");
     assert!(e["payload"]["data"]["subscription_end"].is_string());
 
-    let failed = client
-        .post(format!(
-            "{base}/internal/subscriptions/{paid}/payment-failed"
-        ))
-        .header("X-Internal-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(failed.status().as_u16(), 200);
+    let payment_failed = format!("/internal/subscriptions/{paid}/payment-failed");
+    let (failed, _) = api.post_internal(&payment_failed, &key).await;
+    assert_eq!(failed, 200);
     let e = body(
         &subs
             .collect(Duration::from_secs(5), 1, of(&user_ids[0]))
@@ -531,15 +435,9 @@ async fn upgrade_payment_failure_and_expiry_publish_their_events_on_the_real_bro
     assert_eq!(e["payload"]["data"]["transition_reason"], "payment_failed");
 
     clock.advance(chrono::Duration::days(40));
-    let (status, sweep) = json(
-        client
-            .post(format!("{base}/internal/subscriptions/expire-due"))
-            .header("X-Internal-Key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, sweep) = api
+        .post_internal("/internal/subscriptions/expire-due", &key)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         sweep["data"],
@@ -601,13 +499,8 @@ async fn with_direct_delivery_and_rabbitmq_stopped_registration_answers_503_leav
     )));
     settings.database_url = Some(SecretString::from(db.clone()));
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
-    let client = reqwest::Client::new();
-    let register = || {
-        client
-            .post(format!("{base}/authentication/register"))
-            .json(&json!({"email": "outage@example.com", "password": "correct horse battery"}))
-            .send()
-    };
+    let api = Remote::new(&base);
+    let register = || api.register("outage@example.com", PASSWORD);
     let rows = || {
         let db = db.clone();
         async move {
@@ -620,13 +513,13 @@ async fn with_direct_delivery_and_rabbitmq_stopped_registration_answers_503_leav
     };
 
     services(&["rabbitmq-stop", &dir, &port.to_string()]);
-    let (status, answer) = json(register().await.unwrap()).await;
+    let (status, answer) = register().await;
     let after_outage = rows().await;
     services(&start);
     let back = std::time::Instant::now();
     let mut retried = 0;
     while back.elapsed() < Duration::from_secs(15) {
-        retried = register().await.unwrap().status().as_u16();
+        retried = register().await.0;
         if retried == 201 {
             break;
         }
@@ -674,15 +567,7 @@ async fn a_multi_host_database_url_skips_a_dead_host_for_the_live_one() {
     let mut emails = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     let address = format!("multi-{}@example.com", Uuid::new_v4().simple());
 
-    let (status, _) = json(
-        reqwest::Client::new()
-            .post(format!("{base}/authentication/register"))
-            .json(&json!({"email": address, "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = Remote::new(&base).register(&address, PASSWORD).await;
 
     assert_eq!(status, 201);
     assert!(

@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use smap_identity::{
@@ -21,7 +22,7 @@ use smap_identity::{
 use uuid::Uuid;
 
 use crate::{
-    helpers::json as json_of,
+    helpers::Remote,
     real_amqp::events,
     servers::{Probe, amqp_url, real_settings, redis},
 };
@@ -124,66 +125,31 @@ async fn the_http_api_runs_on_real_redis_and_rabbitmq_and_reports_their_health()
         adapters.summary()
     );
     let (base, ..) = crate::servers::run_app(&settings, adapters);
-    let client = reqwest::Client::new();
+    let api = Remote::new(&base);
     let key = settings.internal_key.expose_secret().to_owned();
     let id = format!("http-{}", Uuid::new_v4().simple());
+    let progress = format!("/internal/projects/{id}/progress");
 
-    let (status, health) = json_of(
-        client
-            .get(format!("{base}/health/rabbitmq"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, health) = api.get("/health/rabbitmq", None).await;
     assert_eq!(status, 200, "{health}");
     let exchanges = &health["data"]["checks"]["rabbitmq"]["details"]["exchanges"];
     assert_eq!(exchanges["smap.events"]["type"], "topic");
     assert_eq!(exchanges["smap.events"]["durable"], true);
-    let (status, health) = json_of(
-        client
-            .get(format!("{base}/health/redis"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, health) = api.get("/health/redis", None).await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["data"]["checks"]["redis"]["details"]["state_db"], 1);
 
-    let post = client
-        .post(format!("{base}/internal/projects/{id}/progress"))
-        .header("X-Internal-Key", &key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(post.status().as_u16(), 201);
-    let put = client
-        .put(format!("{base}/internal/projects/{id}/progress"))
-        .header("X-Internal-Key", &key)
-        .json(&json!({"total": 2, "status": "PROCESSING"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status().as_u16(), 200);
-    let item = client
-        .post(format!("{base}/internal/projects/{id}/progress/items"))
-        .header("X-Internal-Key", &key)
-        .json(&json!({"is_error": false, "item_id": "a"}))
-        .send()
-        .await
-        .unwrap();
-    let (_, item) = json_of(item).await;
+    let (post, _) = api.post_internal(&progress, &key).await;
+    assert_eq!(post, 201);
+    let total = Some(json!({"total": 2, "status": "PROCESSING"}));
+    let (put, _) = api.internal(Method::PUT, &progress, &key, total).await;
+    assert_eq!(put, 200);
+    let items = format!("{progress}/items");
+    let done = Some(json!({"is_error": false, "item_id": "a"}));
+    let (_, item) = api.internal(Method::POST, &items, &key, done).await;
     assert_eq!(item["data"]["done"], 1);
-    let (status, read) = json_of(
-        client
-            .get(format!("{base}/projects/{id}/progress"))
-            .header("X-Internal-Key", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let read_path = format!("/projects/{id}/progress");
+    let (status, read) = api.get_internal(&read_path, &key).await;
     assert_eq!(status, 200);
     assert_eq!(
         read["data"],

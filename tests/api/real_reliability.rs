@@ -13,20 +13,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lapin::{
-    Connection, ConnectionProperties,
-    options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use smap_identity::{
     adapters::bus::topology::{EMAIL_ERRORS_QUEUE, EVENTS_EXCHANGE},
     app::{config::EventDelivery, wiring::Adapters},
 };
 use uuid::Uuid;
 
+use smap_identity::test_support::amqp::{bind_queue, drain_queue};
+
 use crate::{
+    helpers::{PASSWORD, Remote},
     real_smtp::Sink,
     servers::{
         Vhost, amqp_url, emails_in, free_port, fresh_database, real_settings, run_app, services,
@@ -45,11 +43,6 @@ fn scratch(name: &str) -> String {
         .into_owned()
 }
 
-/// The status code of a GET.
-async fn get_status(http: &reqwest::Client, url: &str) -> u16 {
-    http.get(url).send().await.unwrap().status().as_u16()
-}
-
 /// A durable queue bound to `email.#`: it keeps what reached the broker
 /// across a restart, to be drained at the end.
 async fn declare_probe(url: &str) {
@@ -57,25 +50,11 @@ async fn declare_probe(url: &str) {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    channel
-        .queue_declare(
-            PROBE_QUEUE.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            PROBE_QUEUE.into(),
-            EVENTS_EXCHANGE.into(),
-            "email.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    bind_queue(&channel, PROBE_QUEUE, durable, EVENTS_EXCHANGE, "email.#")
         .await
         .unwrap();
     let _ = connection.close(200, "ok".into()).await;
@@ -83,20 +62,9 @@ async fn declare_probe(url: &str) {
 
 /// Every message left in `queue`, as JSON.
 async fn drain(url: &str, queue: &str) -> Vec<serde_json::Value> {
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    let mut out = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-    {
-        out.push(serde_json::from_slice(&message.delivery.data).unwrap_or_default());
-    }
-    let _ = connection.close(200, "ok".into()).await;
-    out
+    let taken = drain_queue(url, queue).await.expect("the probe queue");
+    let json = |d: &lapin::message::Delivery| serde_json::from_slice(&d.data).unwrap_or_default();
+    taken.iter().map(json).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,19 +115,13 @@ async fn stream_through_a_rabbitmq_outage(delivery: EventDelivery) {
                     .timeout(Duration::from_secs(30))
                     .build()
                     .unwrap();
+                let api = Remote::with_client(&base, http);
                 let mut n = 0;
                 while running.load(Ordering::SeqCst) {
                     n += 1;
                     let email = format!("stream-{client}-{n}@example.com");
-                    let status = match http
-                        .post(format!("{base}/authentication/register"))
-                        .json(&json!({"email": email, "password": "correct horse battery"}))
-                        .send()
-                        .await
-                    {
-                        Ok(response) => response.status().as_u16(),
-                        Err(_) => 0,
-                    };
+                    // No answer (the request timed out) counts as 0.
+                    let status = api.try_register(&email, PASSWORD).await.unwrap_or(0);
                     outcomes
                         .lock()
                         .unwrap()
@@ -334,19 +296,8 @@ async fn through_an_smtp_outage_every_email_is_delivered_or_dead_lettered_once()
     let mut adapters = Adapters::from_settings(&settings).await.unwrap();
     adapters.use_configured_mailer(&settings).unwrap();
     let (base, handle, running) = run_app(&settings, adapters);
-    let http = reqwest::Client::new();
-    let register = |email: String| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            http.post(format!("{base}/authentication/register"))
-                .json(&json!({"email": email, "password": "correct horse battery"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let api = Remote::new(&base);
+    let register = async |email: String| api.register(&email, PASSWORD).await.0;
 
     // 10 with the sink up, 10 with it down (each fails its 4 tries over 7 s),
     // 10 once it is back.
@@ -437,33 +388,11 @@ async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
     let db = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     settings.database_url = Some(SecretString::from(db.clone()));
     let (base, ..) = run_app(&settings, Adapters::from_settings(&settings).await.unwrap());
-    let http = reqwest::Client::new();
-    let register = |email: String| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let started = Instant::now();
-            let response = http
-                .post(format!("{base}/authentication/register"))
-                .json(&json!({"email": email, "password": "correct horse battery"}))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
-            (status, body, started.elapsed())
-        }
-    };
-    let login = |email: &'static str| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            http.post(format!("{base}/authentication/login"))
-                .json(&json!({"email": email, "password": "correct horse battery"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+    let api = Remote::new(&base);
+    let register = async |email: String| {
+        let started = Instant::now();
+        let (status, body) = api.register(&email, PASSWORD).await;
+        (status, body, started.elapsed())
     };
     assert_eq!(register("pg-before@example.com".into()).await.0, 201);
 
@@ -472,8 +401,8 @@ async fn a_postgresql_outage_answers_503_fast_writes_nothing_and_recovers() {
     for n in 0..10 {
         during.push(register(format!("pg-during-{n}@example.com")).await);
     }
-    let login_during = login("pg-before@example.com").await;
-    let health = get_status(&http, &format!("{base}/health/database")).await;
+    let (login_during, _) = api.log_in("pg-before@example.com", PASSWORD).await;
+    let health = api.get_status("/health/database").await;
     services(&["postgres-start", &dir, &port.to_string()]);
     let back = Instant::now();
     let recovered = loop {
@@ -542,48 +471,19 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
     broker.declare_queue("test.otp");
     broker.bind("test.otp", EVENTS_EXCHANGE, "email.#").unwrap();
     let (base, ..) = run_app(&settings, adapters);
-    let http = reqwest::Client::new();
+    let api = Remote::new(&base);
     let key = settings.internal_key.expose_secret().to_owned();
-    let post = |path: &str, body: serde_json::Value| {
-        let (http, url) = (http.clone(), format!("{base}{path}"));
-        async move {
-            http.post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    let progress = || {
-        let (http, url, key) = (
-            http.clone(),
-            format!("{base}/internal/projects/redis-down/progress"),
-            key.clone(),
-        );
-        async move {
-            let started = Instant::now();
-            let status = http
-                .post(url)
-                .header("X-Internal-Key", key)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16();
-            (status, started.elapsed())
-        }
+    let progress = async || {
+        let started = Instant::now();
+        let path = "/internal/projects/redis-down/progress";
+        let (status, _) = api.post_internal(path, &key).await;
+        (status, started.elapsed())
     };
     assert_eq!(progress().await.0, 201);
 
     services(&["redis-stop", &dir]);
     let email = "redis-down@example.com";
-    let registered = post(
-        "/authentication/register",
-        json!({"email": email, "password": "correct horse battery"}),
-    )
-    .await;
+    let (registered, _) = api.register(email, PASSWORD).await;
     // The outbox relay publishes after the commit: wait for it (bounded).
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut message = broker.try_take("test.otp").unwrap();
@@ -600,18 +500,10 @@ async fn with_redis_down_accounts_keep_working_and_progress_answers_503_until_it
                 .to_owned()
         })
         .expect("the verification event");
-    let verified = post(
-        "/authentication/verify-otp",
-        json!({"email": email, "otp": otp}),
-    )
-    .await;
-    let logged_in = post(
-        "/authentication/login",
-        json!({"email": email, "password": "correct horse battery"}),
-    )
-    .await;
+    let (verified, _) = api.verify_otp(email, &otp).await;
+    let (logged_in, _) = api.log_in(email, PASSWORD).await;
     let (progress_down, waited) = progress().await;
-    let health = get_status(&http, &format!("{base}/health/redis")).await;
+    let health = api.get_status("/health/redis").await;
     services(&["redis-start", &dir, &port.to_string()]);
     let back = Instant::now();
     let recovered = loop {
@@ -691,20 +583,13 @@ async fn sigterm_under_load_exits_in_time_and_loses_or_doubles_nothing() {
         .map(|client| {
             let (base, outcomes) = (service.base.clone(), outcomes.clone());
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let api = Remote::new(&base);
                 for n in 0.. {
                     let email = format!("term-{client}-{n}@example.com");
-                    let answer = http
-                        .post(format!("{base}/authentication/register"))
-                        .json(&json!({"email": email, "password": "correct horse battery"}))
-                        .send()
-                        .await;
+                    let answer = api.try_register(&email, PASSWORD).await;
                     // Refused connections: the server has stopped taking requests.
-                    let Ok(answer) = answer else { break };
-                    outcomes
-                        .lock()
-                        .unwrap()
-                        .insert(email, answer.status().as_u16());
+                    let Ok(status) = answer else { break };
+                    outcomes.lock().unwrap().insert(email, status);
                 }
             })
         })

@@ -7,14 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::json;
 use smap_identity::adapters::{
     bus::topology::EMAIL_ERRORS_QUEUE,
     mail::{SmtpConfig, SmtpTls},
 };
 
 use crate::{
-    helpers::{TestApp, spawn_app_with_settings},
+    helpers::{PASSWORD, TestApp, spawn_app_with_settings},
     servers::free_port,
 };
 
@@ -77,11 +76,7 @@ async fn a_registration_is_one_real_email_with_the_otp_in_its_language() {
     };
     let app = app_with_smtp(port).await;
 
-    app.post_json(
-        "/authentication/register",
-        &json!({"email": "sink@example.com", "password": "correct horse battery", "locale": "vi"}),
-    )
-    .await;
+    app.register_in("sink@example.com", PASSWORD, "vi").await;
     let otp = app.otp_for("sink@example.com").await;
     let first = mails(&dir, 1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -119,8 +114,7 @@ async fn with_the_sink_down_the_email_is_dead_lettered_after_its_retries_and_lat
     drop(sink);
 
     let started = Instant::now();
-    app.register("lost@example.com", "correct horse battery")
-        .await;
+    app.register("lost@example.com", PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut dead = None;
     while dead.is_none() && Instant::now() < deadline {
@@ -132,8 +126,7 @@ async fn with_the_sink_down_the_email_is_dead_lettered_after_its_retries_and_lat
     let took = started.elapsed();
     let dead = dead.expect("dead-lettered after the retries");
     let _sink = Sink::start(port, &dir).expect("the sink restarts");
-    app.register("found@example.com", "correct horse battery")
-        .await;
+    app.register("found@example.com", PASSWORD).await;
     // The dual-published copy waited on the lease while the first copy
     // failed; once that one released it, the copy retries and, with the
     // sink back, sends the lost e-mail (once).
@@ -143,15 +136,7 @@ async fn with_the_sink_down_the_email_is_dead_lettered_after_its_retries_and_lat
         1
     };
     let delivered = mails(&dir, expected, Duration::from_secs(15)).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
 
     assert!(
         took >= Duration::from_secs(7),

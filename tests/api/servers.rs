@@ -12,10 +12,12 @@ use futures_util::StreamExt;
 use lapin::{
     Channel, Connection, ConnectionProperties,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions},
     types::FieldTable,
 };
-use smap_identity::{adapters::redis::RedisConfig, app::config::Settings};
+use smap_identity::{
+    adapters::redis::RedisConfig, app::config::Settings, test_support::amqp::bind_queue,
+};
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -37,18 +39,8 @@ pub fn amqp_url() -> Option<String> {
 }
 
 pub fn redis() -> Option<RedisConfig> {
-    let host = required("REDIS_HOST")?;
-    let port = std::env::var("REDIS_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(6379);
-    Some(RedisConfig {
-        host,
-        port,
-        password: None,
-        state_db: 1,
-        sentinel: None,
-    })
+    required("REDIS_HOST")?;
+    smap_identity::test_support::servers::redis_from_env()
 }
 
 /// Test settings pointing at the real servers (`None` when they are absent).
@@ -114,20 +106,9 @@ impl Probe {
             auto_delete: true,
             ..QueueDeclareOptions::default()
         };
-        let queue = channel
-            .queue_declare("".into(), options, FieldTable::default())
+        let queue = bind_queue(&channel, "", options, exchange, pattern)
             .await
             .expect("probe queue");
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                pattern.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("probe binding");
         let consumer = channel
             .basic_consume(
                 queue.name().clone(),
@@ -170,6 +151,21 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// The OTP of the first verification e-mail to the user `user_id` that
+    /// arrives within 5 s (bound the probe to `email.#`).
+    pub async fn otp_for(&mut self, user_id: &str) -> String {
+        let got = self
+            .collect(Duration::from_secs(5), 1, |d| {
+                body(d)["payload"]["data"]["user_id"] == user_id
+            })
+            .await;
+        let event = body(got.first().expect("the verification e-mail"));
+        let otp = event["payload"]["data"]["otp_code"].as_str();
+        otp.expect("an OTP").to_owned()
+    }
+}
+
 /// The `message_id` property of a delivery.
 pub fn message_id(delivery: &Delivery) -> String {
     delivery
@@ -187,18 +183,8 @@ pub fn body(delivery: &Delivery) -> serde_json::Value {
 
 /// A new, empty database of its own on the test PostgreSQL; its URL.
 pub async fn fresh_database() -> Option<String> {
-    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
     let url = required("DATABASE_URL")?;
-    let mut conn = AsyncPgConnection::establish(&url)
-        .await
-        .expect("the test PostgreSQL is reachable");
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("DATABASE_URL names a database");
-    Some(format!("{base}/{name}"))
+    Some(smap_identity::test_support::servers::create_database(&url, "t").await)
 }
 
 /// A RabbitMQ virtual host of its own on the shared node, for a test that

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::task::JoinHandle;
+use tokio::{task::JoinHandle, time::MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::http;
@@ -25,15 +25,10 @@ pub(super) fn spawn_expiry_sweep(
     interval: Duration,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let stopping = shutdown.clone();
+    let stopping = shutdown.clone();
+    spawn_every(interval, MissedTickBehavior::Delay, shutdown, move || {
+        let (billing, stopping) = (billing.clone(), stopping.clone());
+        async move {
             if let Err(error) = billing
                 .expire_due_until(&move || stopping.is_cancelled())
                 .await
@@ -53,14 +48,9 @@ pub(super) fn spawn_completion_relay(
     interval: Duration,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
+    spawn_every(interval, MissedTickBehavior::Delay, shutdown, move || {
+        let progress = progress.clone();
+        async move {
             if let Err(error) = progress.relay_completions().await {
                 // Redis down: the completions stay recorded for the next round.
                 tracing::warn!(error = %error, "completion relay round failed");
@@ -75,17 +65,45 @@ pub(super) fn spawn_health_sampler(
     indicators: Vec<Arc<dyn HealthIndicator>>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
+    let indicators = Arc::new(indicators);
+    spawn_every(
+        HEALTH_SAMPLE_INTERVAL,
+        MissedTickBehavior::Burst,
+        shutdown,
+        move || {
+            let indicators = indicators.clone();
+            async move {
+                for indicator in indicators.iter() {
+                    let health = indicator.check().await;
+                    http::metrics::record_health(indicator.component(), health.healthy);
+                }
+            }
+        },
+    )
+}
+
+/// Runs `round` at once and then every `period` (late ticks handled as
+/// `missed` says) until `shutdown` is cancelled. The token is looked at
+/// between rounds only: a round under way always finishes.
+fn spawn_every<F, R>(
+    period: Duration,
+    missed: MissedTickBehavior,
+    shutdown: CancellationToken,
+    mut round: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> R + Send + 'static,
+    R: Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(HEALTH_SAMPLE_INTERVAL);
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(missed);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            for indicator in &indicators {
-                let health = indicator.check().await;
-                http::metrics::record_health(indicator.component(), health.healthy);
-            }
+            round().await;
         }
     })
 }

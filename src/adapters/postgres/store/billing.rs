@@ -3,7 +3,7 @@
 //! of due subscriptions.
 
 use chrono::{DateTime, Utc};
-use diesel::{prelude::*, result::Error as DieselError};
+use diesel::{pg::Pg, prelude::*, result::Error as DieselError};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -86,24 +86,24 @@ pub(super) async fn plan_by_id(
     store: &PgIdentityStore,
     id: Uuid,
 ) -> Result<Option<Plan>, StoreError> {
-    let mut conn = store.conn().await?;
-    let row = plans::table
-        .find(id)
-        .select(PlanRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(db_error)?;
-    PgIdentityStore::one(row)
+    first_plan(store, plans::table.find(id).into_boxed()).await
 }
 
 pub(super) async fn plan_by_code(
     store: &PgIdentityStore,
     code: &PlanCode,
 ) -> Result<Option<Plan>, StoreError> {
+    let query = plans::table.filter(plans::code.eq(code.as_str()));
+    first_plan(store, query.into_boxed()).await
+}
+
+/// The first plan `query` finds; `None` when it finds none.
+async fn first_plan(
+    store: &PgIdentityStore,
+    query: plans::BoxedQuery<'_, Pg>,
+) -> Result<Option<Plan>, StoreError> {
     let mut conn = store.conn().await?;
-    let row = plans::table
-        .filter(plans::code.eq(code.as_str()))
+    let row = query
         .select(PlanRow::as_select())
         .first(&mut conn)
         .await
@@ -159,41 +159,37 @@ pub(super) async fn subscription_by_id(
     store: &PgIdentityStore,
     id: Uuid,
 ) -> Result<Option<Subscription>, StoreError> {
-    let mut conn = store.conn().await?;
-    let row = subscriptions::table
-        .find(id)
-        .select(SubscriptionRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(db_error)?;
-    PgIdentityStore::one(row)
+    first_subscription(store, subscriptions::table.find(id).into_boxed()).await
 }
 
 pub(super) async fn live_subscription(
     store: &PgIdentityStore,
     user: Uuid,
 ) -> Result<Option<Subscription>, StoreError> {
-    let mut conn = store.conn().await?;
-    let row = subscriptions::table
+    let query = subscriptions::table
         .filter(subscriptions::user_id.eq(user))
-        .filter(subscriptions::status.eq_any(LIVE))
-        .select(SubscriptionRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(db_error)?;
-    PgIdentityStore::one(row)
+        .filter(subscriptions::status.eq_any(LIVE));
+    first_subscription(store, query.into_boxed()).await
 }
 
 pub(super) async fn latest_subscription(
     store: &PgIdentityStore,
     user: Uuid,
 ) -> Result<Option<Subscription>, StoreError> {
-    let mut conn = store.conn().await?;
-    let row = subscriptions::table
+    let query = subscriptions::table
         .filter(subscriptions::user_id.eq(user))
-        .order(subscriptions::created_at.desc())
+        .order(subscriptions::created_at.desc());
+    first_subscription(store, query.into_boxed()).await
+}
+
+/// The first subscription `query` finds (the lookups differ only in their
+/// filter and order); `None` when it finds none.
+async fn first_subscription(
+    store: &PgIdentityStore,
+    query: subscriptions::BoxedQuery<'_, Pg>,
+) -> Result<Option<Subscription>, StoreError> {
+    let mut conn = store.conn().await?;
+    let row = query
         .select(SubscriptionRow::as_select())
         .first(&mut conn)
         .await

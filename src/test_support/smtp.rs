@@ -1,24 +1,12 @@
-//! Fixtures the integration tests and the benches share (feature
-//! `test-support`; never in a release build): a free local port and an
-//! aiosmtpd Maildir sink that the SMTP mailer can deliver to.
+//! An aiosmtpd Maildir sink that the SMTP mailer can deliver to, for the
+//! SMTP tests and the e-mail benchmark.
 
 use std::{
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
-
-/// A free TCP port on 127.0.0.1 (free when asked: bind it soon).
-///
-/// # Panics
-/// When no port can be bound: a test machine without loopback.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// Starts aiosmtpd on `127.0.0.1:port`, writing every message as a file
 /// under `dir` (a Maildir), without waiting for it to listen.
