@@ -108,6 +108,13 @@ impl RedisProgressStore {
         self
     }
 
+    /// The Lua of `mark_item_done`, for benchmarks that run it from another
+    /// client (KEYS: hash, items, calls, pending, records; ARGV: see the
+    /// script).
+    pub fn mark_item_done_script() -> &'static str {
+        MARK_ITEM_DONE
+    }
+
     /// The hash of unpublished completions (event id → the event's data).
     pub fn records_key(&self) -> &str {
         &self.records_key
