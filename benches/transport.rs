@@ -496,6 +496,10 @@ async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
             .set_total(&project, total, status, &stamp())
             .await
             .unwrap();
+        // The baselines first: the publish benches before leave RabbitMQ
+        // busy writing for a while, which the first phase would pay for.
+        let (fred_rate, fred) = fred_hincrby(&clients.state, concurrency, run_for).await;
+        let (fred_lua_rate, _) = fred_script(&clients.state, concurrency, run_for).await;
         let (rate, s) = closed_loop(concurrency, run_for, {
             let store = store.clone();
             move || {
@@ -512,8 +516,6 @@ async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
             }
         })
         .await;
-        let (fred_rate, fred) = fred_hincrby(&clients.state, concurrency, run_for).await;
-        let (fred_lua_rate, _) = fred_script(&clients.state, concurrency, run_for).await;
         let requests = (rate * 3.0).max(10_000.0) as usize;
         let (raw_rate, raw_p99) = redis_benchmark(
             redis,
