@@ -68,7 +68,12 @@ async fn insert(store: &dyn IdentityStore, prefix: &str, name: &str) -> User {
 
 /// A free plan to hang subscriptions on (plan codes are shared).
 async fn plan(store: &dyn IdentityStore, prefix: &str) -> PlanCode {
-    let code: String = format!("c-{prefix}")
+    plan_named(store, &format!("c-{prefix}")).await
+}
+
+/// The plan `name` (lower-cased, cut to a valid code), created if missing.
+async fn plan_named(store: &dyn IdentityStore, name: &str) -> PlanCode {
+    let code: String = name
         .to_lowercase()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
@@ -145,5 +150,6 @@ pub async fn run_all(store: Arc<dyn IdentityStore>, prefix: &str) {
     sessions_end_on_logout_password_change_and_expiry(store.as_ref(), prefix).await;
     a_plan_edit_from_a_stale_read_is_refused(store.as_ref(), prefix).await;
     a_subscription_to_an_unknown_plan_is_refused(store.as_ref(), prefix).await;
+    a_plan_deleted_while_a_user_subscribes_to_it_has_one_winner(store.clone(), prefix, 6).await;
     the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(store.clone(), prefix).await;
 }

@@ -16,7 +16,7 @@ use crate::{
     ports::{IdentityStore, ProfileChanges, StoreError, UserRef},
 };
 
-use super::{LIMIT, insert, now, plan, subscriber, trial};
+use super::{LIMIT, insert, now, plan, plan_named, subscriber, trial};
 
 /// Two edits from one read of a plan: the first wins, the second is
 /// `Conflict` and leaves the first's values; an unknown plan is `NotFound`.
@@ -270,4 +270,55 @@ pub async fn a_subscription_to_an_unknown_plan_is_refused(store: &dyn IdentitySt
         (kept.status, &kept.plan_code),
         (SubscriptionStatus::Trialing, &live.plan_code)
     );
+}
+
+/// `rounds` times, an activation onto a fresh plan and that plan's deletion
+/// at once: exactly one of the two succeeds (the other is `PlanInUse`), and
+/// the plan exists exactly when the subscription does.
+pub async fn a_plan_deleted_while_a_user_subscribes_to_it_has_one_winner(
+    store: Arc<dyn IdentityStore>,
+    prefix: &str,
+    rounds: usize,
+) {
+    for round in 0..rounds {
+        let user = insert(store.as_ref(), prefix, &format!("race-plan-{round}")).await;
+        let code = plan_named(store.as_ref(), &format!("r{round}-{prefix}")).await;
+        let plan = store
+            .plan_by_code(&code)
+            .await
+            .expect("read")
+            .expect("plan");
+        let at = now();
+        let s = trial(&user, &code, at + Duration::days(14));
+        let (activated, deleted) = tokio::join!(
+            tokio::spawn({
+                let store = store.clone();
+                async move {
+                    store
+                        .activate_with_subscription(user.id, "123456", &s, at, &[])
+                        .await
+                }
+            }),
+            tokio::spawn({
+                let store = store.clone();
+                async move { store.delete_plan(plan.id).await }
+            })
+        );
+        let (activated, deleted) = (activated.expect("task"), deleted.expect("task"));
+        assert!(
+            activated.is_ok() != deleted.is_ok(),
+            "round {round}: exactly one wins, got {activated:?} and {deleted:?}"
+        );
+        assert!(matches!(
+            activated.as_ref().err().or(deleted.as_ref().err()),
+            Some(StoreError::PlanInUse)
+        ));
+        let plan_left = store.plan_by_code(&code).await.expect("read").is_some();
+        let live = store
+            .live_subscription(user.id)
+            .await
+            .expect("read")
+            .is_some();
+        assert_eq!(plan_left, live, "round {round}");
+    }
 }
