@@ -148,8 +148,12 @@ async fn a_registration_through_rabbitmq_is_one_trace_from_request_to_smtp_send(
     register(&service.base, "grpc-trace@example.com").await;
 
     wait_delivered(&maildir, 1).await;
+    // The consumer span ends after the SMTP send inside it, so it may come in
+    // the exporter's next batch: wait for both.
     let spans = collector
-        .wait_for(Duration::from_secs(20), |s| has_smtp_sends(s, 1))
+        .wait_for(Duration::from_secs(20), |s| {
+            has_smtp_sends(s, 1) && s.iter().any(|s| s.kind == KIND_CONSUMER)
+        })
         .await;
     let consumers = assert_one_trace(&spans);
     let resource = &spans[0].resource;
