@@ -3,8 +3,9 @@
 //! OpenTelemetry on — every span exported over OTLP/gRPC to a fake
 //! collector in this process — against the same work with it off, in one
 //! run. Each configuration runs in a child process of its own (the tracing
-//! subscriber is process-global), alternating off/on three times; the
-//! medians are compared. Goal: at most 10 % overhead.
+//! subscriber is process-global), alternating off / on / sampled
+//! `ROUNDS` times; the medians are compared. Goals (issue 15): at most
+//! 15 % with every trace exported, 5 % with 10 % of traces sampled.
 //!
 //! Run: `scripts/bench.sh --bench tracing`.
 
@@ -39,11 +40,16 @@ use tracing_subscriber::{EnvFilter, prelude::*};
 
 mod support;
 
-use support::{event_service, trial};
+use lapin::options::QueueDeclareOptions;
+use smap_identity::adapters::bus::topology::EVENTS_EXCHANGE;
+use support::{bind_queue, confirm_channel, event_service, trial};
 
 const MODE: &str = "SMAP_BENCH_TRACING_MODE";
 const ENDPOINT: &str = "SMAP_BENCH_OTLP_ENDPOINT";
 const PUBLISHES: usize = 3000;
+/// Rounds of the three configurations: the spread between two runs of
+/// one configuration on this machine is ±10 %, so one round says little.
+const ROUNDS: usize = 5;
 const HTTP_CLIENTS: usize = 16;
 const HTTP_FOR: Duration = Duration::from_secs(5);
 
@@ -70,6 +76,18 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 /// span, `traceparent`, the broker confirm), inside a request-like span.
 async fn publish_latency(amqp: &str) -> (f64, f64) {
     let broker = AmqpBroker::connect(amqp, AmqpConfig::default()).await;
+    // A queue behind the key, as in production: an unroutable publish
+    // takes the return path instead (lapin logs each returned message in
+    // full), which is not what this measures. Exclusive: it goes with the
+    // child process.
+    let (_connection, channel) = confirm_channel(amqp).await.expect("channel");
+    let queue = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    bind_queue(&channel, "", queue, EVENTS_EXCHANGE, "subscription.created")
+        .await
+        .expect("queue bound");
     let events = event_service(Arc::new(AmqpEventPublisher::new(broker)));
     let mut samples = Vec::with_capacity(PUBLISHES);
     for i in 0..PUBLISHES + 300 {
@@ -278,7 +296,7 @@ async fn main() {
 fn run_children(endpoint: &str) -> Vec<(&'static str, Figures)> {
     let exe = std::env::current_exe().expect("own path");
     let mut runs: Vec<(&str, Figures)> = Vec::new();
-    for round in 1..=3 {
+    for round in 1..=ROUNDS {
         for mode in ["off", "on", "sampled"] {
             let output = Command::new(&exe)
                 .env(MODE, mode)
@@ -312,7 +330,7 @@ fn print_table(runs: &[(&str, Figures)]) {
         )
     };
     println!(
-        "| measurement (median of 3 runs) | tracing off | on, every trace exported | overhead | on, 10 % of traces sampled | overhead |"
+        "| measurement (median of {ROUNDS} runs) | tracing off | on, every trace exported | overhead (goal ≤ 15 %) | on, 10 % of traces sampled | overhead (goal ≤ 5 %) |"
     );
     println!("|---|---|---|---|---|---|");
     let rows: [(&str, Metric, bool); 7] = [
@@ -328,7 +346,7 @@ fn print_table(runs: &[(&str, Figures)]) {
         ("register, 4 clients (req/s)", |f| f.register_per_sec, true),
         ("register p50 (ms)", |f| f.register_p50_ms, false),
     ];
-    let verdict = |overhead: f64| if overhead <= 10.0 { "MET" } else { "NOT MET" };
+    let verdict = |overhead: f64, goal: f64| if overhead <= goal { "MET" } else { "NOT MET" };
     for (label, f, higher_is_better) in rows {
         let off = pick("off", f);
         let overhead = |x: f64| {
@@ -342,9 +360,9 @@ fn print_table(runs: &[(&str, Figures)]) {
         println!(
             "| {label} | {off:.3} | {on:.3} | {:+.1} % ({}) | {sampled:.3} | {:+.1} % ({}) |",
             overhead(on),
-            verdict(overhead(on)),
+            verdict(overhead(on), 15.0),
             overhead(sampled),
-            verdict(overhead(sampled)),
+            verdict(overhead(sampled), 5.0),
         );
     }
 }

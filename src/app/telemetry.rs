@@ -183,6 +183,12 @@ where
         .with_tracked_inactivity(false)
         .with_threads(false)
         .with_location(false)
+        // No OpenTelemetry context attached to the thread on every enter and
+        // exit of a span (the crate's default): nothing here reads
+        // `opentelemetry::Context::current()`, parents come from tracing's
+        // own span stack, and each poll of an instrumented future would pay
+        // for the attach and the detach (issue 15, benchmarks.md).
+        .with_context_activation(false)
         .with_filter(filter_fn(|meta| {
             !EXPORT_PLUMBING
                 .iter()
