@@ -57,11 +57,35 @@ const HTTP_FOR: Duration = Duration::from_secs(5);
 struct Figures {
     publish_p50_ms: f64,
     publish_p99_ms: f64,
+    /// CPU of this process per publish (µs): the client side only.
+    publish_cpu_us: f64,
     http_per_sec: f64,
+    /// CPU of this process per request (µs): server and load generator,
+    /// not the collector (another process).
+    http_cpu_us: f64,
     http_p50_ms: f64,
     http_p99_ms: f64,
     register_per_sec: f64,
     register_p50_ms: f64,
+}
+
+/// CPU time used so far by this process, all threads (`/proc/self/stat`
+/// utime + stime, in clock ticks of 10 ms).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which may hold spaces), from field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
@@ -74,7 +98,7 @@ fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 
 /// Sequential publishes through `EventService` (validation, the producer
 /// span, `traceparent`, the broker confirm), inside a request-like span.
-async fn publish_latency(amqp: &str) -> (f64, f64) {
+async fn publish_latency(amqp: &str) -> (f64, f64, f64) {
     let broker = AmqpBroker::connect(amqp, AmqpConfig::default()).await;
     // A queue behind the key, as in production: an unroutable publish
     // takes the return path instead (lapin logs each returned message in
@@ -90,7 +114,11 @@ async fn publish_latency(amqp: &str) -> (f64, f64) {
         .expect("queue bound");
     let events = event_service(Arc::new(AmqpEventPublisher::new(broker)));
     let mut samples = Vec::with_capacity(PUBLISHES);
+    let mut cpu = Duration::ZERO;
     for i in 0..PUBLISHES + 300 {
+        if i == 300 {
+            cpu = process_cpu();
+        }
         let span = tracing::info_span!("bench_request");
         let started = Instant::now();
         tracing::Instrument::instrument(events.publish(trial()), span)
@@ -100,15 +128,22 @@ async fn publish_latency(amqp: &str) -> (f64, f64) {
             samples.push(started.elapsed());
         }
     }
+    let cpu_us = (process_cpu() - cpu).as_secs_f64() * 1e6 / PUBLISHES as f64;
     (
         percentile(&mut samples, 0.50),
         percentile(&mut samples, 0.99),
+        cpu_us,
     )
 }
 
 /// `clients` closed-loop clients sending `request(client, n)` for `limit`
-/// after a second of warm-up; requests per second and every latency.
-async fn closed_loop<F, Fut>(clients: usize, limit: Duration, request: F) -> (f64, Vec<Duration>)
+/// after a second of warm-up; requests per second, every latency, and
+/// this process's CPU per request (µs).
+async fn closed_loop<F, Fut>(
+    clients: usize,
+    limit: Duration,
+    request: F,
+) -> (f64, Vec<Duration>, f64)
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -141,8 +176,10 @@ where
     };
     // Request numbers of the warm-up and the run never meet (unique e-mails).
     run(Duration::from_secs(1), 1_000_000).await;
+    let cpu = process_cpu();
     let samples = run(limit, 0).await;
-    (samples.len() as f64 / limit.as_secs_f64(), samples)
+    let cpu_us = (process_cpu() - cpu).as_secs_f64() * 1e6 / samples.len().max(1) as f64;
+    (samples.len() as f64 / limit.as_secs_f64(), samples, cpu_us)
 }
 
 /// An app on the in-memory adapters; its base URL and settings.
@@ -158,7 +195,7 @@ fn in_memory_app(start_consumers: bool) -> (String, Settings) {
 
 /// Closed-loop clients reading a project's progress (HTTP span + use-case
 /// span per request) on the in-memory adapters.
-async fn http_throughput() -> (f64, f64, f64) {
+async fn http_throughput() -> (f64, f64, f64, f64) {
     let (base, settings) = in_memory_app(false);
     let key = settings.internal_key.expose_secret().to_owned();
     let client = reqwest::Client::new();
@@ -169,7 +206,7 @@ async fn http_throughput() -> (f64, f64, f64) {
         .await
         .expect("init");
     let url = format!("{base}/projects/bench/progress");
-    let (rate, mut samples) = closed_loop(HTTP_CLIENTS, HTTP_FOR, move |_, _| {
+    let (rate, mut samples, cpu_us) = closed_loop(HTTP_CLIENTS, HTTP_FOR, move |_, _| {
         let (client, url, key) = (client.clone(), url.clone(), key.clone());
         async move {
             let response = client
@@ -187,6 +224,7 @@ async fn http_throughput() -> (f64, f64, f64) {
         rate,
         percentile(&mut samples, 0.50),
         percentile(&mut samples, 0.99),
+        cpu_us,
     )
 }
 
@@ -195,7 +233,7 @@ async fn http_throughput() -> (f64, f64, f64) {
 async fn register_throughput() -> (f64, f64) {
     let (base, _) = in_memory_app(true);
     let client = reqwest::Client::new();
-    let (rate, mut samples) = closed_loop(4, HTTP_FOR, move |worker, n| {
+    let (rate, mut samples, _) = closed_loop(4, HTTP_FOR, move |worker, n| {
         let (client, base) = (client.clone(), base.clone());
         async move {
             let response = client
@@ -212,6 +250,33 @@ async fn register_throughput() -> (f64, f64) {
     })
     .await;
     (rate, percentile(&mut samples, 0.50))
+}
+
+/// With this variable set, the "on" and "sampled" children export through
+/// the SDK's thread-based batch processor (it signals its thread once per
+/// full batch) instead of the service's async-runtime one (one channel
+/// message, so one task wake-up, per sampled span): an experiment.
+const THREAD_PROCESSOR: &str = "SMAP_BENCH_TRACING_THREAD_PROCESSOR";
+
+/// The experiment's provider: OTLP/gRPC to `endpoint`, the thread-based
+/// batch processor, the service's samplers.
+fn thread_provider(endpoint: &str, sampled: bool) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .expect("exporter");
+    let root = if sampled {
+        Sampler::TraceIdRatioBased(0.1)
+    } else {
+        Sampler::AlwaysOn
+    };
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(root)))
+        .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+        .build()
 }
 
 /// One configuration, in this (child) process: prints its figures as JSON.
@@ -235,7 +300,11 @@ async fn child(mode: &str) {
             batch_delay: Duration::from_millis(500),
             sampler,
         };
-        let provider = telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter");
+        let provider = if std::env::var_os(THREAD_PROCESSOR).is_some() {
+            thread_provider(&otel.endpoint, mode == "sampled")
+        } else {
+            telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter")
+        };
         tracing_subscriber::registry()
             .with(filter)
             .with(logs)
@@ -253,8 +322,8 @@ async fn child(mode: &str) {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let amqp = std::env::var("AMQP_URL").expect("AMQP_URL: run scripts/bench.sh");
-    let (publish_p50_ms, publish_p99_ms) = publish_latency(&amqp).await;
-    let (http_per_sec, http_p50_ms, http_p99_ms) = http_throughput().await;
+    let (publish_p50_ms, publish_p99_ms, publish_cpu_us) = publish_latency(&amqp).await;
+    let (http_per_sec, http_p50_ms, http_p99_ms, http_cpu_us) = http_throughput().await;
     let (register_per_sec, register_p50_ms) = register_throughput().await;
     if let Some(provider) = provider {
         let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
@@ -262,7 +331,9 @@ async fn child(mode: &str) {
     let figures = Figures {
         publish_p50_ms,
         publish_p99_ms,
+        publish_cpu_us,
         http_per_sec,
+        http_cpu_us,
         http_p50_ms,
         http_p99_ms,
         register_per_sec,
@@ -333,13 +404,19 @@ fn print_table(runs: &[(&str, Figures)]) {
         "| measurement (median of {ROUNDS} runs) | tracing off | on, every trace exported | overhead (goal ≤ 15 %) | on, 10 % of traces sampled | overhead (goal ≤ 5 %) |"
     );
     println!("|---|---|---|---|---|---|");
-    let rows: [(&str, Metric, bool); 7] = [
+    let rows: [(&str, Metric, bool); 9] = [
         ("publish p50 (ms)", |f| f.publish_p50_ms, false),
         ("publish p99 (ms)", |f| f.publish_p99_ms, false),
+        ("publish, CPU per publish (µs)", |f| f.publish_cpu_us, false),
         (
             "HTTP GET progress, 16 clients (req/s)",
             |f| f.http_per_sec,
             true,
+        ),
+        (
+            "HTTP, CPU per request (µs, server and load generator)",
+            |f| f.http_cpu_us,
+            false,
         ),
         ("HTTP p50 (ms)", |f| f.http_p50_ms, false),
         ("HTTP p99 (ms)", |f| f.http_p99_ms, false),
