@@ -36,11 +36,11 @@ const LIMIT: PasswordLimit = PasswordLimit {
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
 
 /// Now, at the precision PostgreSQL keeps.
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-fn unverified(email: &str, now: DateTime<Utc>) -> User {
+pub(crate) fn unverified(email: &str, now: DateTime<Utc>) -> User {
     User {
         id: Uuid::new_v4(),
         email: Email::parse(email).expect("contract e-mails are valid"),

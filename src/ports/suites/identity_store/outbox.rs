@@ -18,7 +18,7 @@ use crate::{
 
 use super::{now, unverified};
 
-fn verification(user: &User) -> SealedEvent {
+pub(crate) fn verification(user: &User) -> SealedEvent {
     let otp = user.otp.clone().expect("contract users have an OTP");
     EventEnvelope::new(
         EventId::from_uuid(Uuid::new_v4()),
