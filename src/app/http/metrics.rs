@@ -145,7 +145,7 @@ fn describe_outbox() {
     );
     metrics::describe_counter!(
         "outbox_relay_failures_total",
-        "Outbox relay failures by kind: publish (a row not published), store (the outbox not read or updated)."
+        "Outbox relay failures by kind: publish (a row not published), store (the outbox not read or updated), stalled (a pass abandoned at its lease)."
     );
 }
 
@@ -168,7 +168,7 @@ fn zero_known_series() {
     metrics::counter!("projects_completed_total").absolute(0);
     metrics::gauge!("outbox_pending").set(0.0);
     metrics::gauge!("outbox_oldest_age_seconds").set(0.0);
-    for kind in ["publish", "store"] {
+    for kind in ["publish", "store", "stalled"] {
         metrics::counter!("outbox_relay_failures_total", "kind" => kind).absolute(0);
     }
     metrics::gauge!("job_completions_pending").set(0.0);
