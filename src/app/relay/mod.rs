@@ -118,9 +118,9 @@ impl OutboxRelay {
         // lease (decision 64) while it records failures one by one would
         // otherwise send them all again.
         pass.published = published.len();
+        pass.failed = failed.len();
         self.store.outbox_published(&published, Utc::now()).await?;
         for (row, error) in failed {
-            pass.failed += 1;
             metrics::counter!("outbox_relay_failures_total", "kind" => "publish").increment(1);
             let retry_at = Utc::now() + self.backoff_for(row.attempts + 1);
             if let Err(e) = self.store.outbox_failed(row.id, &error, retry_at).await {
