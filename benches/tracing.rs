@@ -42,7 +42,7 @@ mod support;
 
 use lapin::options::QueueDeclareOptions;
 use smap_identity::adapters::bus::topology::EVENTS_EXCHANGE;
-use support::{bind_queue, confirm_channel, event_service, trial};
+use support::{bind_queue, confirm_channel, event_service, process_cpu, trial};
 
 const MODE: &str = "SMAP_BENCH_TRACING_MODE";
 const ENDPOINT: &str = "SMAP_BENCH_OTLP_ENDPOINT";
@@ -67,25 +67,6 @@ struct Figures {
     http_p99_ms: f64,
     register_per_sec: f64,
     register_p50_ms: f64,
-}
-
-/// CPU time used so far by this process, all threads (`/proc/self/stat`
-/// utime + stime, in clock ticks of 10 ms).
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name (which may hold spaces), from field 3.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {

@@ -32,3 +32,59 @@ pub async fn migrated_database(size: usize) -> (String, smap_identity::adapters:
         .unwrap();
     (url, pool)
 }
+
+/// CPU time (user + system, all threads) a `/proc/<pid>/stat` line
+/// reports, in clock ticks of 10 ms; and the command name.
+fn stat_cpu(stat: &str) -> (String, std::time::Duration) {
+    let comm = stat
+        .split_once('(')
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map_or("", |(name, _)| name)
+        .to_owned();
+    // Fields after the command name (which may hold spaces), from field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (
+        comm,
+        std::time::Duration::from_millis((ticks(11) + ticks(12)) * 10),
+    )
+}
+
+/// CPU time used so far by this process, all threads.
+pub fn process_cpu() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    stat_cpu(&stat).1
+}
+
+/// CPU time used so far by this process and by every process whose command
+/// name is in `servers` (`postgres`, `beam.smp`): the whole cost of a
+/// request on a machine where client and servers share the cores. Only a
+/// difference of two calls means anything (processes come and go).
+pub fn cpu_with(servers: &[&str]) -> std::time::Duration {
+    let mut total = process_cpu();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return total;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+            let (comm, cpu) = stat_cpu(&stat);
+            if servers.contains(&comm.as_str()) {
+                total += cpu;
+            }
+        }
+    }
+    total
+}

@@ -22,7 +22,11 @@ fn database_url(settings: &Settings) -> anyhow::Result<String> {
 
 /// Applies pending migrations; returns the versions applied.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
-    let pool = postgres::pool(&database_url(settings)?, 1)?;
+    let pool = postgres::pool_with_timeout(
+        &database_url(settings)?,
+        1,
+        settings.database_statement_timeout,
+    )?;
     postgres::migrate(&pool).await
 }
 
@@ -31,7 +35,11 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
 pub async fn set_role(settings: &Settings, email: &str, role: Role) -> anyhow::Result<()> {
     let email = Email::parse(email)
         .map_err(|e| anyhow::anyhow!("`{email}` is not an e-mail address: {e}"))?;
-    let pool = postgres::pool(&database_url(settings)?, 1)?;
+    let pool = postgres::pool_with_timeout(
+        &database_url(settings)?,
+        1,
+        settings.database_statement_timeout,
+    )?;
     postgres::migrate(&pool).await?;
     let store = PgIdentityStore::new(pool);
     let user = match store.set_role(&email, role, chrono::Utc::now()).await {

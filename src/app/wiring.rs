@@ -121,7 +121,11 @@ impl Adapters {
             adapters.describe("dedup", "redis (db 0)".to_owned());
         }
         if let Some(url) = &settings.database_url {
-            let pool = postgres::pool(url.expose_secret(), 16)?;
+            let pool = postgres::pool_with_timeout(
+                url.expose_secret(),
+                16,
+                settings.database_statement_timeout,
+            )?;
             if settings.migrate_on_start {
                 let applied = migrate_with_retries(&pool).await?;
                 tracing::info!(applied = ?applied, "database migrations up to date");

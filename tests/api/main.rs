@@ -32,6 +32,7 @@ mod real_faults;
 mod real_finish_line;
 mod real_migrations;
 mod real_outbox;
+mod real_outbox_wakeup;
 mod real_postgres;
 mod real_progress;
 #[cfg(feature = "legacy-fanout")]
@@ -42,6 +43,7 @@ mod real_replicas;
 mod real_sentinel;
 mod real_shutdown;
 mod real_smtp;
+mod real_statement_timeout;
 mod schemas;
 mod security;
 mod servers;

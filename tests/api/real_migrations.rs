@@ -92,7 +92,9 @@ async fn migrate_waits_for_the_advisory_lock_and_goes_on_when_it_is_released() {
         .execute(&mut holder)
         .await
         .unwrap();
-    let pool = postgres::pool(&url, 2).unwrap();
+    // Bounded statements on the pool (decision 65): the wait for the lock
+    // outlasts the bound, and migrate must not be cut off by it.
+    let pool = postgres::pool_with_timeout(&url, 2, Some(Duration::from_secs(1))).unwrap();
     let migrating = tokio::spawn(async move { postgres::migrate(&pool).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(

@@ -13,8 +13,8 @@ use std::{
 
 use async_trait::async_trait;
 use diesel_async::{
-    AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
-    pooled_connection::{AsyncDieselConnectionManager, deadpool::Pool},
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl,
+    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde_json::json;
@@ -27,10 +27,44 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type PgPool = Pool<AsyncPgConnection>;
 
-/// A pool of at most `max_size` connections; waiting for one, or for a new
-/// connection, is bounded so an outage answers fast.
+/// The default bound on one statement of the pool
+/// (`DATABASE_STATEMENT_TIMEOUT_SECS`, decision 65): far above any
+/// statement the service runs (milliseconds), far below the relay's 30 s
+/// lease and the 45 s shutdown grace.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of at most `max_size` connections, each statement bounded by
+/// [`DEFAULT_STATEMENT_TIMEOUT`]; see [`pool_with_timeout`].
 pub fn pool(url: &str, max_size: usize) -> anyhow::Result<PgPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    pool_with_timeout(url, max_size, Some(DEFAULT_STATEMENT_TIMEOUT))
+}
+
+/// A pool of at most `max_size` connections; waiting for one, or for a new
+/// connection, is bounded so an outage answers fast. Every connection sets
+/// `statement_timeout` (none when `None`) as it opens: the server itself
+/// cancels a statement that runs or waits for a lock longer, and frees what
+/// it holds — a future dropped on our side (a relay pass past its lease, a
+/// client gone) would leave it running there.
+pub fn pool_with_timeout(
+    url: &str,
+    max_size: usize,
+    statement_timeout: Option<Duration>,
+) -> anyhow::Result<PgPool> {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    let millis = statement_timeout.map(|t| t.as_millis());
+    config.custom_setup = Box::new(move |url| {
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            if let Some(millis) = millis {
+                diesel::sql_query(format!("SET statement_timeout = {millis}"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            }
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Ok(Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(Duration::from_secs(5)))
@@ -58,6 +92,13 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {
         .await
         .map_err(|e| anyhow::anyhow!("no database connection: {e}"))?;
     let mut connection = deadpool::managed::Object::take(connection);
+    // Unbounded on this connection only (it never returns to the pool): the
+    // lock waits for another process's migrations, and a migration may
+    // rewrite a large table.
+    diesel::sql_query("SET statement_timeout = 0")
+        .execute(&mut connection)
+        .await
+        .map_err(|e| anyhow::anyhow!("lifting the statement timeout for migrations: {e}"))?;
     diesel::sql_query("SELECT pg_advisory_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK_KEY)
         .execute(&mut connection)

@@ -1,5 +1,5 @@
-//! `DATABASE_URL` and `MIGRATE_ON_START`: PostgreSQL, or the in-memory
-//! stores when unset.
+//! `DATABASE_URL`, `MIGRATE_ON_START` and `DATABASE_STATEMENT_TIMEOUT_SECS`:
+//! PostgreSQL, or the in-memory stores when unset.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -9,6 +9,7 @@ use super::{ConfigError, env::Env};
 pub(super) struct Database {
     pub(super) url: Option<SecretString>,
     pub(super) migrate_on_start: bool,
+    pub(super) statement_timeout: Option<std::time::Duration>,
 }
 
 pub(super) fn database<F: Fn(&str) -> Option<String>>(
@@ -27,5 +28,12 @@ pub(super) fn database<F: Fn(&str) -> Option<String>>(
     Ok(Database {
         url,
         migrate_on_start: env.flag("MIGRATE_ON_START", true)?,
+        statement_timeout: Some(env.seconds(
+            "DATABASE_STATEMENT_TIMEOUT_SECS",
+            crate::adapters::postgres::DEFAULT_STATEMENT_TIMEOUT.as_secs(),
+            0..=3600,
+            "whole seconds 0-3600 (0: no bound)",
+        )?)
+        .filter(|t| !t.is_zero()),
     })
 }

@@ -60,6 +60,10 @@ pub struct Settings {
     /// `smap-identity migrate` (the Kubernetes Job) and `/ready` answers 503
     /// until the schema is current.
     pub migrate_on_start: bool,
+    /// `DATABASE_STATEMENT_TIMEOUT_SECS` (default 10, 0 for none): the
+    /// server cancels any statement of the service's pool running longer
+    /// (decision 65); migrations run without it.
+    pub database_statement_timeout: Option<std::time::Duration>,
     /// One node, or the nodes of a cluster comma-separated (walked in
     /// order on connect and reconnect).
     pub amqp_url: Option<SecretString>,
@@ -131,6 +135,7 @@ impl Settings {
             cors_allowed_origins: server.cors_allowed_origins,
             database_url: database.url,
             migrate_on_start: database.migrate_on_start,
+            database_statement_timeout: database.statement_timeout,
             amqp_url: amqp.url,
             amqp_queue_type: amqp.queue_type,
             #[cfg(feature = "legacy-fanout")]

@@ -23,6 +23,10 @@ use crate::{
     ports::{IdentityStore, OutboxEntry, StoreError},
 };
 
+/// Published rows forgotten per purge statement (decision 65): an outage's
+/// worth of rows goes in short statements between passes.
+const PURGE_BATCH: u32 = 5_000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct RelayConfig {
     /// Rows claimed (and published concurrently) per pass.
@@ -215,6 +219,7 @@ impl OutboxRelay {
             let mut failures: u32 = 0;
             let mut last_gauges = tokio::time::Instant::now() - Duration::from_secs(60);
             let mut last_purge = tokio::time::Instant::now();
+            let mut purge_more = false;
             loop {
                 if stop.is_cancelled() {
                     return;
@@ -224,8 +229,8 @@ impl OutboxRelay {
                     self.record_backlog().await;
                     last_gauges = tokio::time::Instant::now();
                 }
-                if worker == 0 && last_purge.elapsed() >= Duration::from_secs(600) {
-                    self.purge().await;
+                if worker == 0 && (purge_more || last_purge.elapsed() >= Duration::from_secs(600)) {
+                    purge_more = self.purge().await;
                     last_purge = tokio::time::Instant::now();
                 }
                 let Some(pause) = pause else { continue };
@@ -297,13 +302,26 @@ impl OutboxRelay {
             .with_jitter_percent(25)
     }
 
-    async fn purge(&self) {
+    /// Forgets one batch of rows published before the retention; true
+    /// when the batch was full (more wait: purge again on the next round,
+    /// between passes, rather than in one long statement).
+    async fn purge(&self) -> bool {
         let retention = chrono::Duration::from_std(self.config.retention)
             .unwrap_or_else(|_| chrono::Duration::hours(24));
-        match self.store.purge_outbox(Utc::now() - retention).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "published outbox rows forgotten"),
-            Err(error) => tracing::warn!(error = %error, "published outbox rows not forgotten"),
+        match self
+            .store
+            .purge_outbox(Utc::now() - retention, PURGE_BATCH)
+            .await
+        {
+            Ok(0) => false,
+            Ok(n) => {
+                tracing::info!(rows = n, "published outbox rows forgotten");
+                n >= u64::from(PURGE_BATCH)
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "published outbox rows not forgotten");
+                false
+            }
         }
     }
 }

@@ -385,13 +385,14 @@ pub trait IdentityStore: Send + Sync {
     ///
     /// The store failures only.
     async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError>;
-    /// Forgets rows published before `before` (unpublished rows are kept
-    /// whatever their age); returns how many.
+    /// Forgets at most `limit` rows published before `before`, oldest first
+    /// (unpublished rows are kept whatever their age); returns how many:
+    /// `limit` means call again (each call stays short after an outage).
     ///
     /// # Errors
     ///
     /// The store failures only.
-    async fn purge_outbox(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn purge_outbox(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
     /// The relay's doorbell, the same on every call: notified after a
     /// commit that wrote outbox rows (here, or in another process when the
     /// PostgreSQL listener runs); kept if no one waits. The relay also polls.

@@ -346,8 +346,8 @@ impl IdentityStore for InMemoryIdentityStore {
         outbox::outbox_backlog(self).await
     }
 
-    async fn purge_outbox(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        outbox::purge_outbox(self, before).await
+    async fn purge_outbox(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        outbox::purge_outbox(self, before, limit).await
     }
 
     fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {

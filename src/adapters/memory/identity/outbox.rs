@@ -82,11 +82,23 @@ pub(super) async fn outbox_backlog(
 pub(super) async fn purge_outbox(
     store: &InMemoryIdentityStore,
     before: DateTime<Utc>,
+    limit: u32,
 ) -> Result<u64, StoreError> {
     let mut state = store.lock();
-    let len = state.outbox.len();
-    state
+    // The oldest `limit` of the published rows older than `before`, as
+    // PostgreSQL's `ORDER BY published_at LIMIT` picks them.
+    let mut due: Vec<(DateTime<Utc>, i64)> = state
         .outbox
-        .retain(|r| r.published_at.is_none_or(|at| at >= before));
-    Ok((len - state.outbox.len()) as u64)
+        .iter()
+        .filter_map(|r| {
+            r.published_at
+                .filter(|at| *at < before)
+                .map(|at| (at, r.entry.id))
+        })
+        .collect();
+    due.sort_unstable();
+    due.truncate(limit as usize);
+    let forget: std::collections::HashSet<i64> = due.into_iter().map(|(_, id)| id).collect();
+    state.outbox.retain(|r| !forget.contains(&r.entry.id));
+    Ok(forget.len() as u64)
 }

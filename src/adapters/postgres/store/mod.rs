@@ -47,6 +47,9 @@ pub const OUTBOX_CHANNEL: &str = "outbox";
 pub struct PgIdentityStore {
     pool: PgPool,
     wakeup: Arc<tokio::sync::Notify>,
+    /// The `LISTEN` connection is up: this process's own commits reach the
+    /// relay through it too, so they do not wake it a second time.
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PgIdentityStore {
@@ -54,6 +57,7 @@ impl PgIdentityStore {
         Self {
             pool,
             wakeup: Arc::new(tokio::sync::Notify::new()),
+            listening: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 }
@@ -284,8 +288,8 @@ impl IdentityStore for PgIdentityStore {
         outbox::outbox_backlog(self).await
     }
 
-    async fn purge_outbox(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        outbox::purge_outbox(self, before).await
+    async fn purge_outbox(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        outbox::purge_outbox(self, before, limit).await
     }
 
     fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {

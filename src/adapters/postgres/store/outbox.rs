@@ -1,6 +1,8 @@
 //! The outbox on PostgreSQL, as the relay sees it: claiming, marking,
 //! backlog and purge, plus the `LISTEN` task that wakes the relay.
 
+use std::sync::atomic::Ordering;
+
 use chrono::{DateTime, Duration, Utc};
 use diesel::{prelude::*, sql_types as sql};
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -20,6 +22,7 @@ impl PgIdentityStore {
         stop: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let wakeup = self.wakeup.clone();
+        let listening = self.listening.clone();
         tokio::spawn(async move {
             use futures_util::StreamExt;
             loop {
@@ -32,9 +35,15 @@ impl PgIdentityStore {
                             tracing::warn!(error = %error, "outbox LISTEN failed; polling only");
                         } else {
                             let mut stream = std::pin::pin!(conn.notifications_stream());
+                            // From here this process's commits reach the
+                            // relay through the stream (see `wake_if`).
+                            listening.store(true, Ordering::Relaxed);
                             loop {
                                 tokio::select! {
-                                    () = stop.cancelled() => return,
+                                    () = stop.cancelled() => {
+                                        listening.store(false, Ordering::Relaxed);
+                                        return;
+                                    }
                                     n = stream.next() => match n {
                                         Some(Ok(_)) => wakeup.notify_one(),
                                         Some(Err(error)) => {
@@ -45,6 +54,10 @@ impl PgIdentityStore {
                                     },
                                 }
                             }
+                            listening.store(false, Ordering::Relaxed);
+                            // This process's commits since the loss woke
+                            // nobody (the flag was still set): one pass.
+                            wakeup.notify_one();
                         }
                     }
                     Err(error) => {
@@ -175,11 +188,22 @@ pub(super) async fn outbox_backlog(store: &PgIdentityStore) -> Result<OutboxBack
 pub(super) async fn purge_outbox(
     store: &PgIdentityStore,
     before: DateTime<Utc>,
+    limit: u32,
 ) -> Result<u64, StoreError> {
     let mut conn = store.conn().await?;
-    let n = diesel::delete(outbox::table.filter(outbox::published_at.lt(before)))
-        .execute(&mut conn)
-        .await
-        .map_err(db_error)?;
+    // One bounded statement (the `outbox_published` index finds the oldest):
+    // a purge after a long outage must not run into `statement_timeout`
+    // or hold the relay's connection for long.
+    let n = diesel::sql_query(
+        "DELETE FROM outbox WHERE id IN ( \
+           SELECT id FROM outbox \
+           WHERE published_at IS NOT NULL AND published_at < $1 \
+           ORDER BY published_at LIMIT $2)",
+    )
+    .bind::<sql::Timestamptz, _>(before)
+    .bind::<sql::BigInt, _>(i64::from(limit))
+    .execute(&mut conn)
+    .await
+    .map_err(db_error)?;
     Ok(n as u64)
 }

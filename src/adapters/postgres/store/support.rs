@@ -81,12 +81,26 @@ pub(super) fn db_error(error: DieselError) -> StoreError {
             (DatabaseErrorKind::ForeignKeyViolation, Some("subscriptions_plan_code_fkey")) => {
                 StoreError::PlanInUse
             }
-            (DatabaseErrorKind::ClosedConnection, _) => StoreError::Unavailable(error.into()),
+            (DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+                StoreError::Unavailable(error.into())
+            }
+            // Cancelled by the pool's `statement_timeout` (SQLSTATE 57014,
+            // which diesel reports as Unknown): the database is too slow or
+            // a lock is held, not a bug in the request — 503, retry later.
+            (DatabaseErrorKind::Unknown, _) if is_statement_timeout(info.message()) => {
+                StoreError::Unavailable(error.into())
+            }
             _ => StoreError::Unexpected(error.into()),
         },
         DieselError::BrokenTransactionManager => StoreError::Unavailable(error.into()),
         _ => StoreError::Unexpected(error.into()),
     }
+}
+
+/// PostgreSQL's message for a statement cancelled by `statement_timeout`
+/// (the server's `lc_messages` must be English, PostgreSQL's default).
+fn is_statement_timeout(message: &str) -> bool {
+    message.starts_with("canceling statement due to statement timeout")
 }
 
 impl PgIdentityStore {
@@ -98,9 +112,18 @@ impl PgIdentityStore {
     }
 
     /// Wakes this process's relay after a commit that wrote outbox rows
-    /// (other processes hear the NOTIFY).
+    /// (other processes hear the NOTIFY), unless the listener is up: it
+    /// hears this commit's NOTIFY too, and a second wake-up costs a second
+    /// relay loop an empty claim per commit (one pass takes the rows, the
+    /// other finds them leased). A listener that died unnoticed leaves the
+    /// rows to the poll (1 s).
     pub(super) fn wake_if(&self, events: usize) {
-        if events > 0 {
+        if events > 0
+            && !std::sync::atomic::AtomicBool::load(
+                &self.listening,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+        {
             self.wakeup.notify_one();
         }
     }

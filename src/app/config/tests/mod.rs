@@ -73,6 +73,24 @@ fn migrate_on_start_is_a_flag() {
 }
 
 #[test]
+fn the_statement_timeout_is_ten_seconds_unless_set_and_zero_lifts_it() {
+    let timeout = |v: &str| settings(&[("DATABASE_STATEMENT_TIMEOUT_SECS", v)]);
+    assert_eq!(
+        settings(&[]).unwrap().database_statement_timeout,
+        Some(std::time::Duration::from_secs(10))
+    );
+    assert_eq!(
+        timeout("3").unwrap().database_statement_timeout,
+        Some(std::time::Duration::from_secs(3))
+    );
+    assert_eq!(timeout("0").unwrap().database_statement_timeout, None);
+    for bad in ["-1", "1.5", "ten", "3601"] {
+        let error = timeout(bad).unwrap_err();
+        assert_eq!(error.var, "DATABASE_STATEMENT_TIMEOUT_SECS", "{bad}");
+    }
+}
+
+#[test]
 fn password_hashing_is_bounded_by_the_cores_and_a_short_wait_unless_set() {
     let s = settings(&[]).unwrap();
     assert_eq!(

@@ -38,7 +38,7 @@ pub(crate) fn verification(user: &User) -> SealedEvent {
 /// Rows are written with the change (a failed write leaves none), handed
 /// out to eight concurrent relays once, one aggregate at a time in the
 /// order written, with the body as sealed; a failed row comes back only
-/// from its retry time; published rows are purged. Expects no other
+/// from its retry time; published rows are purged, a bounded batch a call. Expects no other
 /// unpublished row in the store (its claims count every row handed out).
 pub async fn the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(
     store: Arc<dyn IdentityStore>,
@@ -129,7 +129,7 @@ async fn concurrent_relays_get_each_first_row_once(
 }
 
 /// Once a1 is published a2 is next; after a failure it comes back only
-/// from its retry time; published rows are purged.
+/// from its retry time; published rows are purged, a bounded batch a call.
 async fn a_failed_row_waits_for_its_retry_time(
     store: &dyn IdentityStore,
     prefix: &str,
@@ -171,9 +171,32 @@ async fn a_failed_row_waits_for_its_retry_time(
         .find(|e| e.event_id == ours[1])
         .expect("a2 after its retry time");
     assert_eq!(a2_row.attempts, 1);
-    let purged = store
-        .purge_outbox(at + Duration::seconds(1))
+    published_rows_are_purged_in_bounded_batches(store, prefix, a2_row.id, at).await;
+}
+
+/// a1 was published at `at`; a2 is published a second later, b1 stays
+/// unpublished: purges forget the published rows, at most `limit` a call,
+/// and never b1.
+async fn published_rows_are_purged_in_bounded_batches(
+    store: &dyn IdentityStore,
+    prefix: &str,
+    a2_row: i64,
+    at: DateTime<Utc>,
+) {
+    store
+        .outbox_published(&[a2_row], at + Duration::seconds(1))
         .await
-        .expect("purge");
-    assert!(purged >= 1, "{prefix}: the published row is forgotten");
+        .expect("published");
+    let pending = store.outbox_backlog().await.expect("backlog").pending;
+    let before = at + Duration::seconds(2);
+    let mut purged = Vec::new();
+    for _ in 0..3 {
+        purged.push(store.purge_outbox(before, 1).await.expect("purge"));
+    }
+    assert_eq!(purged, [1, 1, 0], "{prefix}: one row a call, then none");
+    assert_eq!(
+        store.outbox_backlog().await.expect("backlog").pending,
+        pending,
+        "{prefix}: unpublished rows are kept"
+    );
 }

@@ -1,0 +1,154 @@
+//! How the relay hears of new outbox rows on real PostgreSQL: through
+//! `LISTEN/NOTIFY`, for another process's commits and for its own (which
+//! no longer wake it a second time in-process while the listener is up).
+//! The relay polls only once a minute here, so an event published within
+//! a second was woken, not polled.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use smap_identity::{
+    adapters::postgres::{self, PgIdentityStore},
+    app::relay::{OutboxRelay, RelayConfig},
+    domain::{
+        account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
+        email_address::Email,
+        events::{EventEnvelope, EventId, SealedEvent},
+        locale::Locale,
+        otp::OtpCode,
+        timestamp::Timestamp,
+    },
+    ports::{EventPublisher, IdentityStore, OutboxEvent, PublishError},
+    test_support::events::{event_service, verification},
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::servers::fresh_database;
+
+/// Records when each event id was published.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Instant)>>);
+
+#[async_trait]
+impl EventPublisher for Recorder {
+    async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+        let id = event.event_id();
+        self.0
+            .lock()
+            .unwrap()
+            .push((id.to_string(), Instant::now()));
+        Ok(id)
+    }
+}
+
+fn user(email: &str) -> User {
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
+    User {
+        id: Uuid::new_v4(),
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        full_name: None,
+        locale: Locale::En,
+        role: Role::User,
+        status: AccountStatus::Unverified,
+        otp: Some(OtpChallenge::new(OtpCode::parse("123456").unwrap(), now)),
+        failed_logins: 0,
+        login_blocked_until: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Registers `email` through `store` with one outbox row; its event id and
+/// the instant the commit returned.
+async fn register(store: &PgIdentityStore, email: &str) -> (String, Instant) {
+    let user = user(email);
+    let event = EventEnvelope::new(
+        EventId::from_uuid(Uuid::new_v4()),
+        Timestamp::new(Utc::now()),
+        verification(Locale::En),
+    )
+    .seal()
+    .unwrap();
+    store
+        .insert_user_enqueue(&user, &[OutboxEvent::user(user.id, event.clone())])
+        .await
+        .unwrap();
+    (event.event_id().to_string(), Instant::now())
+}
+
+/// How long after `committed` the recorder saw `id` (at most 5 s).
+async fn delay(recorder: &Recorder, id: &str, committed: Instant) -> Option<Duration> {
+    while committed.elapsed() < Duration::from_secs(5) {
+        let seen = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(e, _)| e == id)
+            .map(|(_, at)| *at);
+        if let Some(at) = seen {
+            return Some(at - committed);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_is_woken_by_notify_for_its_own_commits_and_another_processs() {
+    // Arrange: a relay (two loops, as in `serve`) polling once a minute on
+    // its store with the listener up; a second store on the same database
+    // stands for another process.
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let pool = postgres::pool(&url, 4).unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    let ours = Arc::new(PgIdentityStore::new(pool.clone()));
+    let theirs = PgIdentityStore::new(postgres::pool(&url, 2).unwrap());
+    let recorder = Arc::new(Recorder::default());
+    let stop = CancellationToken::new();
+    let listener = ours.spawn_listener(url.clone(), stop.clone());
+    let config = RelayConfig {
+        poll: Duration::from_secs(60),
+        ..RelayConfig::default()
+    };
+    let relay = OutboxRelay::new(
+        ours.clone(),
+        Arc::new(event_service(recorder.clone())),
+        config,
+    )
+    .spawn(stop.clone());
+    // The first passes (at start) are over, and the listener is up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Act: three commits from each side, one at a time.
+    let mut delays = Vec::new();
+    for i in 0..3 {
+        for (side, store) in [("ours", ours.as_ref()), ("theirs", &theirs)] {
+            let (id, committed) = register(store, &format!("{side}{i}@wake.example")).await;
+            delays.push((side, delay(&recorder, &id, committed).await));
+        }
+    }
+    stop.cancel();
+    relay.await.unwrap();
+    listener.await.unwrap();
+
+    // Assert: each published once, well before the poll would have.
+    eprintln!("commit → publish: {delays:?}");
+    for (side, d) in &delays {
+        let d = d.unwrap_or_else(|| panic!("{side}: not published within 5 s: {delays:?}"));
+        assert!(
+            d < Duration::from_secs(1),
+            "{side}: {d:?} (woken, not polled)"
+        );
+    }
+    let published = recorder.0.lock().unwrap().len();
+    assert_eq!(published, 6, "each row once");
+}
