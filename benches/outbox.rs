@@ -266,8 +266,9 @@ async fn main() {
     let only_drain = std::env::var("OUTBOX_BENCH").is_ok_and(|v| v == "drain");
     let amqp = env("AMQP_URL");
     let (url, pool) = migrated_database(16).await;
-    let store: Arc<dyn IdentityStore> = Arc::new(PgIdentityStore::new(pool.clone()));
-    let listener = PgIdentityStore::new(pool.clone());
+    // The listener wakes this store's relay, as `serve` wires them.
+    let listener = Arc::new(PgIdentityStore::new(pool.clone()));
+    let store: Arc<dyn IdentityStore> = listener.clone();
     // Connecting declares the topology (smtp_send_email_v2 is bound to the
     // verification key, so every event is written to a durable queue).
     let broker = AmqpBroker::connect(&amqp, AmqpConfig::default()).await;
@@ -344,6 +345,15 @@ struct Sums {
     cpu: Vec<Duration>,
 }
 
+/// The CPU of each of `cpu_with(SERVERS)` since `before`, per one of `n`.
+fn cpu_per(before: &[Duration], n: usize) -> Vec<Duration> {
+    cpu_with(SERVERS)
+        .iter()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(*before) / n as u32)
+        .collect()
+}
+
 /// Until the relay has published every row (at most 30 s).
 async fn wait_for_empty_outbox(store: &Arc<dyn IdentityStore>) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -363,7 +373,9 @@ async fn compare_deliveries(
     println!(
         "Registration, {CLIENTS} clients, {ROUND} per row, rounds interleaved (direct, outbox, direct, outbox)\n"
     );
-    println!("| hash | delivery | round | throughput | p50 | p99 | CPU per registration |");
+    println!(
+        "| hash | delivery | round | throughput | p50 | p99 | CPU per registration (bench and relay / PostgreSQL / RabbitMQ) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     // `OUTBOX_BENCH_ROUNDS` (default 2): interleaved rounds per hash.
     let rounds: u32 = std::env::var("OUTBOX_BENCH_ROUNDS")
@@ -385,14 +397,16 @@ async fn compare_deliveries(
                 if label == "outbox" {
                     wait_for_empty_outbox(store).await;
                 }
-                let cpu = cpu_with(SERVERS).saturating_sub(cpu) / ROUND as u32;
+                let split = cpu_per(&cpu, ROUND);
+                let cpu: Duration = split.iter().sum();
                 expected += ROUND;
                 println!(
-                    "| {hash_name} | {label} | {round} | {:.0}/s | {} | {} | {} |",
+                    "| {hash_name} | {label} | {round} | {:.0}/s | {} | {} | {} ({}) |",
                     run.rate,
                     ms(run.p50),
                     ms(run.p99),
-                    ms(cpu)
+                    ms(cpu),
+                    split.iter().map(|d| ms(*d)).collect::<Vec<_>>().join(" / ")
                 );
                 let e = sums.entry(label).or_default();
                 e.rate += run.rate;

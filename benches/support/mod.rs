@@ -65,14 +65,16 @@ pub fn process_cpu() -> std::time::Duration {
     stat_cpu(&stat).1
 }
 
-/// CPU time used so far by this process and by every process whose command
-/// name is in `servers` (`postgres`, `beam.smp`): the whole cost of a
-/// request on a machine where client and servers share the cores. Only a
-/// difference of two calls means anything (processes come and go).
-pub fn cpu_with(servers: &[&str]) -> std::time::Duration {
-    let mut total = process_cpu();
+/// CPU time used so far by this process (first) and by the processes of
+/// each command name in `servers` (`postgres`, `beam.smp`), one entry per
+/// name: the whole cost of a request on a machine where client and servers
+/// share the cores, and who spent it. Only a difference of two calls means
+/// anything (processes come and go).
+pub fn cpu_with(servers: &[&str]) -> Vec<std::time::Duration> {
+    let mut totals = vec![std::time::Duration::ZERO; servers.len() + 1];
+    totals[0] = process_cpu();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return total;
+        return totals;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -81,10 +83,10 @@ pub fn cpu_with(servers: &[&str]) -> std::time::Duration {
         }
         if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
             let (comm, cpu) = stat_cpu(&stat);
-            if servers.contains(&comm.as_str()) {
-                total += cpu;
+            if let Some(i) = servers.iter().position(|s| *s == comm) {
+                totals[i + 1] += cpu;
             }
         }
     }
-    total
+    totals
 }

@@ -96,7 +96,8 @@ async fn migrate_waits_for_the_advisory_lock_and_goes_on_when_it_is_released() {
     // outlasts the bound, and migrate must not be cut off by it.
     let pool = postgres::pool_with_timeout(&url, 2, Some(Duration::from_secs(1))).unwrap();
     let migrating = tokio::spawn(async move { postgres::migrate(&pool).await });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Three times the bound: the wait outlasts it even if connecting was slow.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         !migrating.is_finished(),
         "migrate ran while another process held the migration lock"

@@ -2,15 +2,19 @@
 //! `LISTEN/NOTIFY`, for another process's commits and for its own (which
 //! no longer wake it a second time in-process while the listener is up).
 //! The relay polls only once a minute here, so an event published within
-//! a second was woken, not polled.
+//! a second was woken, not polled; and the wake-ups are counted.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
 use chrono::Utc;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use smap_identity::{
     adapters::postgres::{self, PgIdentityStore},
     app::relay::{OutboxRelay, RelayConfig},
@@ -100,6 +104,84 @@ async fn delay(recorder: &Recorder, id: &str, committed: Instant) -> Option<Dura
     None
 }
 
+/// Until the listener's connection has run `LISTEN` (at most 10 s).
+async fn listening(url: &str) {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let listeners = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND query = 'LISTEN outbox'",
+        )
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n;
+        if listeners > 0 {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no listener");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Counts the wake-ups `store`'s relay would get, until `stop`.
+fn count_wakeups(store: &PgIdentityStore, stop: CancellationToken) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let wakeup = store.outbox_wakeup();
+    let counted = count.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = wakeup.notified() => { counted.fetch_add(1, Ordering::SeqCst); }
+            }
+        }
+    });
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_its_own_relay_once_with_or_without_the_listener() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let pool = postgres::pool(&url, 2).unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    let store = PgIdentityStore::new(pool);
+    let stop = CancellationToken::new();
+    let wakeups = count_wakeups(&store, stop.clone());
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+
+    // No listener: the in-process wake-up, once per commit.
+    for i in 0..3 {
+        register(&store, &format!("alone{i}@once.example")).await;
+        settle().await;
+    }
+    let alone = wakeups.swap(0, Ordering::SeqCst);
+    // The listener up: the commit's own NOTIFY, once per commit — not the
+    // in-process wake-up too (decision 66).
+    let listener = store.spawn_listener(url.clone(), stop.clone());
+    listening(&url).await;
+    settle().await;
+    wakeups.store(0, Ordering::SeqCst);
+    for i in 0..3 {
+        register(&store, &format!("heard{i}@once.example")).await;
+        settle().await;
+    }
+    let heard = wakeups.swap(0, Ordering::SeqCst);
+    stop.cancel();
+    listener.await.unwrap();
+
+    assert_eq!(alone, 3, "one in-process wake-up per commit");
+    assert_eq!(heard, 3, "one NOTIFY per commit, no second wake-up");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_is_woken_by_notify_for_its_own_commits_and_another_processs() {
     // Arrange: a relay (two loops, as in `serve`) polling once a minute on
@@ -125,8 +207,7 @@ async fn the_relay_is_woken_by_notify_for_its_own_commits_and_another_processs()
         config,
     )
     .spawn(stop.clone());
-    // The first passes (at start) are over, and the listener is up.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    listening(&url).await;
 
     // Act: three commits from each side, one at a time.
     let mut delays = Vec::new();

@@ -1,7 +1,8 @@
 //! `DATABASE_STATEMENT_TIMEOUT_SECS` on real PostgreSQL (decision 65): a
-//! statement stuck behind a lock is cancelled by the server itself, so the
-//! caller gets a retryable error in about the bound, and the server holds
-//! nothing for a caller that gave up; migrations are not bounded.
+//! statement stuck behind a lock is cancelled by the server itself (the
+//! client sets no timeout of its own: an answer at all is the server's
+//! cancellation), so the caller gets a retryable error after about the
+//! bound; migrations are not bounded.
 
 use std::time::{Duration, Instant};
 
@@ -37,26 +38,8 @@ async fn lock(url: &str, table: &str) -> AsyncPgConnection {
     holder
 }
 
-/// Sessions of this database other than `holder` waiting for a lock.
-async fn waiting_for_a_lock(holder: &mut AsyncPgConnection) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock' \
-           AND pid <> pg_backend_pid()",
-    )
-    .get_result::<Count>(holder)
-    .await
-    .unwrap()
-    .n
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_relays_statements_behind_a_held_lock_fail_after_the_bound_and_leave_nothing_waiting() {
+async fn the_relays_statements_behind_a_held_lock_fail_after_the_bound() {
     let Some(url) = fresh_database().await else {
         return;
     };
@@ -71,12 +54,8 @@ async fn the_relays_statements_behind_a_held_lock_fail_after_the_bound_and_leave
         .await;
     let claim_took = started.elapsed();
     let backlog = store.outbox_backlog().await;
-    let purge = store
-        .purge_outbox(Utc::now(), 10)
-        .await
-        .map_err(|e| e.to_string());
+    let purge = store.purge_outbox(Utc::now(), 10).await;
     let all_took = started.elapsed();
-    let still_waiting = waiting_for_a_lock(&mut holder).await;
     diesel::sql_query("ROLLBACK")
         .execute(&mut holder)
         .await
@@ -93,16 +72,15 @@ async fn the_relays_statements_behind_a_held_lock_fail_after_the_bound_and_leave
         matches!(backlog, Err(StoreError::Unavailable(_))),
         "{backlog:?}"
     );
-    assert!(purge.is_err(), "{purge:?}");
+    assert!(
+        matches!(purge, Err(StoreError::Unavailable(_))),
+        "{purge:?}"
+    );
     assert!(
         claim_took >= BOUND && claim_took < BOUND * 4,
         "the claim waited {claim_took:?}, the bound is {BOUND:?}"
     );
     assert!(all_took < BOUND * 8, "three statements took {all_took:?}");
-    assert_eq!(
-        still_waiting, 0,
-        "the server cancelled the statements: none of ours still waits for the lock"
-    );
     assert_eq!(after.map(|rows| rows.len()).ok(), Some(0), "usable again");
 }
 

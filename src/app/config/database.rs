@@ -32,7 +32,7 @@ pub(super) fn database<F: Fn(&str) -> Option<String>>(
             "DATABASE_STATEMENT_TIMEOUT_SECS",
             crate::adapters::postgres::DEFAULT_STATEMENT_TIMEOUT.as_secs(),
             0..=3600,
-            "whole seconds 0-3600 (0: no bound)",
+            "whole seconds 0-3600 (0: the database's own setting)",
         )?)
         .filter(|t| !t.is_zero()),
     })

@@ -60,7 +60,8 @@ pub struct Settings {
     /// `smap-identity migrate` (the Kubernetes Job) and `/ready` answers 503
     /// until the schema is current.
     pub migrate_on_start: bool,
-    /// `DATABASE_STATEMENT_TIMEOUT_SECS` (default 10, 0 for none): the
+    /// `DATABASE_STATEMENT_TIMEOUT_SECS` (default 10; 0: not set, the
+    /// database's own applies): the
     /// server cancels any statement of the service's pool running longer
     /// (decision 65); migrations run without it.
     pub database_statement_timeout: Option<std::time::Duration>,

@@ -23,6 +23,12 @@ use crate::{
     ports::{IdentityStore, OutboxEntry, StoreError},
 };
 
+/// A store error with its causes ("identity store unavailable: canceling
+/// statement due to statement timeout"), as the runbook quotes them.
+fn chain(error: StoreError) -> String {
+    format!("{:#}", anyhow::Error::from(error))
+}
+
 /// Published rows forgotten per purge statement (decision 65): an outage's
 /// worth of rows goes in short statements between passes.
 const PURGE_BATCH: u32 = 5_000;
@@ -188,7 +194,7 @@ impl OutboxRelay {
             }
             Err(error) => {
                 metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
-                tracing::warn!(error = %error, "outbox backlog not read");
+                tracing::warn!(error = %chain(error), "outbox backlog not read");
             }
         }
     }
@@ -277,7 +283,7 @@ impl OutboxRelay {
             }
             Some(Err(error)) => {
                 metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
-                tracing::warn!(error = %error, "outbox relay pass failed");
+                tracing::warn!(error = %chain(error), "outbox relay pass failed");
                 *failures = failures.saturating_add(1);
                 Some(self.pause_after(*failures))
             }
@@ -319,7 +325,7 @@ impl OutboxRelay {
                 n >= u64::from(PURGE_BATCH)
             }
             Err(error) => {
-                tracing::warn!(error = %error, "published outbox rows not forgotten");
+                tracing::warn!(error = %chain(error), "published outbox rows not forgotten");
                 false
             }
         }

@@ -36,8 +36,12 @@ impl PgIdentityStore {
                         } else {
                             let mut stream = std::pin::pin!(conn.notifications_stream());
                             // From here this process's commits reach the
-                            // relay through the stream (see `wake_if`).
+                            // relay through the stream (see `wake_if`). One
+                            // that committed before LISTEN took effect but
+                            // read the flag after this line woke nobody:
+                            // one pass for it.
                             listening.store(true, Ordering::Relaxed);
+                            wakeup.notify_one();
                             loop {
                                 tokio::select! {
                                     () = stop.cancelled() => {
@@ -198,7 +202,8 @@ pub(super) async fn purge_outbox(
         "DELETE FROM outbox WHERE id IN ( \
            SELECT id FROM outbox \
            WHERE published_at IS NOT NULL AND published_at < $1 \
-           ORDER BY published_at LIMIT $2)",
+           ORDER BY published_at LIMIT $2 \
+           FOR UPDATE SKIP LOCKED)",
     )
     .bind::<sql::Timestamptz, _>(before)
     .bind::<sql::BigInt, _>(i64::from(limit))

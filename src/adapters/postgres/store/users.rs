@@ -270,10 +270,26 @@ pub(super) async fn delete_expired_sessions(
     store: &PgIdentityStore,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    // By batches, each one short statement (decision 65): a day of logins
+    // expiring at once must not run into `statement_timeout` and roll back
+    // on every sweep.
+    const BATCH: i64 = 5_000;
     let mut conn = store.conn().await?;
-    let rows = diesel::delete(sessions::table.filter(sessions::expires_at.le(now)))
+    let mut total = 0;
+    loop {
+        let rows = diesel::sql_query(
+            "DELETE FROM sessions WHERE id IN ( \
+               SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2 \
+               FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(BATCH)
         .execute(&mut conn)
         .await
         .map_err(db_error)?;
-    Ok(rows as u64)
+        total += rows as u64;
+        if (rows as i64) < BATCH {
+            return Ok(total);
+        }
+    }
 }

@@ -134,8 +134,8 @@ async fn subscriber(
 }
 
 /// Runs every check, in order, and panics at the first broken promise.
-/// The store must be fresh, or at least hold no unpublished outbox row and
-/// no account `<prefix>-*@example.com`; no relay or sweep may run on it
+/// The store must be fresh, or at least hold no outbox row (the purge
+/// counts every published one) and no account `<prefix>-*@example.com`; no relay or sweep may run on it
 /// meanwhile. `prefix` (letters, digits and `-`) names the suite's
 /// accounts and its plan (`c-<prefix>`, lower-cased). Needs a Tokio runtime; the
 /// concurrent checks mean something only on a multi-threaded one.
