@@ -25,6 +25,8 @@
 set -euo pipefail
 
 PG_PORT="${SMAP_TEST_PG_PORT:-5442}"
+# SMAP_TEST_PG_OPTIONS: more server options for a profile, e.g.
+# "-c shared_preload_libraries=pg_stat_statements" (docs/benchmarks.md).
 REDIS_PORT="${SMAP_TEST_REDIS_PORT:-6390}"
 AMQP_PORT="${SMAP_TEST_AMQP_PORT:-5682}"
 RABBIT_BIN=/usr/lib/rabbitmq/bin
@@ -289,7 +291,7 @@ postgres_start() { # dir port
   [[ -f "$dir/data/PG_VERSION" ]] ||
     runuser -u postgres -- "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${SMAP_TEST_PG_OPTIONS:-}" start >/dev/null
 }
 
 postgres_stop() { # dir

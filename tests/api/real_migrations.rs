@@ -169,3 +169,37 @@ async fn without_migrate_on_start_the_api_is_not_ready_until_the_schema_is_curre
     );
     handle.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_is_vacuumed_after_a_fixed_number_of_dead_rows_whatever_its_size() {
+    #[derive(diesel::QueryableByName)]
+    struct Options {
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+        reloptions: Vec<String>,
+    }
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    postgres::migrate(&postgres::pool(&url, 1).unwrap())
+        .await
+        .unwrap();
+
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    let options =
+        diesel::sql_query("SELECT reloptions FROM pg_class WHERE oid = 'outbox'::regclass")
+            .get_result::<Options>(&mut conn)
+            .await
+            .unwrap()
+            .reloptions;
+
+    // Decision 67: not 20 % of a day of events, but every 5 000 dead rows.
+    for expected in [
+        "autovacuum_vacuum_scale_factor=0",
+        "autovacuum_vacuum_threshold=5000",
+    ] {
+        assert!(
+            options.iter().any(|o| o == expected),
+            "{expected} not in {options:?}"
+        );
+    }
+}
