@@ -306,7 +306,7 @@ async fn main() {
     } else {
         &[("token (8 KiB, t=1)", &token), ("production", &production)]
     };
-    let mut expected = compare_deliveries(&store, &broker, hashes).await;
+    let mut expected = compare_deliveries(&store, &broker, &probe, hashes).await;
     probe.wait_for(expected, Duration::from_secs(60)).await;
     println!(
         "\n{expected} registrations, {} events on the probe queue\n",
@@ -354,20 +354,13 @@ fn cpu_per(before: &[Duration], n: usize) -> Vec<Duration> {
         .collect()
 }
 
-/// Until the relay has published every row (at most 30 s).
-async fn wait_for_empty_outbox(store: &Arc<dyn IdentityStore>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while store.outbox_backlog().await.unwrap().pending > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Registration through the direct and the outbox path, rounds
 /// interleaved, for each hasher in `hashes`: prints a row per round and the
 /// ratio of the means; the registrations made.
 async fn compare_deliveries(
     store: &Arc<dyn IdentityStore>,
     broker: &AmqpBroker,
+    probe: &Probe,
     hashes: &[(&str, &Arc<dyn PasswordHasher>)],
 ) -> usize {
     println!(
@@ -392,14 +385,12 @@ async fn compare_deliveries(
                 let tag = format!("{label}{round}{}", hash_name.len());
                 let cpu = cpu_with(SERVERS);
                 let (run, _) = register_many(p, &tag, ROUND, CLIENTS).await;
-                // The outbox's relay publishes after `register` returned:
-                // its rows are counted in the round that wrote them.
-                if label == "outbox" {
-                    wait_for_empty_outbox(store).await;
-                }
+                // Both rounds end once the probe holds their events: the
+                // relay's publishing counts in the round that wrote the rows.
+                expected += ROUND;
+                probe.wait_for(expected, Duration::from_secs(30)).await;
                 let split = cpu_per(&cpu, ROUND);
                 let cpu: Duration = split.iter().sum();
-                expected += ROUND;
                 println!(
                     "| {hash_name} | {label} | {round} | {:.0}/s | {} | {} | {} ({}) |",
                     run.rate,

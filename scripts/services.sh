@@ -26,7 +26,8 @@ set -euo pipefail
 
 PG_PORT="${SMAP_TEST_PG_PORT:-5442}"
 # SMAP_TEST_PG_OPTIONS: more server options for a profile, e.g.
-# "-c shared_preload_libraries=pg_stat_statements" (docs/benchmarks.md).
+# "-c shared_preload_libraries=pg_stat_statements" (docs/benchmarks.md; read
+# the figures after `CREATE EXTENSION pg_stat_statements` in any database).
 REDIS_PORT="${SMAP_TEST_REDIS_PORT:-6390}"
 AMQP_PORT="${SMAP_TEST_AMQP_PORT:-5682}"
 RABBIT_BIN=/usr/lib/rabbitmq/bin

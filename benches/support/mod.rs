@@ -34,8 +34,10 @@ pub async fn migrated_database(size: usize) -> (String, smap_identity::adapters:
 }
 
 /// CPU time (user + system, all threads) a `/proc/<pid>/stat` line
-/// reports, in clock ticks of 10 ms; and the command name.
-fn stat_cpu(stat: &str) -> (String, std::time::Duration) {
+/// reports, in clock ticks of 10 ms, with that of its children that have
+/// exited (a server's postmaster collects its short-lived workers', such as
+/// autovacuum's) when `children`; and the command name.
+fn stat_cpu(stat: &str, children: bool) -> (String, std::time::Duration) {
     let comm = stat
         .split_once('(')
         .and_then(|(_, rest)| rest.rsplit_once(')'))
@@ -53,23 +55,26 @@ fn stat_cpu(stat: &str) -> (String, std::time::Duration) {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
+    let exited = if children { ticks(13) + ticks(14) } else { 0 };
     (
         comm,
-        std::time::Duration::from_millis((ticks(11) + ticks(12)) * 10),
+        std::time::Duration::from_millis((ticks(11) + ticks(12) + exited) * 10),
     )
 }
 
 /// CPU time used so far by this process, all threads.
 pub fn process_cpu() -> std::time::Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    stat_cpu(&stat).1
+    stat_cpu(&stat, false).1
 }
 
 /// CPU time used so far by this process (first) and by the processes of
 /// each command name in `servers` (`postgres`, `beam.smp`), one entry per
 /// name: the whole cost of a request on a machine where client and servers
 /// share the cores, and who spent it. Only a difference of two calls means
-/// anything (processes come and go).
+/// anything (a process that exits between the two is lost, unless its
+/// parent is counted too and collects it). Every process of those names on
+/// the machine counts: run it with no other servers up.
 pub fn cpu_with(servers: &[&str]) -> Vec<std::time::Duration> {
     let mut totals = vec![std::time::Duration::ZERO; servers.len() + 1];
     totals[0] = process_cpu();
@@ -82,7 +87,7 @@ pub fn cpu_with(servers: &[&str]) -> Vec<std::time::Duration> {
             continue;
         }
         if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
-            let (comm, cpu) = stat_cpu(&stat);
+            let (comm, cpu) = stat_cpu(&stat, true);
             if let Some(i) = servers.iter().position(|s| *s == comm) {
                 totals[i + 1] += cpu;
             }
