@@ -18,8 +18,26 @@ use smap_identity::domain::account::Role;
 
 // Multi-threaded tokio, not actix's single-threaded runtime: the server
 // spawns its own workers, and database migrations need a multi-thread runtime.
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("smap-identity: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async_main());
+    // Dropping a runtime waits for its blocking threads without limit; a
+    // trace flush that did not return in time (`Telemetry::shutdown` gave
+    // up on it after 6 s) would keep the process alive after SIGTERM.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn async_main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
