@@ -19,11 +19,8 @@ use smap_identity::{
     adapters::postgres::{self, PgIdentityStore},
     app::relay::{OutboxRelay, RelayConfig},
     domain::{
-        account::{AccountStatus, OtpChallenge, PasswordHash, Role, User},
-        email_address::Email,
         events::{EventEnvelope, EventId, SealedEvent},
         locale::Locale,
-        otp::OtpCode,
         timestamp::Timestamp,
     },
     ports::{EventPublisher, IdentityStore, OutboxEvent, PublishError},
@@ -32,7 +29,7 @@ use smap_identity::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::servers::fresh_database;
+use crate::{real_postgres::user, servers::fresh_database};
 
 /// Records when each event id was published.
 #[derive(Default)]
@@ -47,24 +44,6 @@ impl EventPublisher for Recorder {
             .unwrap()
             .push((id.to_string(), Instant::now()));
         Ok(id)
-    }
-}
-
-fn user(email: &str) -> User {
-    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
-    User {
-        id: Uuid::new_v4(),
-        email: Email::parse(email).unwrap(),
-        password_hash: PasswordHash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
-        full_name: None,
-        locale: Locale::En,
-        role: Role::User,
-        status: AccountStatus::Unverified,
-        otp: Some(OtpChallenge::new(OtpCode::parse("123456").unwrap(), now)),
-        failed_logins: 0,
-        login_blocked_until: None,
-        created_at: now,
-        updated_at: now,
     }
 }
 

@@ -29,7 +29,8 @@ use crate::{
     servers::{Probe, body, fresh_database, real_settings, run_app},
 };
 
-fn user(email: &str) -> User {
+/// An unverified account with an OTP, as the store tests write them.
+pub fn user(email: &str) -> User {
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
     User {
         id: Uuid::new_v4(),

@@ -2,6 +2,8 @@
 //! row helpers, the outbox insert, and the mapping of database errors
 //! (constraint names) to `StoreError`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use diesel::{
     prelude::*,
     result::{DatabaseErrorKind, Error as DieselError},
@@ -118,12 +120,7 @@ impl PgIdentityStore {
     /// other finds them leased). A listener that died unnoticed leaves the
     /// rows to the poll (1 s).
     pub(super) fn wake_if(&self, events: usize) {
-        if events > 0
-            && !std::sync::atomic::AtomicBool::load(
-                &self.listening,
-                std::sync::atomic::Ordering::Relaxed,
-            )
-        {
+        if events > 0 && !AtomicBool::load(&self.listening, Ordering::Relaxed) {
             self.wakeup.notify_one();
         }
     }
