@@ -32,6 +32,7 @@ mod real_faults;
 mod real_finish_line;
 mod real_migrations;
 mod real_outbox;
+mod real_outbox_claim;
 mod real_outbox_wakeup;
 mod real_postgres;
 mod real_progress;
