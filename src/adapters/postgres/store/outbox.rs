@@ -4,12 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::{
-    pg::Pg,
-    prelude::*,
-    query_builder::{AstPass, Query, QueryFragment},
-    sql_types as sql,
-};
+use diesel::{prelude::*, sql_types as sql};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::adapters::postgres::{models::OutboxRow, schema::outbox};
@@ -82,64 +77,6 @@ impl PgIdentityStore {
     }
 }
 
-/// The relay's claim, as a query type of its own rather than `sql_query`
-/// text: diesel-async prepares a query with a static id once per
-/// connection, and PostgreSQL switches a prepared statement to a generic
-/// plan after five runs. Planned on every run it spent 0.3–0.5 ms planning
-/// for 0.13 ms of work (EXPLAIN ANALYZE, a few pending rows among 200 000
-/// published); the generic plan takes 0.03 ms to fetch (decision 68).
-///
-/// Only the oldest unpublished row of each aggregate is a candidate (order
-/// per aggregate); rows another relay is claiming right now are skipped,
-/// not waited for, and a claimed row carries a lease.
-#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-struct Claim {
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-    limit: i64,
-}
-
-impl QueryFragment<Pg> for Claim {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("UPDATE outbox SET locked_until = ");
-        out.push_bind_param::<sql::Timestamptz, _>(&self.until)?;
-        out.push_sql(
-            " WHERE id IN ( \
-               SELECT o.id FROM outbox o \
-               WHERE o.published_at IS NULL \
-                 AND (o.locked_until IS NULL OR o.locked_until <= ",
-        );
-        out.push_bind_param::<sql::Timestamptz, _>(&self.now)?;
-        out.push_sql(
-            ") AND NOT EXISTS (SELECT 1 FROM outbox older \
-                                 WHERE older.aggregate = o.aggregate \
-                                   AND older.published_at IS NULL AND older.id < o.id) \
-               ORDER BY o.id LIMIT ",
-        );
-        out.push_bind_param::<sql::BigInt, _>(&self.limit)?;
-        out.push_sql(
-            " FOR UPDATE SKIP LOCKED) \
-             RETURNING id, event_id, aggregate, routing_key, body, traceparent, tracestate, \
-                       created_at, attempts",
-        );
-        Ok(())
-    }
-}
-
-impl Query for Claim {
-    type SqlType = (
-        sql::BigInt,
-        sql::Text,
-        sql::Text,
-        sql::Text,
-        sql::Text,
-        sql::Nullable<sql::Text>,
-        sql::Nullable<sql::Text>,
-        sql::Timestamptz,
-        sql::Integer,
-    );
-}
-
 pub(super) async fn claim_outbox(
     store: &PgIdentityStore,
     now: DateTime<Utc>,
@@ -147,11 +84,31 @@ pub(super) async fn claim_outbox(
     lease: Duration,
 ) -> Result<Vec<OutboxEntry>, StoreError> {
     let mut conn = store.conn().await?;
-    let rows: Vec<OutboxRow> = Claim {
-        now,
-        until: now + lease,
-        limit: i64::from(limit),
-    }
+    // Only the oldest unpublished row of each aggregate is a candidate
+    // (order per aggregate); rows another relay is claiming right now
+    // are skipped, not waited for, and a claimed row carries a lease.
+    // Planned on every call on purpose (`sql_query` is never prepared):
+    // a prepared claim gets PostgreSQL's generic plan after five runs, and
+    // one made while the outbox was nearly empty (a nested-loop anti-join)
+    // took 75 s once 10 000 events were pending — an outage's backlog
+    // before autovacuum's next ANALYZE (decision 68).
+    let rows: Vec<OutboxRow> = diesel::sql_query(
+        "UPDATE outbox SET locked_until = $2 \
+         WHERE id IN ( \
+           SELECT o.id FROM outbox o \
+           WHERE o.published_at IS NULL \
+             AND (o.locked_until IS NULL OR o.locked_until <= $1) \
+             AND NOT EXISTS (SELECT 1 FROM outbox older \
+                             WHERE older.aggregate = o.aggregate \
+                               AND older.published_at IS NULL AND older.id < o.id) \
+           ORDER BY o.id LIMIT $3 \
+           FOR UPDATE SKIP LOCKED) \
+         RETURNING id, event_id, aggregate, routing_key, body, traceparent, tracestate, \
+                   created_at, attempts",
+    )
+    .bind::<sql::Timestamptz, _>(now)
+    .bind::<sql::Timestamptz, _>(now + lease)
+    .bind::<sql::BigInt, _>(i64::from(limit))
     .load(&mut conn)
     .await
     .map_err(db_error)?;
