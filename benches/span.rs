@@ -57,7 +57,7 @@ fn dispatch(stack: &Stack) -> (Dispatch, Option<SdkTracerProvider>) {
         Stack::Off => None,
         Stack::SampledOut => Some(
             SdkTracerProvider::builder()
-                .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+                .with_sampler(Sampler::AlwaysOn)
                 .build(),
         ),
         Stack::Exported => Some(
@@ -76,11 +76,19 @@ fn dispatch(stack: &Stack) -> (Dispatch, Option<SdkTracerProvider>) {
         Some(provider) => Dispatch::new(
             tracing_subscriber::registry()
                 .with(EnvFilter::new("info"))
-                .with(telemetry::otel_layer(provider))
+                .with(telemetry::otel_layer(provider, roots(stack)))
                 .with(telemetry::json_layer(std::io::sink)),
         ),
     };
     (dispatch, provider)
+}
+
+/// The root sampler of `stack`, as `OTEL_TRACES_SAMPLER` would set it.
+fn roots(stack: &Stack) -> Sampler {
+    match stack {
+        Stack::SampledOut => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        Stack::Off | Stack::Exported => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+    }
 }
 
 fn one_span() {

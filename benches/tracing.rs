@@ -240,8 +240,8 @@ async fn register_throughput() -> (f64, f64) {
 const THREAD_PROCESSOR: &str = "SMAP_BENCH_TRACING_THREAD_PROCESSOR";
 
 /// The experiment's provider: OTLP/gRPC to `endpoint`, the thread-based
-/// batch processor, the service's samplers.
-fn thread_provider(endpoint: &str, sampled: bool) -> opentelemetry_sdk::trace::SdkTracerProvider {
+/// batch processor (the layer's filter samples the roots).
+fn thread_provider(endpoint: &str) -> opentelemetry_sdk::trace::SdkTracerProvider {
     use opentelemetry_otlp::WithExportConfig;
     use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler};
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -249,30 +249,27 @@ fn thread_provider(endpoint: &str, sampled: bool) -> opentelemetry_sdk::trace::S
         .with_endpoint(endpoint)
         .build()
         .expect("exporter");
-    let root = if sampled {
-        Sampler::TraceIdRatioBased(0.1)
-    } else {
-        Sampler::AlwaysOn
-    };
     opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(root)))
+        .with_sampler(Sampler::AlwaysOn)
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
         .build()
 }
 
-/// One configuration, in this (child) process: prints its figures as JSON.
-async fn child(mode: &str) {
+/// Installs the subscriber of `mode` ("off", "on" or "sampled"); the
+/// tracer provider to shut down at the end.
+fn install(mode: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     // Both modes format every log line the same way (into a sink), so the
     // difference is the OpenTelemetry layer and the export alone.
     let filter = EnvFilter::new("info");
     let logs = telemetry::json_layer(std::io::sink);
-    let provider = if mode != "off" {
+    if mode != "off" {
         // "on": every trace; "sampled": one in ten new traces.
-        let sampler = if mode == "sampled" {
-            TraceSampler::ParentBased(ParentlessSampler::Ratio(0.1))
+        let root = if mode == "sampled" {
+            ParentlessSampler::Ratio(0.1)
         } else {
-            TraceSampler::ParentBased(ParentlessSampler::AlwaysOn)
+            ParentlessSampler::AlwaysOn
         };
+        let sampler = TraceSampler::ParentBased(root);
         let otel = OtelSettings {
             endpoint: std::env::var(ENDPOINT).expect("endpoint"),
             protocol: OtlpProtocol::Grpc,
@@ -282,14 +279,16 @@ async fn child(mode: &str) {
             sampler,
         };
         let provider = if std::env::var_os(THREAD_PROCESSOR).is_some() {
-            thread_provider(&otel.endpoint, mode == "sampled")
+            thread_provider(&otel.endpoint)
         } else {
             telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter")
         };
+        let roots = telemetry::head_sampler(Some(&otel));
+        let traces = telemetry::otel_layer(&provider, roots);
         tracing_subscriber::registry()
             .with(filter)
             .with(logs)
-            .with(telemetry::otel_layer(&provider))
+            .with(traces)
             .init();
         Some(provider)
     } else {
@@ -298,7 +297,12 @@ async fn child(mode: &str) {
             .with(logs)
             .init();
         None
-    };
+    }
+}
+
+/// One configuration, in this (child) process: prints its figures as JSON.
+async fn child(mode: &str) {
+    let provider = install(mode);
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );

@@ -10,4 +10,5 @@ pub mod mail;
 pub mod memory;
 pub mod postgres;
 pub mod redis;
+pub mod sampling;
 pub mod system;

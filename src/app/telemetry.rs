@@ -20,9 +20,9 @@ use opentelemetry_sdk::{
     trace::{BatchConfigBuilder, Sampler, SdkTracerProvider, span_processor_with_async_runtime},
 };
 use tracing::{Subscriber, dispatcher::WeakDispatch};
-use tracing_subscriber::{
-    EnvFilter, Layer, filter::filter_fn, fmt, layer::Context, prelude::*, registry::LookupSpan,
-};
+use tracing_subscriber::{EnvFilter, Layer, fmt, layer::Context, prelude::*, registry::LookupSpan};
+
+use crate::adapters::sampling::{HeadSampler, UnsampledMarker, unsampled_in};
 
 use super::config::{
     AppEnv, LogFormat, OtelSettings, OtlpProtocol, ParentlessSampler, Settings, TraceSampler,
@@ -37,7 +37,7 @@ const MAX_QUEUED_SPANS: usize = 4096;
 
 /// The exporter's own crates: their spans are never exported, or every
 /// export would trace itself.
-const EXPORT_PLUMBING: [&str; 7] = [
+const EXPORT_PLUMBING: &[&str] = &[
     "h2",
     "hyper",
     "hyper_util",
@@ -104,6 +104,16 @@ fn resource(otel: &OtelSettings, app_env: AppEnv) -> Resource {
         .build()
 }
 
+/// The sampler of trace roots: `OTEL_TRACES_SAMPLER` when spans are
+/// exported, else every trace (parent-based: a caller's `00` is followed),
+/// so log lines carry trace ids.
+pub fn head_sampler(otel: Option<&OtelSettings>) -> Sampler {
+    otel.map_or_else(
+        || Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        |otel| sampler(otel.sampler),
+    )
+}
+
 fn sampler(choice: TraceSampler) -> Sampler {
     let root = |inner: ParentlessSampler| match inner {
         ParentlessSampler::AlwaysOn => Sampler::AlwaysOn,
@@ -143,13 +153,16 @@ fn exporter(otel: &OtelSettings) -> Result<SpanExporter, TelemetryError> {
 /// `otel` is set (call it inside the runtime), in-process only otherwise.
 /// Spans are queued and sent in the background, so a slow or absent
 /// collector never holds up a request; when the queue is full, spans are
-/// dropped.
+/// dropped. It samples every span it is given: [`otel_layer`] gives it
+/// only the spans of traces [`head_sampler`] sampled.
 pub fn tracer_provider(
     otel: Option<&OtelSettings>,
     app_env: AppEnv,
 ) -> Result<SdkTracerProvider, TelemetryError> {
     let Some(otel) = otel else {
-        return Ok(SdkTracerProvider::builder().build());
+        return Ok(SdkTracerProvider::builder()
+            .with_sampler(Sampler::AlwaysOn)
+            .build());
     };
     let batches = span_processor_with_async_runtime::BatchSpanProcessor::builder(
         exporter(otel)?,
@@ -164,19 +177,20 @@ pub fn tracer_provider(
     )
     .build();
     Ok(SdkTracerProvider::builder()
-        .with_sampler(sampler(otel.sampler))
+        .with_sampler(Sampler::AlwaysOn)
         .with_span_processor(batches)
         .with_resource(resource(otel, app_env))
         .build())
 }
 
-/// The OpenTelemetry layer over `provider`, leaving out the exporter's own
-/// spans.
-pub fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
+/// The OpenTelemetry layer over `provider`, given only the spans of traces
+/// `roots` samples (decided as each root span is created, see
+/// `adapters::sampling`), never the exporter's own spans.
+pub fn otel_layer<S>(provider: &SdkTracerProvider, roots: Sampler) -> impl Layer<S> + use<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer()
+    let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("smap-identity"))
         // Cheaper spans: no busy/idle timing, thread or source-location
         // attributes (the span names and messaging attributes say enough).
@@ -189,11 +203,8 @@ where
         // own span stack, and each poll of an instrumented future would pay
         // for the attach and the detach (issue 15, benchmarks.md).
         .with_context_activation(false)
-        .with_filter(filter_fn(|meta| {
-            !EXPORT_PLUMBING
-                .iter()
-                .any(|plumbing| meta.target().starts_with(plumbing))
-        }))
+        .with_filter(HeadSampler::new(roots, EXPORT_PLUMBING));
+    UnsampledMarker.and_then(otel)
 }
 
 /// Hands the JSON layer the dispatcher it runs in, which it needs to read
@@ -231,11 +242,15 @@ where
         let Some(dispatch) = ids.get().and_then(WeakDispatch::upgrade) else {
             return;
         };
-        let Some(cx) = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch) else {
-            return;
+        // A span of an unsampled trace has no OpenTelemetry data, only the
+        // `Unsampled` context of its root.
+        let ids = match tracing_opentelemetry::get_otel_context(&span.id(), &dispatch) {
+            Some(cx) => cx.span().span_context().clone(),
+            None => match unsampled_in(&span) {
+                Some(ids) => ids,
+                None => return,
+            },
         };
-        let otel_span = cx.span();
-        let ids = otel_span.span_context();
         if ids.is_valid() {
             let _ = writer.write_field("trace_id", ids.trace_id().to_string());
             let _ = writer.write_field("span_id", ids.span_id().to_string());
@@ -257,7 +272,7 @@ pub fn init(settings: &Settings) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_new(&settings.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry()
         .with(filter)
-        .with(otel_layer(&provider));
+        .with(otel_layer(&provider, head_sampler(settings.otel.as_ref())));
     let result = match settings.log_format {
         LogFormat::Json => registry.with(json_layer(std::io::stdout)).try_init(),
         LogFormat::Text => registry.with(fmt::layer()).try_init(),
@@ -282,10 +297,12 @@ pub fn init(settings: &Settings) -> Result<Telemetry, TelemetryError> {
 /// Trace contexts without log output (tests that do not want logs).
 pub fn init_silent() -> Telemetry {
     install_propagator();
-    let provider = SdkTracerProvider::builder().build();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
+        .build();
     drop(
         tracing_subscriber::registry()
-            .with(otel_layer(&provider))
+            .with(otel_layer(&provider, head_sampler(None)))
             .try_init(),
     );
     Telemetry {

@@ -348,3 +348,63 @@ async fn json_log_lines_carry_the_trace_and_never_a_raw_email_address() {
         "a password was logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_roots_sampled_off_only_a_callers_sampled_trace_is_exported_and_logs_keep_trace_ids() {
+    // Arrange: new traces are never sampled; a caller's decision is followed.
+    let collector = Collector::grpc().await;
+    let service = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+        ("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("LOG_FORMAT", "json"),
+    ])
+    .await;
+    let caller_trace = "0af7651916cd43dd8448eb211c80319c";
+
+    // Act: two registrations of our own, one in the caller's sampled trace.
+    register(&service.base, "unsampled-1@example.com").await;
+    register(&service.base, "unsampled-2@example.com").await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/authentication/register", service.base))
+        .header(
+            "traceparent",
+            format!("00-{caller_trace}-b7ad6b7169203331-01"),
+        )
+        .json(&json!({"email": "sampled@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    collector
+        .wait_for(Duration::from_secs(10), |s| {
+            s.iter().any(|s| s.kind == KIND_CONSUMER)
+        })
+        .await;
+    // Batches every 100 ms: anything of the other two would be here by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, lines) = service.stop().await;
+
+    // Assert: every exported span is in the caller's trace, the request's
+    // server span among them; every registration's log line names a trace.
+    let spans = collector.spans();
+    assert!(spans.iter().any(|s| s.kind == KIND_SERVER), "{spans:#?}");
+    assert!(
+        spans.iter().all(|s| s.trace_id == caller_trace),
+        "only the caller's sampled trace is exported: {spans:#?}"
+    );
+    let registered: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "user registered; verification e-mail queued")
+        .collect();
+    assert_eq!(registered.len(), 3, "{lines:#?}");
+    let mut traces: Vec<&str> = registered
+        .iter()
+        .map(|l| l["trace_id"].as_str().expect("a trace id on every line"))
+        .collect();
+    traces.sort_unstable();
+    traces.dedup();
+    assert_eq!(traces.len(), 3, "three traces: {traces:?}");
+    assert!(traces.contains(&caller_trace));
+}

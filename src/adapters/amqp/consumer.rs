@@ -20,9 +20,9 @@ use lapin::{
 use tokio::{sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::AmqpBroker;
+use crate::adapters::sampling::continue_trace;
 use crate::{
     adapters::{
         bus::message::{HeaderValue, MessageProperties, trace_context},
@@ -229,14 +229,15 @@ impl Worker {
             .map(|id| id.to_string());
         let event_id = message_id.as_deref().unwrap_or("-");
         // Continue the producer's trace from the `traceparent` header.
-        let span = tracing::info_span!(
-            "consume",
-            otel.kind = "consumer",
-            messaging.system = "rabbitmq",
-            messaging.destination.name = self.queue,
-            messaging.message.id = message_id.as_deref().unwrap_or_default(),
-        );
-        let _ = span.set_parent(trace_context(&properties_of(delivery).headers));
+        let span = continue_trace(trace_context(&properties_of(delivery).headers), || {
+            tracing::info_span!(
+                "consume",
+                otel.kind = "consumer",
+                messaging.system = "rabbitmq",
+                messaging.destination.name = self.queue,
+                messaging.message.id = message_id.as_deref().unwrap_or_default(),
+            )
+        });
         let Some(outcome) = self
             .handle_when_free(delivery, message_id.as_deref(), &span)
             .await

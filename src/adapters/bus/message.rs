@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::{
+    propagation::{Extractor, Injector},
+    trace::TraceContextExt as _,
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::topology::APP_ID;
@@ -87,10 +90,17 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// The current span's trace context as W3C headers (`traceparent`,
-/// `tracestate`); empty outside a traced span.
+/// `tracestate`); empty outside a traced span. In an unsampled trace, its
+/// trace id with flags `00` (the OpenTelemetry layer never saw its spans).
 pub fn trace_headers() -> Headers {
     let mut headers = BTreeMap::new();
-    let cx = tracing::Span::current().context();
+    let span = tracing::Span::current();
+    let mut cx = span.context();
+    if !cx.span().span_context().is_valid()
+        && let Some(unsampled) = crate::adapters::sampling::unsampled_context(&span)
+    {
+        cx = opentelemetry::Context::new().with_remote_span_context(unsampled);
+    }
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut HeaderInjector(&mut headers))
     });

@@ -9,9 +9,9 @@ use std::{sync::Arc, time::Duration};
 use tokio::{sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{Delivery, InMemoryBroker};
+use crate::adapters::sampling::continue_trace;
 use crate::{
     adapters::{
         bus::message::trace_context,
@@ -71,14 +71,15 @@ async fn handle(
 ) {
     let message_id = Some(delivery.properties.message_id.as_str()).filter(|id| !id.is_empty());
     // Continue the producer's trace.
-    let span = tracing::info_span!(
-        "consume",
-        otel.kind = "consumer",
-        messaging.system = "rabbitmq",
-        messaging.destination.name = queue,
-        messaging.message.id = message_id.unwrap_or_default(),
-    );
-    let _ = span.set_parent(trace_context(&delivery.properties.headers));
+    let span = continue_trace(trace_context(&delivery.properties.headers), || {
+        tracing::info_span!(
+            "consume",
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.destination.name = queue,
+            messaging.message.id = message_id.unwrap_or_default(),
+        )
+    });
     let outcome = loop {
         let outcome = handler
             .handle(format, &delivery.body, message_id)

@@ -15,9 +15,9 @@ use actix_web::{
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::propagation::Extractor;
 
+use crate::adapters::sampling::continue_trace;
 use crate::{adapters::bus::topology, domain::events::keys, ports::PublishError};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Latency buckets from 0.5 ms to 10 s: publish confirms are ~1 ms, requests
 /// that hash a password ~100 ms.
@@ -276,17 +276,18 @@ pub async fn track(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!(
-        "http_request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
     // A caller that sends `traceparent` gets its trace continued.
-    let _ = span.set_parent(caller_context(&req));
+    let span = continue_trace(caller_context(&req), || {
+        tracing::info_span!(
+            "http_request",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        )
+    });
     let response = next.call(req).instrument(span.clone()).await;
     let status = match &response {
         Ok(res) => res.status().as_u16(),

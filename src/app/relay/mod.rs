@@ -15,8 +15,8 @@ use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::adapters::sampling::continue_trace;
 use crate::{
     adapters::bus::message::trace_context_text,
     domain::events::{EventEnvelope, EventService},
@@ -154,14 +154,14 @@ impl OutboxRelay {
             Ok(event) => event,
             Err(e) => return Err(self.unpublishable(row, &e.to_string())),
         };
-        let span = tracing::info_span!(
-            "outbox.relay",
-            outbox.id = row.id,
-            outbox.aggregate = %row.aggregate,
-            messaging.message.id = %row.event_id,
-        );
-        // Without an OpenTelemetry layer there is no trace to continue.
-        let _ = span.set_parent(trace_context_text(&row.trace));
+        let span = continue_trace(trace_context_text(&row.trace), || {
+            tracing::info_span!(
+                "outbox.relay",
+                outbox.id = row.id,
+                outbox.aggregate = %row.aggregate,
+                messaging.message.id = %row.event_id,
+            )
+        });
         match self
             .events
             .publish_sealed_once(&event)

@@ -1,0 +1,192 @@
+//! Head sampling before a span exists (issue 15, decision 69): the
+//! OpenTelemetry layer sees only the spans of sampled traces.
+//!
+//! tracing-opentelemetry builds its data for every span (a `SpanBuilder`,
+//! its attributes, a mutex, an SDK span) and asks the sampler only when the
+//! span is first used, so a sampled-out request paid on its own threads
+//! nearly what an exported one pays. Here [`HeadSampler`], a per-layer
+//! filter on that layer, decides when a trace's root span is created — with
+//! the configured sampler, from the caller's context when there is one
+//! ([`continue_trace`]) — and keeps the whole trace from the layer when the
+//! answer is no. Such a root carries an [`Unsampled`] context instead (the
+//! caller's trace id or a new one, flags `00`) that log lines and published
+//! messages read ([`unsampled_context`]), so an unsampled trace still
+//! crosses the bus as W3C asks.
+
+use std::cell::RefCell;
+
+use opentelemetry::{
+    Context,
+    trace::{SpanContext, SpanKind, TraceContextExt as _, TraceFlags},
+};
+use opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample as _,
+};
+use tracing::{Metadata, Subscriber, callsite::Identifier, span, subscriber::Interest};
+use tracing_subscriber::{
+    Registry,
+    layer::{Context as LayerContext, Filter, Layer},
+    registry::{LookupSpan, SpanRef},
+};
+
+thread_local! {
+    /// The caller's context of the root span [`continue_trace`] is creating
+    /// on this thread.
+    static CALLER: RefCell<Option<Context>> = const { RefCell::new(None) };
+    /// The unsampled context the filter gave the root span being created on
+    /// this thread, for [`UnsampledMarker`] to attach.
+    static PENDING: RefCell<Option<(Identifier, SpanContext)>> = const { RefCell::new(None) };
+}
+
+/// The trace context of an unsampled root span, in its extensions.
+#[derive(Clone, Debug)]
+pub struct Unsampled(pub SpanContext);
+
+/// Creates the root span of a unit of work that continues `caller` (the
+/// trace context a request or message carried; empty when it had none):
+/// the sampling decision is taken as the span is created, from `caller`.
+/// A sampled span gets `caller` as its OpenTelemetry parent.
+pub fn continue_trace(caller: Context, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    CALLER.with(|c| *c.borrow_mut() = Some(caller.clone()));
+    let span = make();
+    CALLER.with(|c| c.borrow_mut().take());
+    PENDING.with(|p| p.borrow_mut().take());
+    if caller.has_active_span() {
+        // No OpenTelemetry data when unsampled: nothing to set, and the
+        // error says only that.
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let _ = span.set_parent(caller);
+    }
+    span
+}
+
+/// The per-layer filter of the OpenTelemetry layer: roots are sampled
+/// with `sampler`, every other span and event follows its parent; the
+/// `plumbing` targets (the exporter's own crates) are never traced.
+#[derive(Debug, Clone)]
+pub struct HeadSampler {
+    sampler: Sampler,
+    ids: RandomIdGenerator,
+    plumbing: &'static [&'static str],
+}
+
+impl HeadSampler {
+    pub fn new(sampler: Sampler, plumbing: &'static [&'static str]) -> Self {
+        Self {
+            sampler,
+            ids: RandomIdGenerator::default(),
+            plumbing,
+        }
+    }
+
+    fn is_plumbing(&self, target: &str) -> bool {
+        self.plumbing.iter().any(|p| target.starts_with(p))
+    }
+
+    /// Samples a root span; an unsampled one's context waits in `PENDING`.
+    fn decide_root(&self, meta: &Metadata<'_>) -> bool {
+        CALLER.with(|caller| {
+            let caller = caller.borrow();
+            let parent = caller
+                .as_ref()
+                .map(|cx| cx.span().span_context().clone())
+                .filter(SpanContext::is_valid);
+            let trace_id = parent
+                .as_ref()
+                .map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
+            let result = self.sampler.should_sample(
+                caller.as_ref(),
+                trace_id,
+                meta.name(),
+                &SpanKind::Internal,
+                &[],
+                &[],
+            );
+            let sampled = result.decision == SamplingDecision::RecordAndSample;
+            let pending = (!sampled).then(|| {
+                let context = SpanContext::new(
+                    trace_id,
+                    self.ids.new_span_id(),
+                    TraceFlags::default(),
+                    false,
+                    result.trace_state,
+                );
+                (meta.callsite(), context)
+            });
+            PENDING.with(|p| *p.borrow_mut() = pending);
+            sampled
+        })
+    }
+}
+
+impl<S> Filter<S> for HeadSampler
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.is_plumbing(meta.target()) {
+            Interest::never()
+        } else {
+            Interest::sometimes()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, cx: &LayerContext<'_, S>) -> bool {
+        if self.is_plumbing(meta.target()) {
+            return false;
+        }
+        if meta.is_span() && CALLER.with(|c| c.borrow().is_some()) {
+            return self.decide_root(meta);
+        }
+        // `current_span` is the registry's, unfiltered; `cx.span` finds it
+        // only if this filter let it through: a span of a sampled trace.
+        match cx.current_span().id() {
+            Some(parent) => cx.span(parent).is_some(),
+            None if meta.is_span() => self.decide_root(meta),
+            None => false,
+        }
+    }
+}
+
+/// Attaches [`Unsampled`] to the root spans the filter did not sample
+/// (a layer of its own: the filter sees no span it rejected).
+#[derive(Debug, Default)]
+pub struct UnsampledMarker;
+
+impl<S> Layer<S> for UnsampledMarker
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
+        let callsite = attrs.metadata().callsite();
+        let pending = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            match &*p {
+                Some((site, _)) if *site == callsite => p.take().map(|(_, cx)| cx),
+                _ => None,
+            }
+        });
+        if let (Some(context), Some(span)) = (pending, ctx.span(id)) {
+            span.extensions_mut().insert(Unsampled(context));
+        }
+    }
+}
+
+/// The unsampled context `span` belongs to: its own, or its nearest
+/// unsampled ancestor's.
+pub fn unsampled_in<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> Option<SpanContext> {
+    span.scope()
+        .find_map(|s| s.extensions().get::<Unsampled>().map(|u| u.0.clone()))
+}
+
+/// [`unsampled_in`] for a `tracing` span of the current dispatcher.
+pub fn unsampled_context(span: &tracing::Span) -> Option<SpanContext> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        unsampled_in(&registry.span(id)?)
+    })
+    .flatten()
+}
+
+#[cfg(test)]
+mod tests;
