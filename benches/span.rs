@@ -55,14 +55,9 @@ enum Stack {
 fn dispatch(stack: &Stack) -> (Dispatch, Option<SdkTracerProvider>) {
     let provider = match stack {
         Stack::Off => None,
-        Stack::SampledOut => Some(
-            SdkTracerProvider::builder()
-                .with_sampler(Sampler::AlwaysOn)
-                .build(),
-        ),
+        Stack::SampledOut => Some(telemetry::provider_builder().build()),
         Stack::Exported => Some(
-            SdkTracerProvider::builder()
-                .with_sampler(Sampler::AlwaysOn)
+            telemetry::provider_builder()
                 .with_span_processor(BatchSpanProcessor::builder(Discard).build())
                 .build(),
         ),

@@ -47,8 +47,9 @@ use support::{bind_queue, confirm_channel, event_service, process_cpu, trial};
 const MODE: &str = "SMAP_BENCH_TRACING_MODE";
 const ENDPOINT: &str = "SMAP_BENCH_OTLP_ENDPOINT";
 const PUBLISHES: usize = 3000;
-/// Rounds of the three configurations: the spread between two runs of
-/// one configuration on this machine is ±10 %, so one round says little.
+/// Rounds of the three configurations (`TRACING_BENCH_ROUNDS` overrides):
+/// the spread between two runs of one configuration on this machine is
+/// ±10 %, so one round says little.
 const ROUNDS: usize = 5;
 const HTTP_CLIENTS: usize = 16;
 const HTTP_FOR: Duration = Duration::from_secs(5);
@@ -243,14 +244,13 @@ const THREAD_PROCESSOR: &str = "SMAP_BENCH_TRACING_THREAD_PROCESSOR";
 /// batch processor (the layer's filter samples the roots).
 fn thread_provider(endpoint: &str) -> opentelemetry_sdk::trace::SdkTracerProvider {
     use opentelemetry_otlp::WithExportConfig;
-    use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler};
+    use opentelemetry_sdk::trace::BatchSpanProcessor;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
         .expect("exporter");
-    opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_sampler(Sampler::AlwaysOn)
+    telemetry::provider_builder()
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
         .build()
 }
@@ -352,7 +352,11 @@ async fn main() {
 fn run_children(endpoint: &str) -> Vec<(&'static str, Figures)> {
     let exe = std::env::current_exe().expect("own path");
     let mut runs: Vec<(&str, Figures)> = Vec::new();
-    for round in 1..=ROUNDS {
+    let rounds: usize = std::env::var("TRACING_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    for round in 1..=rounds {
         for mode in ["off", "on", "sampled"] {
             let output = Command::new(&exe)
                 .env(MODE, mode)
@@ -377,6 +381,7 @@ fn run_children(endpoint: &str) -> Vec<(&'static str, Figures)> {
 /// The table: the median of each figure per configuration, and the
 /// overhead of tracing against the run without it.
 fn print_table(runs: &[(&str, Figures)]) {
+    let rounds = runs.iter().filter(|(m, _)| *m == "off").count();
     let pick = |mode: &str, f: fn(&Figures) -> f64| {
         median(
             runs.iter()
@@ -386,7 +391,7 @@ fn print_table(runs: &[(&str, Figures)]) {
         )
     };
     println!(
-        "| measurement (median of {ROUNDS} runs) | tracing off | on, every trace exported | overhead (goal ≤ 15 %) | on, 10 % of traces sampled | overhead (goal ≤ 5 %) |"
+        "| measurement (median of {rounds} runs) | tracing off | on, every trace exported | overhead (goal ≤ 15 %) | on, 10 % of traces sampled | overhead (goal ≤ 5 %) |"
     );
     println!("|---|---|---|---|---|---|");
     let rows: [(&str, Metric, bool); 9] = [

@@ -11,16 +11,18 @@
 //! answer is no. Such a root carries an [`Unsampled`] context instead (the
 //! caller's trace id or a new one, flags `00`) that log lines and published
 //! messages read ([`unsampled_context`]), so an unsampled trace still
-//! crosses the bus as W3C asks.
+//! crosses the bus as W3C asks. A sampled root is exported under the trace
+//! id it was sampled on ([`HeadIds`]): a `traceidratio` sampler downstream
+//! (the relay, a consumer, another service) then takes the same decision.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use opentelemetry::{
     Context,
-    trace::{SpanContext, SpanKind, TraceContextExt as _, TraceFlags},
+    trace::{SpanContext, SpanId, SpanKind, TraceContextExt as _, TraceFlags, TraceId},
 };
 use opentelemetry_sdk::trace::{
-    IdGenerator as _, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample as _,
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample as _,
 };
 use tracing::{Metadata, Subscriber, callsite::Identifier, span, subscriber::Interest};
 use tracing_subscriber::{
@@ -33,9 +35,47 @@ thread_local! {
     /// The caller's context of the root span [`continue_trace`] is creating
     /// on this thread.
     static CALLER: RefCell<Option<Context>> = const { RefCell::new(None) };
-    /// The unsampled context the filter gave the root span being created on
-    /// this thread, for [`UnsampledMarker`] to attach.
-    static PENDING: RefCell<Option<(Identifier, SpanContext)>> = const { RefCell::new(None) };
+    /// The filter's decision on the root span being created on this thread,
+    /// for [`UnsampledMarker`] to apply.
+    static PENDING: RefCell<Option<(Identifier, Root)>> = const { RefCell::new(None) };
+    /// The trace id [`HeadIds`] hands the SDK for the root it builds now.
+    static ROOT_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// What the filter decided for a root span.
+#[derive(Debug)]
+enum Root {
+    /// Sampled without a caller: to be built under this trace id.
+    Sampled(TraceId),
+    /// Not sampled: the context its trace carries instead.
+    Unsampled(SpanContext),
+}
+
+/// The tracer provider's id generator: random ids, except the trace id of
+/// a sampled root, which is the one [`HeadSampler`] sampled it on.
+#[derive(Debug, Default)]
+pub struct HeadIds(RandomIdGenerator);
+
+impl IdGenerator for HeadIds {
+    fn new_trace_id(&self) -> TraceId {
+        ROOT_TRACE_ID
+            .take()
+            .unwrap_or_else(|| self.0.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
+    }
+}
+
+/// Clears what [`continue_trace`] set, also when making the span panics.
+struct CallerGuard;
+
+impl Drop for CallerGuard {
+    fn drop(&mut self) {
+        CALLER.with(|c| c.borrow_mut().take());
+        PENDING.with(|p| p.borrow_mut().take());
+    }
 }
 
 /// The trace context of an unsampled root span, in its extensions.
@@ -47,17 +87,33 @@ pub struct Unsampled(pub SpanContext);
 /// the sampling decision is taken as the span is created, from `caller`.
 /// A sampled span gets `caller` as its OpenTelemetry parent.
 pub fn continue_trace(caller: Context, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     CALLER.with(|c| *c.borrow_mut() = Some(caller.clone()));
+    let guard = CallerGuard;
     let span = make();
-    CALLER.with(|c| c.borrow_mut().take());
-    PENDING.with(|p| p.borrow_mut().take());
-    if caller.has_active_span() {
-        // No OpenTelemetry data when unsampled: nothing to set, and the
-        // error says only that.
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        let _ = span.set_parent(caller);
+    // A sampled root without a caller: the marker left its trace id here.
+    let sampled_on = PENDING.with(|p| match p.borrow_mut().take() {
+        Some((_, Root::Sampled(trace_id))) => Some(trace_id),
+        _ => None,
+    });
+    drop(guard);
+    // The caller (none: a root of its own) is the parent, whatever span is
+    // current. An unsampled span has no OpenTelemetry data: nothing to set,
+    // and the error says only that.
+    if span.set_parent(caller).is_ok()
+        && let Some(trace_id) = sampled_on
+    {
+        build_under(trace_id, || drop(span.context()));
     }
     span
+}
+
+/// Runs `build` (which builds an SDK span) with [`HeadIds`] handing out
+/// `trace_id` for a root.
+fn build_under(trace_id: TraceId, build: impl FnOnce()) {
+    ROOT_TRACE_ID.set(Some(trace_id));
+    build();
+    ROOT_TRACE_ID.set(None);
 }
 
 /// The per-layer filter of the OpenTelemetry layer: roots are sampled
@@ -103,17 +159,21 @@ impl HeadSampler {
                 &[],
             );
             let sampled = result.decision == SamplingDecision::RecordAndSample;
-            let pending = (!sampled).then(|| {
-                let context = SpanContext::new(
+            let root = if !sampled {
+                Some(Root::Unsampled(SpanContext::new(
                     trace_id,
                     self.ids.new_span_id(),
                     TraceFlags::default(),
                     false,
                     result.trace_state,
-                );
-                (meta.callsite(), context)
-            });
-            PENDING.with(|p| *p.borrow_mut() = pending);
+                )))
+            } else if parent.is_none() {
+                Some(Root::Sampled(trace_id))
+            } else {
+                // The SDK takes the caller's trace id itself.
+                None
+            };
+            PENDING.with(|p| *p.borrow_mut() = root.map(|root| (meta.callsite(), root)));
             sampled
         })
     }
@@ -135,6 +195,11 @@ where
         if self.is_plumbing(meta.target()) {
             return false;
         }
+        if meta.is_span() {
+            // A decision no span took (the span was filtered out after this
+            // filter) must not reach the next span of that callsite.
+            PENDING.with(|p| p.borrow_mut().take());
+        }
         if meta.is_span() && CALLER.with(|c| c.borrow().is_some()) {
             return self.decide_root(meta);
         }
@@ -148,8 +213,11 @@ where
     }
 }
 
-/// Attaches [`Unsampled`] to the root spans the filter did not sample
-/// (a layer of its own: the filter sees no span it rejected).
+/// Applies the filter's decision on a root span, after the OpenTelemetry
+/// layer has seen it (a layer of its own, outside that one: the filter
+/// sees no span it rejected): attaches [`Unsampled`] to an unsampled root,
+/// and has the SDK build a sampled root now, under the trace id it was
+/// sampled on — built later, on first use, it would get a random one.
 #[derive(Debug, Default)]
 pub struct UnsampledMarker;
 
@@ -162,12 +230,26 @@ where
         let pending = PENDING.with(|p| {
             let mut p = p.borrow_mut();
             match &*p {
-                Some((site, _)) if *site == callsite => p.take().map(|(_, cx)| cx),
+                Some((site, _)) if *site == callsite => p.take().map(|(_, root)| root),
                 _ => None,
             }
         });
-        if let (Some(context), Some(span)) = (pending, ctx.span(id)) {
-            span.extensions_mut().insert(Unsampled(context));
+        match pending {
+            Some(Root::Unsampled(context)) => {
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().insert(Unsampled(context));
+                }
+            }
+            // Inside `continue_trace`, which builds it once its parent is set.
+            Some(Root::Sampled(trace_id)) if CALLER.with(|c| c.borrow().is_some()) => {
+                PENDING.with(|p| *p.borrow_mut() = Some((callsite, Root::Sampled(trace_id))));
+            }
+            Some(Root::Sampled(trace_id)) => build_under(trace_id, || {
+                tracing::dispatcher::get_default(|dispatch| {
+                    drop(tracing_opentelemetry::get_otel_context(id, dispatch));
+                });
+            }),
+            None => {}
         }
     }
 }

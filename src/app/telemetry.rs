@@ -17,12 +17,15 @@ use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
     runtime,
-    trace::{BatchConfigBuilder, Sampler, SdkTracerProvider, span_processor_with_async_runtime},
+    trace::{
+        BatchConfigBuilder, Sampler, SdkTracerProvider, TracerProviderBuilder,
+        span_processor_with_async_runtime,
+    },
 };
 use tracing::{Subscriber, dispatcher::WeakDispatch};
 use tracing_subscriber::{EnvFilter, Layer, fmt, layer::Context, prelude::*, registry::LookupSpan};
 
-use crate::adapters::sampling::{HeadSampler, UnsampledMarker, unsampled_in};
+use crate::adapters::sampling::{HeadIds, HeadSampler, UnsampledMarker, unsampled_in};
 
 use super::config::{
     AppEnv, LogFormat, OtelSettings, OtlpProtocol, ParentlessSampler, Settings, TraceSampler,
@@ -149,6 +152,15 @@ fn exporter(otel: &OtelSettings) -> Result<SpanExporter, TelemetryError> {
     })
 }
 
+/// A tracer provider for [`otel_layer`]: it records every span it is
+/// given (the layer's filter sampled their traces) and builds sampled roots
+/// under the trace id they were sampled on.
+pub fn provider_builder() -> TracerProviderBuilder {
+    SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
+        .with_id_generator(HeadIds::default())
+}
+
 /// The tracer provider: exporting in batches on the tokio runtime when
 /// `otel` is set (call it inside the runtime), in-process only otherwise.
 /// Spans are queued and sent in the background, so a slow or absent
@@ -160,9 +172,7 @@ pub fn tracer_provider(
     app_env: AppEnv,
 ) -> Result<SdkTracerProvider, TelemetryError> {
     let Some(otel) = otel else {
-        return Ok(SdkTracerProvider::builder()
-            .with_sampler(Sampler::AlwaysOn)
-            .build());
+        return Ok(provider_builder().build());
     };
     let batches = span_processor_with_async_runtime::BatchSpanProcessor::builder(
         exporter(otel)?,
@@ -176,8 +186,7 @@ pub fn tracer_provider(
             .build(),
     )
     .build();
-    Ok(SdkTracerProvider::builder()
-        .with_sampler(Sampler::AlwaysOn)
+    Ok(provider_builder()
         .with_span_processor(batches)
         .with_resource(resource(otel, app_env))
         .build())
@@ -204,7 +213,8 @@ where
         // for the attach and the detach (issue 15, benchmarks.md).
         .with_context_activation(false)
         .with_filter(HeadSampler::new(roots, EXPORT_PLUMBING));
-    UnsampledMarker.and_then(otel)
+    // The marker runs after the OpenTelemetry layer has seen a new span.
+    otel.and_then(UnsampledMarker)
 }
 
 /// Hands the JSON layer the dispatcher it runs in, which it needs to read
@@ -270,9 +280,11 @@ pub fn init(settings: &Settings) -> Result<Telemetry, TelemetryError> {
     let provider = tracer_provider(settings.otel.as_ref(), settings.app_env)?;
     opentelemetry::global::set_tracer_provider(provider.clone());
     let filter = EnvFilter::try_new(&settings.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
+    // `RUST_LOG` outside the OpenTelemetry layer: a span it filters out is
+    // rejected before the layer's filter samples it as a root.
     let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(otel_layer(&provider, head_sampler(settings.otel.as_ref())));
+        .with(otel_layer(&provider, head_sampler(settings.otel.as_ref())))
+        .with(filter);
     let result = match settings.log_format {
         LogFormat::Json => registry.with(json_layer(std::io::stdout)).try_init(),
         LogFormat::Text => registry.with(fmt::layer()).try_init(),
@@ -297,9 +309,7 @@ pub fn init(settings: &Settings) -> Result<Telemetry, TelemetryError> {
 /// Trace contexts without log output (tests that do not want logs).
 pub fn init_silent() -> Telemetry {
     install_propagator();
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(Sampler::AlwaysOn)
-        .build();
+    let provider = provider_builder().build();
     drop(
         tracing_subscriber::registry()
             .with(otel_layer(&provider, head_sampler(None)))

@@ -11,7 +11,7 @@ use std::{
 use opentelemetry::Context;
 use opentelemetry_sdk::{
     error::OTelSdkResult,
-    trace::{Sampler, SdkTracerProvider, Span, SpanData, SpanProcessor},
+    trace::{Sampler, Span, SpanData, SpanProcessor},
 };
 use tracing::Instrument as _;
 use tracing_subscriber::prelude::*;
@@ -27,9 +27,13 @@ const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 struct Ended(Arc<Mutex<Vec<SpanData>>>);
 
 impl Ended {
-    fn names(&self) -> Vec<String> {
+    /// (name, trace id) of every span ended.
+    fn spans(&self) -> Vec<(String, String)> {
         let spans = self.0.lock().unwrap();
-        spans.iter().map(|s| s.name.to_string()).collect()
+        spans
+            .iter()
+            .map(|s| (s.name.to_string(), s.span_context.trace_id().to_string()))
+            .collect()
     }
 }
 
@@ -73,28 +77,44 @@ impl Lines {
 /// Runs `work` under the production stack whose roots are sampled by
 /// `roots`; the spans ended and the log lines.
 fn traced(roots: Sampler, work: impl FnOnce()) -> (Vec<String>, Vec<serde_json::Value>) {
+    let (ended, logs) = traced_spans(roots, work);
+    (ended.into_iter().map(|(name, _)| name).collect(), logs)
+}
+
+/// [`traced`] with the trace id of every span ended.
+fn traced_spans(
+    roots: Sampler,
+    work: impl FnOnce(),
+) -> (Vec<(String, String)>, Vec<serde_json::Value>) {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let ended = Ended::default();
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(Sampler::AlwaysOn)
+    let provider = telemetry::provider_builder()
         .with_span_processor(ended.clone())
         .build();
     let lines = Lines::default();
     let writer = lines.clone();
+    // As `telemetry::init` stacks them.
     let subscriber = tracing_subscriber::registry()
         .with(telemetry::otel_layer(&provider, roots))
+        .with(tracing_subscriber::EnvFilter::new("info"))
         .with(telemetry::json_layer(move || writer.clone()));
     tracing::subscriber::with_default(subscriber, work);
-    (ended.names(), lines.json())
+    (ended.spans(), lines.json())
 }
 
 fn caller(flags: &str) -> Context {
-    let headers: Headers = [(
-        "traceparent".to_owned(),
-        HeaderValue::Text(format!("00-{CALLER_TRACE}-00f067aa0ba902b7-{flags}")),
-    )]
+    let headers: Headers = [
+        (
+            "traceparent".to_owned(),
+            HeaderValue::Text(format!("00-{CALLER_TRACE}-00f067aa0ba902b7-{flags}")),
+        ),
+        (
+            "tracestate".to_owned(),
+            HeaderValue::Text("vendor=opaque".to_owned()),
+        ),
+    ]
     .into_iter()
     .collect();
     trace_context(&headers)
@@ -155,6 +175,48 @@ fn a_callers_unsampled_trace_is_continued_with_its_trace_id() {
 }
 
 #[test]
+fn an_unsampled_trace_keeps_the_callers_tracestate() {
+    let mut state = None;
+
+    traced(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)), || {
+        let root = continue_trace(caller("00"), || tracing::info_span!("consume"));
+        let _entered = root.enter();
+        state = trace_headers().remove("tracestate");
+    });
+
+    assert!(
+        matches!(&state, Some(HeaderValue::Text(s)) if s == "vendor=opaque"),
+        "{state:?}"
+    );
+}
+
+#[test]
+fn a_root_made_without_a_caller_is_sampled_by_the_root_sampler_too() {
+    let sweep = || {
+        let span = tracing::info_span!("billing.expire_due");
+        let _entered = span.enter();
+        match trace_headers().remove("traceparent") {
+            Some(HeaderValue::Text(tp)) => tp,
+            other => panic!("no traceparent: {other:?}"),
+        }
+    };
+    let mut off = String::new();
+    let mut on = String::new();
+
+    let (dropped, _) = traced(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)), || {
+        off = sweep();
+    });
+    let (kept, _) = traced(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)), || {
+        on = sweep();
+    });
+
+    assert!(dropped.is_empty(), "{dropped:?}");
+    assert!(off.ends_with("-00"), "{off}");
+    assert_eq!(kept, ["billing.expire_due"]);
+    assert!(on.ends_with("-01"), "{on}");
+}
+
+#[test]
 fn a_callers_sampled_trace_is_recorded_whatever_the_root_sampler_says() {
     let mut traceparent = String::new();
 
@@ -193,6 +255,53 @@ fn spans_of_a_sampled_root_are_all_recorded_in_one_trace_across_an_await() {
 
     assert_eq!(ended, ["smtp_send", "consume"]);
     assert_eq!(parts(&traceparent)[3], "01");
+}
+
+/// A request publishes; a consumer continues the published header: both
+/// roots are sampled by `roots`.
+fn request_then_consume() {
+    let traceparent = request(Context::new());
+    let headers: Headers = [("traceparent".to_owned(), HeaderValue::Text(traceparent))]
+        .into_iter()
+        .collect();
+    let consume = continue_trace(trace_context(&headers), || tracing::info_span!("consume"));
+    let _entered = consume.enter();
+    tracing::info!("consumed");
+}
+
+#[test]
+fn a_trace_id_ratio_that_ignores_parents_still_keeps_traces_whole_across_the_bus() {
+    // Not parent-based: each side decides on the trace id alone, so the
+    // root must be exported under the id it was sampled on.
+    let (ended, _) = traced_spans(Sampler::TraceIdRatioBased(0.25), || {
+        for _ in 0..2_000 {
+            request_then_consume();
+        }
+    });
+
+    let traces = |name: &str| -> Vec<&str> {
+        let mut ids: Vec<&str> = ended
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let requests = traces("http_request");
+    assert!(
+        (380..=620).contains(&requests.len()),
+        "{} of 2 000",
+        requests.len()
+    );
+    let consumers = traces("consume");
+    let unmatched = consumers.iter().filter(|t| !requests.contains(t)).count();
+    let lost = requests.iter().filter(|t| !consumers.contains(t)).count();
+    assert_eq!(
+        (lost, unmatched),
+        (0, 0),
+        "sampled requests whose consumer was not traced, and consumers without their request"
+    );
 }
 
 #[test]
