@@ -269,6 +269,3 @@ pub fn unsampled_context(span: &tracing::Span) -> Option<SpanContext> {
     })
     .flatten()
 }
-
-#[cfg(test)]
-mod tests;

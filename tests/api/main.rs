@@ -49,4 +49,5 @@ mod schemas;
 mod security;
 mod servers;
 mod trace_context;
+mod trace_sampling;
 mod traces;

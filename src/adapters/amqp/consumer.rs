@@ -22,12 +22,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::AmqpBroker;
-use crate::adapters::sampling::continue_trace;
 use crate::{
     adapters::{
         bus::message::{HeaderValue, MessageProperties, trace_context},
         bus::topology::EMAIL_ERRORS_QUEUE,
         mail::{DeadLetter, EmailHandler, Handled, MessageFormat, busy_wait},
+        sampling::continue_trace,
     },
     ports::Clock,
 };
@@ -228,7 +228,6 @@ impl Worker {
             .as_ref()
             .map(|id| id.to_string());
         let event_id = message_id.as_deref().unwrap_or("-");
-        // Continue the producer's trace from the `traceparent` header.
         let span = continue_trace(trace_context(&properties_of(delivery).headers), || {
             tracing::info_span!(
                 "consume",

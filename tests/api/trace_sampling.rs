@@ -1,4 +1,4 @@
-//! Head sampling with the production layer stack (`telemetry::otel_layer`
+//! Head sampling (decision 69) with the production layer stack (`telemetry::otel_layer`
 //! and the JSON log layer) in a dispatcher of the test's own: which spans
 //! reach the tracer provider, and what an unsampled trace still carries.
 
@@ -16,9 +16,13 @@ use opentelemetry_sdk::{
 use tracing::Instrument as _;
 use tracing_subscriber::prelude::*;
 
-use super::continue_trace;
-use crate::adapters::bus::message::{HeaderValue, Headers, trace_context, trace_headers};
-use crate::app::telemetry;
+use smap_identity::{
+    adapters::{
+        bus::message::{HeaderValue, Headers, trace_context, trace_headers},
+        sampling::continue_trace,
+    },
+    app::telemetry,
+};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
