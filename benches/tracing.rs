@@ -307,9 +307,25 @@ async fn child(mode: &str) {
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let amqp = std::env::var("AMQP_URL").expect("AMQP_URL: run scripts/bench.sh");
-    let (publish_p50_ms, publish_p99_ms, publish_cpu_us) = publish_latency(&amqp).await;
-    let (http_per_sec, http_p50_ms, http_p99_ms, http_cpu_us) = http_throughput().await;
-    let (register_per_sec, register_p50_ms) = register_throughput().await;
+    // `TRACING_BENCH_PHASES=http` (say) runs only those phases, e.g. to
+    // profile one with `perf record`; the others report zeros.
+    let phases = std::env::var("TRACING_BENCH_PHASES").unwrap_or_default();
+    let runs = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p == phase);
+    let (publish_p50_ms, publish_p99_ms, publish_cpu_us) = if runs("publish") {
+        publish_latency(&amqp).await
+    } else {
+        (0.0, 0.0, 0.0)
+    };
+    let (http_per_sec, http_p50_ms, http_p99_ms, http_cpu_us) = if runs("http") {
+        http_throughput().await
+    } else {
+        (0.0, 0.0, 0.0, 0.0)
+    };
+    let (register_per_sec, register_p50_ms) = if runs("register") {
+        register_throughput().await
+    } else {
+        (0.0, 0.0)
+    };
     if let Some(provider) = provider {
         let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
     }
