@@ -69,9 +69,10 @@ fn dispatch(stack: &Stack) -> (Dispatch, Option<SdkTracerProvider>) {
                 .with(telemetry::json_layer(std::io::sink)),
         ),
         Some(provider) => Dispatch::new(
+            // As `telemetry::init` stacks them.
             tracing_subscriber::registry()
-                .with(EnvFilter::new("info"))
                 .with(telemetry::otel_layer(provider, roots(stack)))
+                .with(EnvFilter::new("info"))
                 .with(telemetry::json_layer(std::io::sink)),
         ),
     };

@@ -15,7 +15,10 @@
 //! id it was sampled on ([`HeadIds`]): a `traceidratio` sampler downstream
 //! (the relay, a consumer, another service) then takes the same decision.
 
-use std::cell::{Cell, RefCell};
+use std::{
+    cell::{Cell, RefCell},
+    sync::OnceLock,
+};
 
 use opentelemetry::{
     Context,
@@ -24,7 +27,10 @@ use opentelemetry::{
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample as _,
 };
-use tracing::{Metadata, Subscriber, callsite::Identifier, span, subscriber::Interest};
+use tracing::{
+    Metadata, Subscriber, callsite::Identifier, dispatcher::WeakDispatch, span,
+    subscriber::Interest,
+};
 use tracing_subscriber::{
     Registry,
     layer::{Context as LayerContext, Filter, Layer},
@@ -109,11 +115,17 @@ pub fn continue_trace(caller: Context, make: impl FnOnce() -> tracing::Span) -> 
 }
 
 /// Runs `build` (which builds an SDK span) with [`HeadIds`] handing out
-/// `trace_id` for a root.
+/// `trace_id` for a root; cleared after, also if `build` panics.
 fn build_under(trace_id: TraceId, build: impl FnOnce()) {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            ROOT_TRACE_ID.set(None);
+        }
+    }
     ROOT_TRACE_ID.set(Some(trace_id));
+    let _clear = Clear;
     build();
-    ROOT_TRACE_ID.set(None);
 }
 
 /// The per-layer filter of the OpenTelemetry layer: roots are sampled
@@ -219,12 +231,21 @@ where
 /// and has the SDK build a sampled root now, under the trace id it was
 /// sampled on — built later, on first use, it would get a random one.
 #[derive(Debug, Default)]
-pub struct UnsampledMarker;
+pub struct UnsampledMarker {
+    /// The dispatcher this layer runs in, to build a span through: asking
+    /// for the default one from inside `on_new_span` gets none while any
+    /// scoped dispatcher exists (tracing's re-entrancy guard).
+    dispatch: OnceLock<WeakDispatch>,
+}
 
 impl<S> Layer<S> for UnsampledMarker
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        let _ = self.dispatch.set(dispatch.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
         let callsite = attrs.metadata().callsite();
         let pending = PENDING.with(|p| {
@@ -244,11 +265,13 @@ where
             Some(Root::Sampled(trace_id)) if CALLER.with(|c| c.borrow().is_some()) => {
                 PENDING.with(|p| *p.borrow_mut() = Some((callsite, Root::Sampled(trace_id))));
             }
-            Some(Root::Sampled(trace_id)) => build_under(trace_id, || {
-                tracing::dispatcher::get_default(|dispatch| {
-                    drop(tracing_opentelemetry::get_otel_context(id, dispatch));
-                });
-            }),
+            Some(Root::Sampled(trace_id)) => {
+                if let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) {
+                    build_under(trace_id, || {
+                        drop(tracing_opentelemetry::get_otel_context(id, &dispatch));
+                    });
+                }
+            }
             None => {}
         }
     }

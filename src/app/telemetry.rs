@@ -214,7 +214,7 @@ where
         .with_context_activation(false)
         .with_filter(HeadSampler::new(roots, EXPORT_PLUMBING));
     // The marker runs after the OpenTelemetry layer has seen a new span.
-    otel.and_then(UnsampledMarker)
+    otel.and_then(UnsampledMarker::default())
 }
 
 /// Hands the JSON layer the dispatcher it runs in, which it needs to read

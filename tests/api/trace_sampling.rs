@@ -273,6 +273,17 @@ fn request_then_consume() {
     tracing::info!("consumed");
 }
 
+/// A sweep (a root of its own, not made by `continue_trace`) publishes; a
+/// consumer continues the published header.
+fn sweep_then_consume() {
+    let sweep = tracing::info_span!("billing.expire_due");
+    let headers = sweep.in_scope(trace_headers);
+    drop(sweep);
+    let consume = continue_trace(trace_context(&headers), || tracing::info_span!("consume"));
+    let _entered = consume.enter();
+    tracing::info!("consumed");
+}
+
 #[test]
 fn a_trace_id_ratio_that_ignores_parents_still_keeps_traces_whole_across_the_bus() {
     // Not parent-based: each side decides on the trace id alone, so the
@@ -282,7 +293,22 @@ fn a_trace_id_ratio_that_ignores_parents_still_keeps_traces_whole_across_the_bus
             request_then_consume();
         }
     });
+    assert_whole(&ended, "http_request");
+}
 
+#[test]
+fn a_root_made_without_a_caller_keeps_its_trace_whole_under_a_trace_id_ratio() {
+    let (ended, _) = traced_spans(Sampler::TraceIdRatioBased(0.25), || {
+        for _ in 0..2_000 {
+            sweep_then_consume();
+        }
+    });
+    assert_whole(&ended, "billing.expire_due");
+}
+
+/// About a quarter of 2 000 roots sampled (the odds of falling outside
+/// 380..=620 are below 1e-9), each with its consumer, no consumer alone.
+fn assert_whole(ended: &[(String, String)], root: &str) {
     let traces = |name: &str| -> Vec<&str> {
         let mut ids: Vec<&str> = ended
             .iter()
@@ -292,7 +318,7 @@ fn a_trace_id_ratio_that_ignores_parents_still_keeps_traces_whole_across_the_bus
         ids.sort_unstable();
         ids
     };
-    let requests = traces("http_request");
+    let requests = traces(root);
     assert!(
         (380..=620).contains(&requests.len()),
         "{} of 2 000",
