@@ -288,27 +288,23 @@ fn sweep_then_consume() {
 fn a_trace_id_ratio_that_ignores_parents_still_keeps_traces_whole_across_the_bus() {
     // Not parent-based: each side decides on the trace id alone, so the
     // root must be exported under the id it was sampled on.
-    let (ended, _) = traced_spans(Sampler::TraceIdRatioBased(0.25), || {
-        for _ in 0..2_000 {
-            request_then_consume();
-        }
-    });
-    assert_whole(&ended, "http_request");
+    assert_whole_at_a_quarter(request_then_consume, "http_request");
 }
 
 #[test]
 fn a_root_made_without_a_caller_keeps_its_trace_whole_under_a_trace_id_ratio() {
-    let (ended, _) = traced_spans(Sampler::TraceIdRatioBased(0.25), || {
-        for _ in 0..2_000 {
-            sweep_then_consume();
-        }
-    });
-    assert_whole(&ended, "billing.expire_due");
+    assert_whole_at_a_quarter(sweep_then_consume, "billing.expire_due");
 }
 
-/// About a quarter of 2 000 roots sampled (the odds of falling outside
+/// Runs `flow` 2 000 times under `traceidratio` 0.25 (not parent-based):
+/// about a quarter of the `root` spans sampled (the odds of falling outside
 /// 380..=620 are below 1e-9), each with its consumer, no consumer alone.
-fn assert_whole(ended: &[(String, String)], root: &str) {
+fn assert_whole_at_a_quarter(flow: fn(), root: &str) {
+    let (ended, _) = traced_spans(Sampler::TraceIdRatioBased(0.25), || {
+        for _ in 0..2_000 {
+            flow();
+        }
+    });
     let traces = |name: &str| -> Vec<&str> {
         let mut ids: Vec<&str> = ended
             .iter()
