@@ -22,9 +22,9 @@ pub use dedup::{Claim, DedupError, DedupStore, Marked};
 pub use event_publisher::{EventPublisher, PublishError};
 pub use health::{Health, HealthIndicator};
 pub use identity_store::{
-    IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, PasswordLimit, PasswordSlot,
-    ProfileChanges, ResendEvents, ResendSlot, StoreError, SweepMove, SweepRule, SweptSubscription,
-    TxHook, UserRef,
+    HANDOFF_CAP, IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, OutboxLink,
+    PasswordLimit, PasswordSlot, ProfileChanges, ResendEvents, ResendSlot, StoreError, SweepMove,
+    SweepRule, SweptSubscription, TxHook, UserRef,
 };
 pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};

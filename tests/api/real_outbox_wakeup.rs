@@ -112,13 +112,13 @@ async fn listening(url: &str) {
 /// Counts the wake-ups `store`'s relay would get, until `stop`.
 fn count_wakeups(store: &PgIdentityStore, stop: CancellationToken) -> Arc<AtomicUsize> {
     let count = Arc::new(AtomicUsize::new(0));
-    let wakeup = store.outbox_wakeup();
+    let link = store.outbox_link();
     let counted = count.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = wakeup.notified() => { counted.fetch_add(1, Ordering::SeqCst); }
+                () = link.wakeup().notified() => { counted.fetch_add(1, Ordering::SeqCst); }
             }
         }
     });

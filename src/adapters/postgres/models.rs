@@ -266,19 +266,6 @@ impl From<&Session> for SessionRow {
     }
 }
 
-/// An outbox row as written; the database fills `id`, `created_at` and the
-/// relay's columns.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = super::schema::outbox, check_for_backend(diesel::pg::Pg))]
-pub struct NewOutboxRow {
-    pub event_id: String,
-    pub aggregate: String,
-    pub routing_key: String,
-    pub body: String,
-    pub traceparent: Option<String>,
-    pub tracestate: Option<String>,
-}
-
 /// An outbox row a relay claimed.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = super::schema::outbox, check_for_backend(diesel::pg::Pg))]

@@ -100,18 +100,31 @@ impl OutboxRelay {
     /// Claims one batch, publishes it, records the outcome of every row.
     pub async fn run_once(&self) -> Result<Pass, StoreError> {
         let now = Utc::now();
-        let lease = chrono::Duration::from_std(self.config.lease)
-            .unwrap_or_else(|_| chrono::Duration::seconds(30));
         let batch = self
             .store
-            .claim_outbox(now, self.config.batch, lease)
+            .claim_outbox(now, self.config.batch, self.lease())
             .await?;
+        self.deliver(&batch).await.map(|(pass, _)| pass)
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.lease)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30))
+    }
+
+    /// Publishes `batch` (one row per aggregate, claimed: by a pass, or by
+    /// the writes that handed them over) all at once, then records the
+    /// outcome of every row; returns the pass and the rows that failed.
+    async fn deliver<'a>(
+        &self,
+        batch: &'a [OutboxEntry],
+    ) -> Result<(Pass, Vec<&'a OutboxEntry>), StoreError> {
         let mut pass = Pass {
             claimed: batch.len(),
             ..Pass::default()
         };
         if batch.is_empty() {
-            return Ok(pass);
+            return Ok((pass, Vec::new()));
         }
         // One row per aggregate in a batch: publishing them all at once
         // keeps each aggregate's order.
@@ -130,14 +143,16 @@ impl OutboxRelay {
         pass.published = published.len();
         pass.failed = failed.len();
         self.store.outbox_published(&published, Utc::now()).await?;
+        let mut rows = Vec::with_capacity(failed.len());
         for (row, error) in failed {
             metrics::counter!("outbox_relay_failures_total", "kind" => "publish").increment(1);
             let retry_at = Utc::now() + self.backoff_for(row.attempts + 1);
             if let Err(e) = self.store.outbox_failed(row.id, &error, retry_at).await {
                 tracing::warn!(outbox_id = row.id, error = %e, "outbox failure not recorded; the lease will expire");
             }
+            rows.push(row);
         }
-        Ok(pass)
+        Ok((pass, rows))
     }
 
     /// The pause before a row is tried again after `attempts` failures.
@@ -206,9 +221,10 @@ impl OutboxRelay {
     /// waits at most the lease (30 s, inside the 45 s shutdown grace).
     pub fn spawn(self, stop: CancellationToken) -> JoinHandle<()> {
         let relay = Arc::new(self);
-        let workers: Vec<JoinHandle<()>> = (0..relay.config.workers.max(1))
+        let mut workers: Vec<JoinHandle<()>> = (0..relay.config.workers.max(1))
             .map(|worker| relay.clone().spawn_worker(worker, stop.clone()))
             .collect();
+        workers.push(relay.clone().spawn_handoff(stop));
         tokio::spawn(async move {
             for worker in workers {
                 if let Err(error) = worker.await {
@@ -221,7 +237,7 @@ impl OutboxRelay {
     /// One loop of passes; worker 0 also keeps the gauges and purges.
     fn spawn_worker(self: Arc<Self>, worker: usize, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
-            let wakeup = self.store.outbox_wakeup();
+            let link = self.store.outbox_link();
             let mut failures: u32 = 0;
             let mut last_gauges = tokio::time::Instant::now() - Duration::from_secs(60);
             let mut last_purge = tokio::time::Instant::now();
@@ -243,7 +259,7 @@ impl OutboxRelay {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     // While failing, a notification does not cut the pause.
-                    () = wakeup.notified(), if failures == 0 => {}
+                    () = link.wakeup().notified(), if failures == 0 => {}
                     () = tokio::time::sleep(pause) => {}
                 }
             }
@@ -332,49 +348,10 @@ impl OutboxRelay {
     }
 }
 
-/// `/health` shows the backlog as the `outbox` component: informational
-/// (a backlog is the broker's outage, which `rabbitmq` already reports), so
-/// it is up unless the outbox cannot be read.
-pub struct OutboxHealth {
-    store: Arc<dyn IdentityStore>,
-}
+mod handoff;
+mod health;
 
-impl OutboxHealth {
-    pub fn new(store: Arc<dyn IdentityStore>) -> Self {
-        Self { store }
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::ports::HealthIndicator for OutboxHealth {
-    fn component(&self) -> &'static str {
-        "outbox"
-    }
-
-    fn required_for_readiness(&self) -> bool {
-        false
-    }
-
-    async fn check(&self) -> crate::ports::Health {
-        use crate::ports::Health;
-        match self.store.outbox_backlog().await {
-            Ok(backlog) => {
-                let age = backlog
-                    .oldest
-                    .map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
-                    .unwrap_or(0.0);
-                Health::up(
-                    "relay",
-                    serde_json::json!({
-                        "pending": backlog.pending,
-                        "oldest_age_seconds": age,
-                    }),
-                )
-            }
-            Err(error) => Health::down("relay", serde_json::json!({ "error": error.to_string() })),
-        }
-    }
-}
+pub use health::OutboxHealth;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! it leaves, so of two racing writers exactly one wins.
 
 mod error;
+mod handoff;
 mod limits;
 mod outbox;
 mod profile;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use handoff::{HANDOFF_CAP, OutboxLink};
 pub use limits::{OtpSlot, PasswordLimit, PasswordSlot, ResendEvents, ResendSlot, UserRef};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxEvent, TxHook};
 pub use profile::ProfileChanges;
@@ -34,9 +36,10 @@ use crate::domain::{
 /// live (trialing, active, past due) subscription; every slot, transition
 /// and multi-row write is one atomic step, however many processes share
 /// the store; a call refused by a rule wrote nothing. `outbox` events go in
-/// the transaction of the change they report, only if it commits. Times
-/// are UTC, from the caller (the store reads no clock but for the outbox's
-/// `created_at`).
+/// the transaction of the change they report, only if it commits; while the
+/// relay takes rows ([`OutboxLink`]) those with no older unpublished row of
+/// their aggregate are written claimed and handed to it at the commit. Times
+/// are UTC, from the caller (the store reads no clock but for the outbox).
 ///
 /// # Errors
 ///
@@ -44,9 +47,8 @@ use crate::domain::{
 /// be reached) or [`StoreError::Unexpected`] (anything else; never in
 /// memory): the "store failures" below. A read that finds nothing is
 /// `Ok(None)`. A conditional write on a user that is gone is `Conflict` on
-/// PostgreSQL and `NotFound` in memory; clearing or releasing a password
-/// slot of one is `Ok` on PostgreSQL and `NotFound` in memory (no use case
-/// deletes users, so neither case is reachable today).
+/// PostgreSQL and `NotFound` in memory; clearing or releasing a password slot
+/// of one is `Ok` on PostgreSQL and `NotFound` in memory (unreachable today).
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts `user`, runs `hook` inside the same transaction, commits when
@@ -55,8 +57,7 @@ pub trait IdentityStore: Send + Sync {
     ///
     /// # Errors
     ///
-    /// `EmailTaken` (the hook did not run); `RolledBack` with the hook's
-    /// error.
+    /// `EmailTaken` (the hook did not run); `RolledBack` with its error.
     async fn insert_user_then<'a>(&self, user: &User, hook: TxHook<'a>) -> Result<(), StoreError>;
     /// Inserts `user` and writes `outbox` in one transaction.
     ///
@@ -346,10 +347,10 @@ pub trait IdentityStore: Send + Sync {
         rule: SweepRule<'_>,
     ) -> Result<Vec<SweptSubscription>, StoreError>;
     /// Claims up to `limit` outbox rows until `now + lease`: unpublished,
-    /// with no lease (or retry time) running at `now`, and each the oldest
-    /// unpublished row of its aggregate, so one aggregate's events go out
-    /// in order, one per batch. Returned by `id`; empty when none is due.
-    /// Concurrent relays never claim one row twice while the lease lasts.
+    /// with no lease (or retry time, or hand-off claim) running at `now`, each
+    /// the oldest unpublished row of its aggregate (one aggregate's events go
+    /// out in order, one per batch). By `id`; concurrent relays never claim
+    /// one row twice while the lease lasts.
     ///
     /// # Errors
     ///
@@ -393,8 +394,7 @@ pub trait IdentityStore: Send + Sync {
     ///
     /// The store failures only.
     async fn purge_outbox(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
-    /// The relay's doorbell, the same on every call: notified after a
-    /// commit that wrote outbox rows (here, or in another process when the
-    /// PostgreSQL listener runs); kept if no one waits. The relay also polls.
-    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify>;
+    /// The link to this process's relay, the same on every call: its
+    /// doorbell, and the rows writes claimed for it (decision 70).
+    fn outbox_link(&self) -> Arc<OutboxLink>;
 }

@@ -49,9 +49,9 @@ pub(super) async fn activate_with_subscription(
     user.otp = None;
     user.updated_at = now;
     let user = user.clone();
-    state.enqueue(outbox);
+    let unleased = state.enqueue(outbox, &store.link);
     drop(state);
-    store.wake_if(outbox.len());
+    store.wake_if(unleased);
     Ok(user)
 }
 
@@ -178,9 +178,9 @@ pub(super) async fn transition_subscription(
         .ok_or(StoreError::NotFound)?;
     patch.apply(s);
     let s = s.clone();
-    state.enqueue(outbox);
+    let unleased = state.enqueue(outbox, &store.link);
     drop(state);
-    store.wake_if(outbox.len());
+    store.wake_if(unleased);
     Ok(s)
 }
 
@@ -217,8 +217,8 @@ pub(super) async fn sweep_due(
             });
         }
     }
-    state.enqueue(&events);
+    let unleased = state.enqueue(&events, &store.link);
     drop(guard);
-    store.wake_if(events.len());
+    store.wake_if(unleased);
     Ok(swept)
 }

@@ -123,9 +123,9 @@ pub(super) async fn take_resend_slot(
     user.updated_at = now;
     let user = user.clone();
     let events = outbox(&challenge, &user);
-    state.enqueue(&events);
+    let unleased = state.enqueue(&events, &store.link);
     drop(guard);
-    store.wake_if(events.len());
+    store.wake_if(unleased);
     Ok(ResendSlot::Granted(challenge, user))
 }
 

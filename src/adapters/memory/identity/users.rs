@@ -42,7 +42,7 @@ pub(super) async fn insert_user_enqueue(
     user: &User,
     outbox: &[OutboxEvent],
 ) -> Result<(), StoreError> {
-    {
+    let unleased = {
         let mut state = store.lock();
         let key = email_key(&user.email);
         if state.by_email.contains_key(&key) {
@@ -50,9 +50,9 @@ pub(super) async fn insert_user_enqueue(
         }
         state.by_email.insert(key, user.id);
         state.users.insert(user.id, user.clone());
-        state.enqueue(outbox);
-    }
-    store.wake_if(outbox.len());
+        state.enqueue(outbox, &store.link)
+    };
+    store.wake_if(unleased);
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use crate::{
 
 use super::{
     LIVE, PgIdentityStore,
-    support::{TxError, db_error, enqueue, tx_error},
+    support::{Enqueued, TxError, db_error, enqueue, tx_error},
 };
 
 pub(super) async fn activate_with_subscription(
@@ -35,8 +35,9 @@ pub(super) async fn activate_with_subscription(
     let mut conn = store.conn().await?;
     let sub_row = SubscriptionRow::from(subscription);
     let code = code.to_owned();
-    let row = conn
-        .transaction::<Option<UserRow>, DieselError, _>(async move |conn| {
+    let link = store.link.clone();
+    let (row, enqueued) = conn
+        .transaction::<_, DieselError, _>(async move |conn| {
             let row = diesel::update(
                 users::table
                     .find(user)
@@ -55,19 +56,21 @@ pub(super) async fn activate_with_subscription(
             .get_result(conn)
             .await
             .optional()?;
+            let mut enqueued = Enqueued::default();
             if row.is_some() {
                 diesel::insert_into(subscriptions::table)
                     .values(&sub_row)
                     .execute(conn)
                     .await?;
-                enqueue(conn, events).await?;
+                enqueued = enqueue(conn, events, &link).await?;
             }
-            Ok(row)
+            Ok((row, enqueued))
         })
         .await
         .map_err(db_error)?;
+    drop(conn);
+    store.committed(enqueued).await;
     let user = User::try_from(row.ok_or(StoreError::Conflict)?)?;
-    store.wake_if(events.len());
     Ok(user)
 }
 
@@ -207,8 +210,9 @@ pub(super) async fn transition_subscription(
     let mut conn = store.conn().await?;
     let change = SubscriptionChange::from(patch);
     let from = patch.from.as_str();
-    let row = conn
-        .transaction::<Option<SubscriptionRow>, DieselError, _>(async move |conn| {
+    let link = store.link.clone();
+    let (row, enqueued) = conn
+        .transaction::<_, DieselError, _>(async move |conn| {
             let row = diesel::update(
                 subscriptions::table
                     .find(id)
@@ -220,19 +224,18 @@ pub(super) async fn transition_subscription(
             .await
             .optional()?;
             // The loser of a race writes no event.
+            let mut enqueued = Enqueued::default();
             if row.is_some() {
-                enqueue(conn, events).await?;
+                enqueued = enqueue(conn, events, &link).await?;
             }
-            Ok(row)
+            Ok((row, enqueued))
         })
         .await
         .map_err(db_error)?;
     drop(conn);
+    store.committed(enqueued).await;
     match row {
-        Some(row) => {
-            store.wake_if(events.len());
-            Subscription::try_from(row)
-        }
+        Some(row) => Subscription::try_from(row),
         None if store.subscription_by_id(id).await?.is_some() => Err(StoreError::Conflict),
         None => Err(StoreError::NotFound),
     }
@@ -245,8 +248,9 @@ pub(super) async fn sweep_due(
     rule: SweepRule<'_>,
 ) -> Result<Vec<SweptSubscription>, StoreError> {
     let mut conn = store.conn().await?;
+    let link = store.link.clone();
     let result = conn
-        .transaction::<Vec<SweptSubscription>, TxError, _>(async move |conn| {
+        .transaction::<_, TxError, _>(async move |conn| {
             // Rows another sweep holds are skipped, not waited for: each
             // replica moves its own batch and none moves a row twice.
             let rows = subscriptions::table
@@ -266,6 +270,7 @@ pub(super) async fn sweep_due(
                 .load(conn)
                 .await?;
             let mut swept = Vec::new();
+            let mut enqueued = Enqueued::default();
             for row in rows {
                 let s = Subscription::try_from(row).map_err(TxError::Store)?;
                 let Some(step) = rule(&s).filter(|m| m.patch.from == s.status) else {
@@ -276,17 +281,17 @@ pub(super) async fn sweep_due(
                     .returning(SubscriptionRow::as_returning())
                     .get_result(conn)
                     .await?;
-                enqueue(conn, &step.outbox).await?;
+                enqueued = enqueued.and(enqueue(conn, &step.outbox, &link).await?);
                 swept.push(SweptSubscription {
                     previous: s.status,
                     subscription: Subscription::try_from(row).map_err(TxError::Store)?,
                 });
             }
-            Ok(swept)
+            Ok((swept, enqueued))
         })
         .await;
-    let swept = result.map_err(tx_error)?;
-    // The events are rows now: wake the relay (no event, no harm).
-    store.wake_if(swept.len());
+    let (swept, enqueued) = result.map_err(tx_error)?;
+    drop(conn);
+    store.committed(enqueued).await;
     Ok(swept)
 }

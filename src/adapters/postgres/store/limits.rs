@@ -163,8 +163,9 @@ pub(super) async fn take_resend_slot(
 ) -> Result<ResendSlot, StoreError> {
     let mut conn = store.conn().await?;
     let fresh = fresh.clone();
+    let link = store.link.clone();
     let granted = conn
-        .transaction::<Option<(OtpChallenge, User, usize)>, TxError, _>(async move |conn| {
+        .transaction::<_, TxError, _>(async move |conn| {
             // Every SET expression reads the row as it was before the update.
             let row: Option<UserRow> = diesel::sql_query(
                 "UPDATE users SET \
@@ -198,15 +199,15 @@ pub(super) async fn take_resend_slot(
                 ))));
             };
             let events = outbox(&challenge, &user);
-            enqueue(conn, &events).await?;
-            Ok(Some((challenge, user, events.len())))
+            let enqueued = enqueue(conn, &events, &link).await?;
+            Ok(Some((challenge, user, enqueued)))
         })
         .await
         .map_err(tx_error)?;
     drop(conn);
     match granted {
-        Some((challenge, user, events)) => {
-            store.wake_if(events);
+        Some((challenge, user, enqueued)) => {
+            store.committed(enqueued).await;
             Ok(ResendSlot::Granted(challenge, user))
         }
         None => Ok(ResendSlot::Refused(store.user_by_id(user).await?)),

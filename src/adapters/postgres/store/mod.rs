@@ -46,7 +46,7 @@ pub const OUTBOX_CHANNEL: &str = "outbox";
 
 pub struct PgIdentityStore {
     pool: PgPool,
-    wakeup: Arc<tokio::sync::Notify>,
+    link: Arc<crate::ports::OutboxLink>,
     /// The `LISTEN` connection is up: this process's own commits reach the
     /// relay through it too, so they do not wake it a second time.
     listening: Arc<std::sync::atomic::AtomicBool>,
@@ -56,7 +56,7 @@ impl PgIdentityStore {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            wakeup: Arc::new(tokio::sync::Notify::new()),
+            link: Arc::default(),
             listening: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
@@ -292,7 +292,7 @@ impl IdentityStore for PgIdentityStore {
         outbox::purge_outbox(self, before, limit).await
     }
 
-    fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
-        self.wakeup.clone()
+    fn outbox_link(&self) -> Arc<crate::ports::OutboxLink> {
+        self.link.clone()
     }
 }

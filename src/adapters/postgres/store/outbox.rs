@@ -21,7 +21,7 @@ impl PgIdentityStore {
         url: String,
         stop: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let wakeup = self.wakeup.clone();
+        let link = self.link.clone();
         let listening = self.listening.clone();
         tokio::spawn(async move {
             use futures_util::StreamExt;
@@ -41,7 +41,7 @@ impl PgIdentityStore {
                             // read the flag after this line woke nobody:
                             // one pass for it.
                             listening.store(true, Ordering::Relaxed);
-                            wakeup.notify_one();
+                            link.wakeup().notify_one();
                             loop {
                                 tokio::select! {
                                     () = stop.cancelled() => {
@@ -49,7 +49,7 @@ impl PgIdentityStore {
                                         return;
                                     }
                                     n = stream.next() => match n {
-                                        Some(Ok(_)) => wakeup.notify_one(),
+                                        Some(Ok(_)) => link.wakeup().notify_one(),
                                         Some(Err(error)) => {
                                             tracing::warn!(error = %error, "outbox listener lost its connection");
                                             break;
@@ -61,7 +61,7 @@ impl PgIdentityStore {
                             listening.store(false, Ordering::Relaxed);
                             // This process's commits since the loss woke
                             // nobody (the flag was still set): one pass.
-                            wakeup.notify_one();
+                            link.wakeup().notify_one();
                         }
                     }
                     Err(error) => {

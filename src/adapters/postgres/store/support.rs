@@ -4,56 +4,129 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::{DateTime, Utc};
 use diesel::{
     prelude::*,
     result::{DatabaseErrorKind, Error as DieselError},
+    sql_types as sql,
 };
 use diesel_async::{RunQueryDsl, pooled_connection::deadpool::Object};
 use uuid::Uuid;
 
-use crate::adapters::postgres::{
-    models::NewOutboxRow,
-    schema::{outbox, users},
-};
+use crate::adapters::postgres::schema::{outbox, users};
 use crate::{
     domain::email_address::Email,
-    ports::{OutboxEvent, PublishError, StoreError},
+    ports::{OutboxEntry, OutboxEvent, OutboxLink, PublishError, StoreError},
 };
 
 use super::{OUTBOX_CHANNEL, PgIdentityStore, lower};
 
+/// What [`enqueue`] wrote, for [`PgIdentityStore::committed`] to act on
+/// once the transaction committed.
+#[derive(Default)]
+#[must_use = "hand the rows over with `committed` after the commit"]
+pub(super) struct Enqueued {
+    /// Rows written claimed for this process's relay (decision 70).
+    handed: Vec<OutboxEntry>,
+    /// Rows left to the claim (a NOTIFY went with them).
+    unleased: usize,
+    /// Some of those wait behind an older unpublished row of their aggregate.
+    blocked: bool,
+}
+
+impl Enqueued {
+    /// Adds what a later write of the same transaction enqueued.
+    pub(super) fn and(mut self, other: Enqueued) -> Enqueued {
+        self.handed.extend(other.handed);
+        self.unleased += other.unleased;
+        self.blocked |= other.blocked;
+        self
+    }
+}
+
+/// One row as the insert returns it.
+#[derive(QueryableByName)]
+struct Written {
+    #[diesel(sql_type = sql::BigInt)]
+    id: i64,
+    #[diesel(sql_type = sql::Text)]
+    event_id: String,
+    #[diesel(sql_type = sql::Timestamptz)]
+    created_at: DateTime<Utc>,
+    /// Written claimed, for the hand-off.
+    #[diesel(sql_type = sql::Bool)]
+    handed: bool,
+    /// Written unclaimed although a lease was offered: an older row of its
+    /// aggregate was unpublished.
+    #[diesel(sql_type = sql::Bool)]
+    blocked: bool,
+}
+
 /// Writes `events` to the outbox on `conn` (inside the caller's
-/// transaction), with the current span's trace context, and notifies the
-/// relays: PostgreSQL delivers the NOTIFY at commit, and drops it with a
-/// rollback.
+/// transaction), with the current span's trace context. While this
+/// process's relay takes rows (`link`), a row whose aggregate has no older
+/// unpublished row is written claimed for the relay's lease and handed over
+/// at the commit; the others are left to the claim and notify the relays
+/// (PostgreSQL delivers the NOTIFY at commit, and drops it with a rollback).
 pub(super) async fn enqueue(
     conn: &mut diesel_async::AsyncPgConnection,
     events: &[OutboxEvent],
-) -> Result<(), DieselError> {
+    link: &OutboxLink,
+) -> Result<Enqueued, DieselError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Enqueued::default());
     }
-    let mut trace = crate::adapters::bus::message::trace_text();
-    let rows: Vec<NewOutboxRow> = events
-        .iter()
-        .map(|e| NewOutboxRow {
-            event_id: e.event.event_id().to_string(),
-            aggregate: e.aggregate.clone(),
-            routing_key: e.event.routing_key().to_string(),
-            body: String::from_utf8_lossy(e.event.body()).into_owned(),
-            traceparent: trace.get("traceparent").cloned(),
-            tracestate: trace.get("tracestate").cloned(),
-        })
-        .collect();
-    trace.clear();
-    diesel::insert_into(outbox::table)
-        .values(&rows)
-        .execute(conn)
-        .await?;
-    diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
-        .execute(conn)
-        .await?;
-    Ok(())
+    let trace = crate::adapters::bus::message::trace_text();
+    let lease = link.lease().map(|lease| Utc::now() + lease);
+    let column = |f: fn(&OutboxEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
+    // One statement: the rows (in the order given, so `id` follows it) and
+    // the check for an older unpublished row of each aggregate (the
+    // `outbox_unpublished` index). Rows of this statement do not see one
+    // another: two of one aggregate are both handed over, in `id` order.
+    let written: Vec<Written> = diesel::sql_query(
+        "INSERT INTO outbox (event_id, aggregate, routing_key, body, traceparent, tracestate,                              locked_until)          SELECT v.event_id, v.aggregate, v.routing_key, v.body, $5, $6,                 CASE WHEN $7::timestamptz IS NOT NULL AND NOT EXISTS (                        SELECT 1 FROM outbox o                        WHERE o.aggregate = v.aggregate AND o.published_at IS NULL)                      THEN $7::timestamptz END          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY               AS v(event_id, aggregate, routing_key, body, n)          ORDER BY v.n          RETURNING id, event_id, created_at, locked_until IS NOT NULL AS handed,                    ($7::timestamptz IS NOT NULL AND locked_until IS NULL) AS blocked",
+    )
+    .bind::<sql::Array<sql::Text>, _>(column(|e| e.event.event_id().to_string()))
+    .bind::<sql::Array<sql::Text>, _>(column(|e| e.aggregate.clone()))
+    .bind::<sql::Array<sql::Text>, _>(column(|e| e.event.routing_key().to_string()))
+    .bind::<sql::Array<sql::Text>, _>(column(|e| {
+        String::from_utf8_lossy(e.event.body()).into_owned()
+    }))
+    .bind::<sql::Nullable<sql::Text>, _>(trace.get("traceparent").cloned())
+    .bind::<sql::Nullable<sql::Text>, _>(trace.get("tracestate").cloned())
+    .bind::<sql::Nullable<sql::Timestamptz>, _>(lease)
+    .load(conn)
+    .await?;
+    let mut enqueued = Enqueued::default();
+    for row in written {
+        enqueued.blocked |= row.blocked;
+        if !row.handed {
+            enqueued.unleased += 1;
+            continue;
+        }
+        let Some(event) = events
+            .iter()
+            .find(|e| e.event.event_id().to_string() == row.event_id)
+        else {
+            continue;
+        };
+        enqueued.handed.push(OutboxEntry {
+            id: row.id,
+            aggregate: event.aggregate.clone(),
+            event_id: row.event_id,
+            routing_key: event.event.routing_key().to_string(),
+            body: String::from_utf8_lossy(event.event.body()).into_owned(),
+            trace: trace.clone(),
+            attempts: 0,
+            created_at: row.created_at,
+        });
+    }
+    if enqueued.unleased > 0 {
+        diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
+            .execute(conn)
+            .await?;
+    }
+    Ok(enqueued)
 }
 
 /// What a transaction body can fail with.
@@ -113,15 +186,46 @@ impl PgIdentityStore {
             .map_err(|e| StoreError::Unavailable(anyhow::anyhow!("no database connection: {e}")))
     }
 
-    /// Wakes this process's relay after a commit that wrote outbox rows
-    /// (other processes hear the NOTIFY), unless the listener is up: it
-    /// hears this commit's NOTIFY too, and a second wake-up costs a second
-    /// relay loop an empty claim per commit (one pass takes the rows, the
-    /// other finds them leased). A listener that died unnoticed leaves the
-    /// rows to the poll (1 s).
-    pub(super) fn wake_if(&self, events: usize) {
-        if events > 0 && !AtomicBool::load(&self.listening, Ordering::Relaxed) {
-            self.wakeup.notify_one();
+    /// After the commit of what [`enqueue`] wrote: hands the claimed rows to
+    /// this process's relay, and wakes it for the others unless the listener
+    /// is up (it hears this commit's NOTIFY too, and a second wake-up costs a
+    /// second relay loop an empty claim; a listener that died unnoticed
+    /// leaves the rows to the poll, 1 s). Rows claimed for a relay that
+    /// stopped meanwhile are released for any relay to take.
+    pub(super) async fn committed(&self, enqueued: Enqueued) {
+        if enqueued.blocked {
+            self.link.blocked();
+        }
+        if let Err(rows) = self.link.push(enqueued.handed) {
+            self.release(&rows).await;
+        }
+        if enqueued.unleased > 0 && !AtomicBool::load(&self.listening, Ordering::Relaxed) {
+            self.link.wakeup().notify_one();
+        }
+    }
+
+    /// Ends the hand-off claim of `rows` and tells the relays; on failure
+    /// the claim simply runs out (the relay's lease).
+    async fn release(&self, rows: &[OutboxEntry]) {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let released = async {
+            let mut conn = self.conn().await?;
+            diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
+                .filter(outbox::published_at.is_null())
+                .set(outbox::locked_until.eq(None::<DateTime<Utc>>))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)?;
+            diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
+                .execute(&mut conn)
+                .await
+                .map_err(db_error)
+        };
+        match released.await {
+            Ok(_) => self.link.wakeup().notify_one(),
+            Err(error) => {
+                tracing::warn!(rows = ids.len(), error = %error, "outbox rows not released; their claim runs out");
+            }
         }
     }
 

@@ -55,16 +55,19 @@ pub(super) async fn insert_user_enqueue(
 ) -> Result<(), StoreError> {
     let mut conn = store.conn().await?;
     let row = UserRow::from(user);
-    conn.transaction::<(), DieselError, _>(async move |conn| {
-        diesel::insert_into(users::table)
-            .values(&row)
-            .execute(conn)
-            .await?;
-        enqueue(conn, events).await
-    })
-    .await
-    .map_err(db_error)?;
-    store.wake_if(events.len());
+    let link = store.link.clone();
+    let enqueued = conn
+        .transaction::<_, DieselError, _>(async move |conn| {
+            diesel::insert_into(users::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            enqueue(conn, events, &link).await
+        })
+        .await
+        .map_err(db_error)?;
+    drop(conn);
+    store.committed(enqueued).await;
     Ok(())
 }
 

@@ -152,4 +152,5 @@ pub async fn run_all(store: Arc<dyn IdentityStore>, prefix: &str) {
     a_subscription_to_an_unknown_plan_is_refused(store.as_ref(), prefix).await;
     a_plan_deleted_while_a_user_subscribes_to_it_has_one_winner(store.clone(), prefix, 6).await;
     the_outbox_hands_out_each_aggregate_in_order_and_each_row_once(store.clone(), prefix).await;
+    rows_written_while_a_relay_takes_them_are_handed_over(store.as_ref(), prefix).await;
 }

@@ -200,3 +200,121 @@ async fn published_rows_are_purged_in_bounded_batches(
         "{prefix}: unpublished rows are kept"
     );
 }
+
+/// Decision 70: while a relay takes rows ([`crate::ports::OutboxLink`]), a
+/// write hands its rows over claimed (both rows of one write, in order),
+/// unless an older row of their aggregate is unpublished: that one is left
+/// to the claim, in order, and the take says a write was blocked. A handed
+/// row is claimable once its lease ran out (its process died); after the
+/// link closes, writes are left to the claim. Leaves the link closed.
+pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
+    store: &dyn IdentityStore,
+    prefix: &str,
+) {
+    let link = store.outbox_link();
+    let lease = Duration::seconds(30);
+    link.open(lease);
+    let c = unverified(&format!("{prefix}-handoff-c@example.com"), now());
+    let (c1, c2, c3) = (verification(&c), verification(&c), verification(&c));
+    let [c1, c2, c3] = [c1, c2, c3].map(|e| (e.event_id().to_string(), e));
+    let written = now();
+    store
+        .insert_user_enqueue(
+            &c,
+            &[
+                OutboxEvent::user(c.id, c1.1.clone()),
+                OutboxEvent::user(c.id, c2.1.clone()),
+            ],
+        )
+        .await
+        .expect("insert c");
+    let (handed, blocked) = link.take();
+    let ids: Vec<&str> = handed.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [c1.0.as_str(), c2.0.as_str()],
+        "{prefix}: both, in order"
+    );
+    assert!(!blocked, "{prefix}: nothing older was pending");
+    assert_eq!(
+        handed[0].body.as_bytes(),
+        c1.1.body(),
+        "{prefix}: as sealed"
+    );
+    let ours = |rows: &[OutboxEntry]| -> Vec<String> {
+        rows.iter()
+            .filter(|e| [&c1.0, &c2.0, &c3.0].contains(&&e.event_id))
+            .map(|e| e.event_id.clone())
+            .collect()
+    };
+    let claimed = store
+        .claim_outbox(written, 100, lease)
+        .await
+        .expect("claim");
+    assert!(
+        ours(&claimed).is_empty(),
+        "{prefix}: handed rows are claimed"
+    );
+
+    // A later write of aggregate c waits behind c1 and c2, for the claim.
+    let d = unverified(&format!("{prefix}-handoff-d@example.com"), now());
+    store
+        .insert_user_enqueue(&d, &[OutboxEvent::user(c.id, c3.1.clone())])
+        .await
+        .expect("insert d");
+    let (handed, blocked) = link.take();
+    assert!(
+        handed.is_empty() && blocked,
+        "{prefix}: c3 left to the claim"
+    );
+    // The process that held c1 and c2 died: their claim runs out.
+    let after_lease = written + lease + Duration::seconds(5);
+    let claimed = store
+        .claim_outbox(after_lease, 100, lease)
+        .await
+        .expect("claim");
+    assert_eq!(ours(&claimed), [c1.0.clone()], "{prefix}: c1 first, alone");
+    store
+        .outbox_published(&[handed_id(&claimed, &c1.0)], after_lease)
+        .await
+        .expect("published");
+    let later = after_lease + lease + Duration::seconds(5);
+    let claimed = store.claim_outbox(later, 100, lease).await.expect("claim");
+    assert_eq!(ours(&claimed), [c2.0.clone()], "{prefix}: then c2");
+    store
+        .outbox_published(&[handed_id(&claimed, &c2.0)], later)
+        .await
+        .expect("published");
+    let claimed = store.claim_outbox(later, 100, lease).await.expect("claim");
+    assert_eq!(ours(&claimed), [c3.0.clone()], "{prefix}: then c3");
+    store
+        .outbox_published(&[handed_id(&claimed, &c3.0)], later)
+        .await
+        .expect("published");
+
+    // Closed: a write is left to the claim.
+    assert!(link.close().is_empty());
+    let e = unverified(&format!("{prefix}-handoff-e@example.com"), now());
+    let e1 = verification(&e);
+    store
+        .insert_user_enqueue(&e, &[OutboxEvent::user(e.id, e1.clone())])
+        .await
+        .expect("insert e");
+    assert!(link.take().0.is_empty(), "{prefix}: closed, nothing handed");
+    let claimed = store.claim_outbox(now(), 100, lease).await.expect("claim");
+    let e1_row = claimed
+        .iter()
+        .find(|r| r.event_id == e1.event_id().to_string())
+        .unwrap_or_else(|| panic!("{prefix}: e1 claimable at once"));
+    store
+        .outbox_published(&[e1_row.id], now())
+        .await
+        .expect("published");
+}
+
+fn handed_id(rows: &[OutboxEntry], event_id: &str) -> i64 {
+    rows.iter()
+        .find(|r| r.event_id == event_id)
+        .map(|r| r.id)
+        .expect("the row")
+}
