@@ -215,51 +215,41 @@ pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
     let lease = Duration::seconds(30);
     link.open(lease);
     let c = unverified(&format!("{prefix}-handoff-c@example.com"), now());
-    let (c1, c2, c3) = (verification(&c), verification(&c), verification(&c));
-    let [c1, c2, c3] = [c1, c2, c3].map(|e| (e.event_id().to_string(), e));
+    let events = [verification(&c), verification(&c), verification(&c)];
+    let ids = events.clone().map(|e| e.event_id().to_string());
     let written = now();
     store
         .insert_user_enqueue(
             &c,
             &[
-                OutboxEvent::user(c.id, c1.1.clone()),
-                OutboxEvent::user(c.id, c2.1.clone()),
+                OutboxEvent::user(c.id, events[0].clone()),
+                OutboxEvent::user(c.id, events[1].clone()),
             ],
         )
         .await
         .expect("insert c");
     let (handed, blocked) = link.take();
-    let ids: Vec<&str> = handed.iter().map(|e| e.event_id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [c1.0.as_str(), c2.0.as_str()],
-        "{prefix}: both, in order"
-    );
+    let handed_ids: Vec<&str> = handed.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(handed_ids, [&ids[0], &ids[1]], "{prefix}: both, in order");
     assert!(!blocked, "{prefix}: nothing older was pending");
     assert_eq!(
         handed[0].body.as_bytes(),
-        c1.1.body(),
+        events[0].body(),
         "{prefix}: as sealed"
     );
-    let ours = |rows: &[OutboxEntry]| -> Vec<String> {
-        rows.iter()
-            .filter(|e| [&c1.0, &c2.0, &c3.0].contains(&&e.event_id))
-            .map(|e| e.event_id.clone())
-            .collect()
-    };
     let claimed = store
         .claim_outbox(written, 100, lease)
         .await
         .expect("claim");
     assert!(
-        ours(&claimed).is_empty(),
+        ours(&claimed, &ids).is_empty(),
         "{prefix}: handed rows are claimed"
     );
 
     // A later write of aggregate c waits behind c1 and c2, for the claim.
     let d = unverified(&format!("{prefix}-handoff-d@example.com"), now());
     store
-        .insert_user_enqueue(&d, &[OutboxEvent::user(c.id, c3.1.clone())])
+        .insert_user_enqueue(&d, &[OutboxEvent::user(c.id, events[2].clone())])
         .await
         .expect("insert d");
     let (handed, blocked) = link.take();
@@ -267,32 +257,39 @@ pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
         handed.is_empty() && blocked,
         "{prefix}: c3 left to the claim"
     );
-    // The process that held c1 and c2 died: their claim runs out.
-    let after_lease = written + lease + Duration::seconds(5);
-    let claimed = store
-        .claim_outbox(after_lease, 100, lease)
-        .await
-        .expect("claim");
-    assert_eq!(ours(&claimed), [c1.0.clone()], "{prefix}: c1 first, alone");
-    store
-        .outbox_published(&[handed_id(&claimed, &c1.0)], after_lease)
-        .await
-        .expect("published");
-    let later = after_lease + lease + Duration::seconds(5);
-    let claimed = store.claim_outbox(later, 100, lease).await.expect("claim");
-    assert_eq!(ours(&claimed), [c2.0.clone()], "{prefix}: then c2");
-    store
-        .outbox_published(&[handed_id(&claimed, &c2.0)], later)
-        .await
-        .expect("published");
-    let claimed = store.claim_outbox(later, 100, lease).await.expect("claim");
-    assert_eq!(ours(&claimed), [c3.0.clone()], "{prefix}: then c3");
-    store
-        .outbox_published(&[handed_id(&claimed, &c3.0)], later)
-        .await
-        .expect("published");
+    handed_rows_outlive_their_process_in_order(store, prefix, &ids, written + lease).await;
+    a_closed_link_leaves_rows_to_the_claim(store, prefix).await;
+}
 
-    // Closed: a write is left to the claim.
+/// The process that held c1 and c2 died: once their claim ran out (at
+/// `lapsed`), the claim hands out c1, c2, c3 in turn.
+async fn handed_rows_outlive_their_process_in_order(
+    store: &dyn IdentityStore,
+    prefix: &str,
+    ids: &[String; 3],
+    lapsed: DateTime<Utc>,
+) {
+    let lease = Duration::seconds(30);
+    let mut at = lapsed + Duration::seconds(5);
+    for id in ids {
+        let claimed = store.claim_outbox(at, 100, lease).await.expect("claim");
+        assert_eq!(
+            ours(&claimed, ids),
+            [id.as_str()],
+            "{prefix}: one at a time, in order"
+        );
+        let row = claimed.iter().find(|r| &r.event_id == id).expect("the row");
+        store
+            .outbox_published(&[row.id], at)
+            .await
+            .expect("published");
+        at += lease + Duration::seconds(5);
+    }
+}
+
+/// Closed: a write is left to the claim, claimable at once.
+async fn a_closed_link_leaves_rows_to_the_claim(store: &dyn IdentityStore, prefix: &str) {
+    let link = store.outbox_link();
     assert!(link.close().is_empty());
     let e = unverified(&format!("{prefix}-handoff-e@example.com"), now());
     let e1 = verification(&e);
@@ -301,7 +298,10 @@ pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
         .await
         .expect("insert e");
     assert!(link.take().0.is_empty(), "{prefix}: closed, nothing handed");
-    let claimed = store.claim_outbox(now(), 100, lease).await.expect("claim");
+    let claimed = store
+        .claim_outbox(now(), 100, Duration::seconds(30))
+        .await
+        .expect("claim");
     let e1_row = claimed
         .iter()
         .find(|r| r.event_id == e1.event_id().to_string())
@@ -312,9 +312,10 @@ pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
         .expect("published");
 }
 
-fn handed_id(rows: &[OutboxEntry], event_id: &str) -> i64 {
+/// The event ids of `rows` that are among `ids`.
+fn ours<'a>(rows: &'a [OutboxEntry], ids: &[String]) -> Vec<&'a str> {
     rows.iter()
-        .find(|r| r.event_id == event_id)
-        .map(|r| r.id)
-        .expect("the row")
+        .filter(|e| ids.contains(&e.event_id))
+        .map(|e| e.event_id.as_str())
+        .collect()
 }
