@@ -341,9 +341,10 @@ async fn two_relays_on_one_database_publish_each_row_once() {
     settings.database_url = Some(SecretString::from(db));
     settings.event_delivery = EventDelivery::Outbox;
     let domain = format!("relays-{}.example", uuid::Uuid::new_v4().simple());
-    let mut probe = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     let first = Adapters::from_settings(&settings).await.expect("adapters");
     let second = Adapters::from_settings(&settings).await.expect("adapters");
+    // After the adapters: they declare the exchange (a fresh broker has none).
+    let mut probe = Probe::bind(&url, EVENTS_EXCHANGE, "email.#").await;
     let (a, handle_a, _) = run_app(&settings, first);
     let (b, handle_b, _) = run_app(&settings, second);
     let n = 30;

@@ -212,3 +212,50 @@ async fn the_relay_is_woken_by_notify_for_its_own_commits_and_another_processs()
     let published = recorder.0.lock().unwrap().len();
     assert_eq!(published, 6, "each row once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_dead_process_claimed_at_commit_go_out_once_when_its_claim_runs_out() {
+    // Arrange: "ours" has a relay taking rows (its link open, a 2 s lease)
+    // that dies with the process: what it is handed is never published.
+    // Another process's relay polls every 100 ms.
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let pool = postgres::pool(&url, 2).unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    let ours = PgIdentityStore::new(pool);
+    ours.outbox_link().open(chrono::Duration::seconds(2));
+    let theirs = Arc::new(PgIdentityStore::new(postgres::pool(&url, 2).unwrap()));
+    let recorder = Arc::new(Recorder::default());
+    let stop = CancellationToken::new();
+    let config = RelayConfig {
+        poll: Duration::from_millis(100),
+        ..RelayConfig::default()
+    };
+    let relay = OutboxRelay::new(theirs, Arc::new(event_service(recorder.clone())), config)
+        .spawn(stop.clone());
+
+    // Act: five registrations; what they hand over dies with "ours".
+    let mut written = Vec::new();
+    for i in 0..5 {
+        written.push(register(&ours, &format!("dead{i}@handoff.example")).await);
+    }
+    let (handed, _) = ours.outbox_link().take();
+    let mut published = Vec::new();
+    for (id, committed) in &written {
+        published.push(delay(&recorder, id, *committed).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    relay.await.unwrap();
+
+    // Assert: claimed at commit (not NOTIFYed, not claimable at once), then
+    // published by the other relay once the claim ran out, once each.
+    assert_eq!(handed.len(), 5, "each row handed over at its commit");
+    eprintln!("commit → publish by the other relay: {published:?}");
+    for d in &published {
+        let d = d.expect("published within 5 s");
+        assert!(d >= Duration::from_millis(1_800), "not before the claim ran out: {d:?}");
+    }
+    assert_eq!(recorder.0.lock().unwrap().len(), 5, "once each");
+}
