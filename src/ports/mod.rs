@@ -24,7 +24,7 @@ pub use health::{Health, HealthIndicator};
 pub use identity_store::{
     HANDOFF_CAP, IdentityStore, OtpSlot, OutboxBacklog, OutboxEntry, OutboxEvent, OutboxLink,
     PasswordLimit, PasswordSlot, ProfileChanges, ResendEvents, ResendSlot, StoreError, SweepMove,
-    SweepRule, SweptSubscription, TxHook, UserRef,
+    SweepRule, SweptSubscription, Take, TxHook, UserRef,
 };
 pub use mailer::{MailError, Mailer, OutgoingEmail};
 pub use plan_catalog::{PlanCatalog, PlanCatalogError};

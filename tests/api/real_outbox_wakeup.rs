@@ -240,7 +240,7 @@ async fn rows_a_dead_process_claimed_at_commit_go_out_once_when_its_claim_runs_o
     for i in 0..5 {
         written.push(register(&ours, &format!("dead{i}@handoff.example")).await);
     }
-    let (handed, _) = ours.outbox_link().take();
+    let handed = ours.outbox_link().take(usize::MAX, chrono::Utc::now()).rows;
     let mut published = Vec::new();
     for (id, committed) in &written {
         published.push(delay(&recorder, id, *committed).await);
@@ -255,7 +255,10 @@ async fn rows_a_dead_process_claimed_at_commit_go_out_once_when_its_claim_runs_o
     eprintln!("commit → publish by the other relay: {published:?}");
     for d in &published {
         let d = d.expect("published within 5 s");
-        assert!(d >= Duration::from_millis(1_800), "not before the claim ran out: {d:?}");
+        assert!(
+            d >= Duration::from_millis(1_800),
+            "not before the claim ran out: {d:?}"
+        );
     }
     assert_eq!(recorder.0.lock().unwrap().len(), 5, "once each");
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
 
 use super::OutboxEntry;
@@ -30,10 +30,30 @@ pub struct OutboxLink {
 struct Handoff {
     /// `Some` while a relay takes rows.
     lease: Option<Duration>,
-    rows: Vec<OutboxEntry>,
+    /// What each write handed over, in the order of the pushes.
+    pushes: std::collections::VecDeque<Push>,
+    held: usize,
     /// A write left a row to the claim because an older row of its
     /// aggregate was unpublished (perhaps one held here).
     blocked: bool,
+}
+
+/// The rows of one write and the end of their claim.
+struct Push {
+    rows: Vec<OutboxEntry>,
+    until: DateTime<Utc>,
+}
+
+/// Rows taken from the link for publishing.
+#[derive(Debug, Default)]
+pub struct Take {
+    /// By `id`; the rows of one write are never split between takes.
+    pub rows: Vec<OutboxEntry>,
+    /// When the first of their claims ends: publish and mark before it.
+    pub until: Option<DateTime<Utc>>,
+    /// Rows dropped because their claim was about to end: another relay
+    /// may take them at any moment, so they are left to the claim.
+    pub stale: usize,
 }
 
 impl OutboxLink {
@@ -54,29 +74,31 @@ impl OutboxLink {
         self.state().lease = Some(lease);
     }
 
-    /// The relay stops taking rows; returns those not taken yet (it
-    /// publishes them before it ends). A write that claimed rows before this
-    /// and commits after finds the link closed and releases them.
-    pub fn close(&self) -> Vec<OutboxEntry> {
-        let mut state = self.state();
-        state.lease = None;
-        std::mem::take(&mut state.rows)
+    /// The relay stops taking rows. What was handed over stays to be taken;
+    /// a write that claimed rows before this and commits after it finds the
+    /// link closed and releases them.
+    pub fn close(&self) {
+        self.state().lease = None;
     }
 
     /// The lease a write claims its rows with: `None` (leave them to the
     /// claim) when no relay takes rows or [`HANDOFF_CAP`] are waiting.
     pub fn lease(&self) -> Option<Duration> {
         let state = self.state();
-        state.lease.filter(|_| state.rows.len() < HANDOFF_CAP)
+        state.lease.filter(|_| state.held < HANDOFF_CAP)
     }
 
-    /// Hands over the rows a write claimed, at its commit, in `id` order.
+    /// Hands over the rows a write claimed until `until`, at its commit.
     ///
     /// # Errors
     ///
     /// The rows back when the link closed meanwhile: the caller releases
     /// their claim so that any relay takes them.
-    pub fn push(&self, rows: Vec<OutboxEntry>) -> Result<(), Vec<OutboxEntry>> {
+    pub fn push(
+        &self,
+        rows: Vec<OutboxEntry>,
+        until: DateTime<Utc>,
+    ) -> Result<(), Vec<OutboxEntry>> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -84,7 +106,8 @@ impl OutboxLink {
         if state.lease.is_none() {
             return Err(rows);
         }
-        state.rows.extend(rows);
+        state.held += rows.len();
+        state.pushes.push_back(Push { rows, until });
         drop(state);
         self.ready.notify_one();
         Ok(())
@@ -96,18 +119,86 @@ impl OutboxLink {
         self.state().blocked = true;
     }
 
-    /// Takes every row handed over so far (sorted by `id`), and whether a
-    /// write was blocked since the last take.
-    pub fn take(&self) -> (Vec<OutboxEntry>, bool) {
+    /// Whether a write was blocked since the last call (read after a mark).
+    pub fn take_blocked(&self) -> bool {
+        std::mem::take(&mut self.state().blocked)
+    }
+
+    /// Takes whole writes' rows, oldest push first, until at least `limit`
+    /// rows (or all); drops those whose claim ends by `fresh_after`. Rows
+    /// left behind ring `ready` again.
+    pub fn take(&self, limit: usize, fresh_after: DateTime<Utc>) -> Take {
         let mut state = self.state();
-        let mut rows = std::mem::take(&mut state.rows);
-        rows.sort_by_key(|r| r.id);
-        (rows, std::mem::take(&mut state.blocked))
+        let mut take = Take::default();
+        while take.rows.len() < limit.max(1) {
+            let Some(push) = state.pushes.pop_front() else {
+                break;
+            };
+            state.held -= push.rows.len();
+            if push.until <= fresh_after {
+                take.stale += push.rows.len();
+                continue;
+            }
+            take.until = Some(take.until.map_or(push.until, |u| u.min(push.until)));
+            take.rows.extend(push.rows);
+        }
+        let more = !state.pushes.is_empty();
+        drop(state);
+        if more {
+            self.ready.notify_one();
+        }
+        take.rows.sort_by_key(|r| r.id);
+        take
     }
 
     /// Resolves once rows were handed over since the last take (at once if
     /// they were while no one waited).
     pub async fn ready(&self) {
         self.ready.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64) -> OutboxEntry {
+        OutboxEntry {
+            id,
+            aggregate: format!("user:{id}"),
+            event_id: format!("evt_{id}"),
+            routing_key: "email.verification.requested".into(),
+            body: "{}".into(),
+            trace: std::collections::BTreeMap::new(),
+            attempts: 0,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_take_keeps_writes_whole_drops_claims_about_to_end_and_leaves_the_rest() {
+        let link = OutboxLink::default();
+        let now = Utc::now();
+        let lease = Duration::seconds(30);
+        assert!(link.push(vec![row(1)], now + lease).is_err(), "closed");
+        link.open(lease);
+        link.push(vec![row(1)], now + Duration::seconds(2)).unwrap();
+        link.push(vec![row(3), row(2)], now + lease).unwrap();
+        link.push(vec![row(4)], now + lease).unwrap();
+
+        let first = link.take(2, now + Duration::seconds(15));
+        let ids: Vec<i64> = first.rows.iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            [2, 3],
+            "row 1 stale, rows 2 and 3 of one write together"
+        );
+        assert_eq!((first.stale, first.until), (1, Some(now + lease)));
+        let second = link.take(2, now);
+        assert_eq!(second.rows.len(), 1);
+        assert!(link.take(2, now).rows.is_empty());
+        link.close();
+        assert!(link.lease().is_none());
+        assert_eq!(link.push(vec![row(5)], now + lease).unwrap_err().len(), 1);
     }
 }

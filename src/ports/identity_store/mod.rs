@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use handoff::{HANDOFF_CAP, OutboxLink};
+pub use handoff::{HANDOFF_CAP, OutboxLink, Take};
 pub use limits::{OtpSlot, PasswordLimit, PasswordSlot, ResendEvents, ResendSlot, UserRef};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxEvent, TxHook};
 pub use profile::ProfileChanges;

@@ -115,7 +115,11 @@ impl State {
         if lease.is_some() && unleased > 0 {
             link.blocked();
         }
-        if let Err(rows) = link.push(handed) {
+        let pushed = match lease {
+            Some(lease) => link.push(handed, now + lease),
+            None => Ok(()),
+        };
+        if let Err(rows) = pushed {
             // The relay stopped since `lease()`: any relay may take them.
             for row in self.outbox.iter_mut().rev().take(events.len()) {
                 if rows.iter().any(|r| r.id == row.entry.id) {

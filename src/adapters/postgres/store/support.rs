@@ -32,6 +32,8 @@ pub(super) struct Enqueued {
     unleased: usize,
     /// Some of those wait behind an older unpublished row of their aggregate.
     blocked: bool,
+    /// The end of the claim written with `handed`.
+    until: Option<DateTime<Utc>>,
 }
 
 impl Enqueued {
@@ -40,6 +42,8 @@ impl Enqueued {
         self.handed.extend(other.handed);
         self.unleased += other.unleased;
         self.blocked |= other.blocked;
+        // The earliest: a later write of the transaction claimed later.
+        self.until = self.until.or(other.until);
         self
     }
 }
@@ -60,6 +64,50 @@ struct Written {
     /// aggregate was unpublished.
     #[diesel(sql_type = sql::Bool)]
     blocked: bool,
+}
+
+impl Enqueued {
+    /// What the insert returned, as rows to hand over and rows left.
+    fn from_written(
+        written: Vec<Written>,
+        events: &[OutboxEvent],
+        trace: &std::collections::BTreeMap<String, String>,
+        lease: Option<DateTime<Utc>>,
+    ) -> Enqueued {
+        let mut enqueued = Enqueued {
+            until: lease,
+            ..Enqueued::default()
+        };
+        for row in written {
+            enqueued.blocked |= row.blocked;
+            if !row.handed {
+                enqueued.unleased += 1;
+                continue;
+            }
+            let Some(event) = events
+                .iter()
+                .find(|e| e.event.event_id().to_string() == row.event_id)
+            else {
+                // Not reachable (ids round-trip); the claim runs out.
+                tracing::error!(
+                    event_id = row.event_id,
+                    "outbox row not matched to its event"
+                );
+                continue;
+            };
+            enqueued.handed.push(OutboxEntry {
+                id: row.id,
+                aggregate: event.aggregate.clone(),
+                event_id: row.event_id,
+                routing_key: event.event.routing_key().to_string(),
+                body: String::from_utf8_lossy(event.event.body()).into_owned(),
+                trace: trace.clone(),
+                attempts: 0,
+                created_at: row.created_at,
+            });
+        }
+        enqueued
+    }
 }
 
 /// Writes `events` to the outbox on `conn` (inside the caller's
@@ -84,7 +132,18 @@ pub(super) async fn enqueue(
     // `outbox_unpublished` index). Rows of this statement do not see one
     // another: two of one aggregate are both handed over, in `id` order.
     let written: Vec<Written> = diesel::sql_query(
-        "INSERT INTO outbox (event_id, aggregate, routing_key, body, traceparent, tracestate,                              locked_until)          SELECT v.event_id, v.aggregate, v.routing_key, v.body, $5, $6,                 CASE WHEN $7::timestamptz IS NOT NULL AND NOT EXISTS (                        SELECT 1 FROM outbox o                        WHERE o.aggregate = v.aggregate AND o.published_at IS NULL)                      THEN $7::timestamptz END          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY               AS v(event_id, aggregate, routing_key, body, n)          ORDER BY v.n          RETURNING id, event_id, created_at, locked_until IS NOT NULL AS handed,                    ($7::timestamptz IS NOT NULL AND locked_until IS NULL) AS blocked",
+        "INSERT INTO outbox (event_id, aggregate, routing_key, body, traceparent, tracestate, \
+                             locked_until) \
+         SELECT v.event_id, v.aggregate, v.routing_key, v.body, $5, $6, \
+                CASE WHEN $7::timestamptz IS NOT NULL AND NOT EXISTS ( \
+                       SELECT 1 FROM outbox o \
+                       WHERE o.aggregate = v.aggregate AND o.published_at IS NULL) \
+                     THEN $7::timestamptz END \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY \
+              AS v(event_id, aggregate, routing_key, body, n) \
+         ORDER BY v.n \
+         RETURNING id, event_id, created_at, locked_until IS NOT NULL AS handed, \
+                   ($7::timestamptz IS NOT NULL AND locked_until IS NULL) AS blocked",
     )
     .bind::<sql::Array<sql::Text>, _>(column(|e| e.event.event_id().to_string()))
     .bind::<sql::Array<sql::Text>, _>(column(|e| e.aggregate.clone()))
@@ -97,30 +156,7 @@ pub(super) async fn enqueue(
     .bind::<sql::Nullable<sql::Timestamptz>, _>(lease)
     .load(conn)
     .await?;
-    let mut enqueued = Enqueued::default();
-    for row in written {
-        enqueued.blocked |= row.blocked;
-        if !row.handed {
-            enqueued.unleased += 1;
-            continue;
-        }
-        let Some(event) = events
-            .iter()
-            .find(|e| e.event.event_id().to_string() == row.event_id)
-        else {
-            continue;
-        };
-        enqueued.handed.push(OutboxEntry {
-            id: row.id,
-            aggregate: event.aggregate.clone(),
-            event_id: row.event_id,
-            routing_key: event.event.routing_key().to_string(),
-            body: String::from_utf8_lossy(event.event.body()).into_owned(),
-            trace: trace.clone(),
-            attempts: 0,
-            created_at: row.created_at,
-        });
-    }
+    let enqueued = Enqueued::from_written(written, events, &trace, lease);
     if enqueued.unleased > 0 {
         diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
             .execute(conn)
@@ -196,22 +232,26 @@ impl PgIdentityStore {
         if enqueued.blocked {
             self.link.blocked();
         }
-        if let Err(rows) = self.link.push(enqueued.handed) {
-            self.release(&rows).await;
+        if let Some(until) = enqueued.until
+            && let Err(rows) = self.link.push(enqueued.handed, until)
+        {
+            self.release(&rows, until).await;
         }
         if enqueued.unleased > 0 && !AtomicBool::load(&self.listening, Ordering::Relaxed) {
             self.link.wakeup().notify_one();
         }
     }
 
-    /// Ends the hand-off claim of `rows` and tells the relays; on failure
-    /// the claim simply runs out (the relay's lease).
-    async fn release(&self, rows: &[OutboxEntry]) {
+    /// Ends the hand-off claim of `rows` (written until `until`) and tells
+    /// the relays; a claim a relay made since is kept, and on failure the
+    /// claim simply runs out (the relay's lease).
+    async fn release(&self, rows: &[OutboxEntry], until: DateTime<Utc>) {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let released = async {
             let mut conn = self.conn().await?;
             diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
                 .filter(outbox::published_at.is_null())
+                .filter(outbox::locked_until.eq(until))
                 .set(outbox::locked_until.eq(None::<DateTime<Utc>>))
                 .execute(&mut conn)
                 .await
