@@ -21,7 +21,9 @@ pub type TxHook<'a> = Pin<Box<dyn Future<Output = Result<(), PublishError>> + Se
 pub struct OutboxEvent {
     /// The ordering key, `user:<uuid>` or `subscription:<uuid>`: a relay
     /// publishes the events of one aggregate in the order they were
-    /// written, and never two of them at once.
+    /// written, and never two of them at once — provided the writes of one
+    /// aggregate are serialized (each holds the aggregate's row lock, as
+    /// every compare-and-set does); concurrent ones have no order to keep.
     pub aggregate: String,
     /// The event as it goes on the wire, already validated and sealed.
     pub event: SealedEvent,
