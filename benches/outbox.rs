@@ -425,7 +425,9 @@ async fn compare_deliveries(
 /// and back to back; `expected` counts the events on the probe so far, and
 /// the count after this is returned.
 async fn commit_delays(probe: &Probe, token_outbox: &Path, mut expected: usize) -> usize {
-    println!("Delay from commit to the probe consumer (outbox, relay woken by NOTIFY)\n");
+    println!(
+        "Delay from commit to the probe consumer (outbox: rows handed to the relay at their commit, decision 70)\n"
+    );
     println!("| load | events | p50 | p99 | max | goal p99 ≤ 50 ms |");
     println!("|---|---|---|---|---|---|");
     for (label, clients, n, gap) in [
