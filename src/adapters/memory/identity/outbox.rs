@@ -1,13 +1,78 @@
-//! The in-memory outbox as the relay sees it: claiming, marking, backlog
-//! and purge.
+//! The in-memory outbox: the write of a change's events (and their hand-off,
+//! decision 70), and as the relay sees it: claiming, marking, backlog and
+//! purge.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::ports::{OutboxBacklog, OutboxEntry, StoreError};
+use crate::ports::{OutboxBacklog, OutboxEntry, OutboxEvent, OutboxLink, StoreError};
 
-use super::InMemoryIdentityStore;
+use super::{InMemoryIdentityStore, OutboxRow, State};
+
+impl State {
+    /// Appends `events` to the outbox; the caller holds the lock that makes
+    /// this part of its change. As on PostgreSQL (decision 70): while the
+    /// relay takes rows, a row whose aggregate had no unpublished row before
+    /// this call is written claimed and handed over. Returns how many rows
+    /// are left to the claim (the caller wakes the relay for them).
+    pub(super) fn enqueue(&mut self, events: &[OutboxEvent], link: &OutboxLink) -> usize {
+        let trace = crate::adapters::bus::message::trace_text();
+        let now = Utc::now();
+        let lease = link.lease();
+        let pending: HashSet<&str> = self
+            .outbox
+            .iter()
+            .filter(|r| r.published_at.is_none())
+            .map(|r| r.entry.aggregate.as_str())
+            .collect();
+        let claimed: Vec<bool> = events
+            .iter()
+            .map(|e| lease.is_some() && !pending.contains(e.aggregate.as_str()))
+            .collect();
+        let mut handed = Vec::new();
+        for (e, claimed) in events.iter().zip(&claimed) {
+            self.next_outbox_id += 1;
+            let entry = OutboxEntry {
+                id: self.next_outbox_id,
+                aggregate: e.aggregate.clone(),
+                event_id: e.event.event_id().to_string(),
+                routing_key: e.event.routing_key().to_string(),
+                body: String::from_utf8_lossy(e.event.body()).into_owned(),
+                trace: trace.clone(),
+                attempts: 0,
+                created_at: now,
+            };
+            if *claimed {
+                handed.push(entry.clone());
+            }
+            self.outbox.push(OutboxRow {
+                entry,
+                locked_until: lease.filter(|_| *claimed).map(|lease| now + lease),
+                last_error: None,
+                published_at: None,
+            });
+        }
+        let unleased = events.len() - handed.len();
+        if lease.is_some() && unleased > 0 {
+            link.blocked();
+        }
+        let pushed = match lease {
+            Some(lease) => link.push(handed, now + lease),
+            None => Ok(()),
+        };
+        if let Err(rows) = pushed {
+            // The relay stopped since `lease()`: any relay may take them.
+            for row in self.outbox.iter_mut().rev().take(events.len()) {
+                if rows.iter().any(|r| r.id == row.entry.id) {
+                    row.locked_until = None;
+                }
+            }
+            return events.len();
+        }
+        unleased
+    }
+}
 
 pub(super) async fn claim_outbox(
     store: &InMemoryIdentityStore,

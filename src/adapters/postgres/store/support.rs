@@ -32,8 +32,11 @@ pub(super) struct Enqueued {
     unleased: usize,
     /// Some of those wait behind an older unpublished row of their aggregate.
     blocked: bool,
-    /// The end of the claim written with `handed`.
+    /// The end of the claim written with `handed`: of the first write of
+    /// the transaction (the take must be published before it) and of the
+    /// last (a release ends every claim up to it).
     until: Option<DateTime<Utc>>,
+    last_until: Option<DateTime<Utc>>,
 }
 
 impl Enqueued {
@@ -44,6 +47,7 @@ impl Enqueued {
         self.blocked |= other.blocked;
         // The earliest: a later write of the transaction claimed later.
         self.until = self.until.or(other.until);
+        self.last_until = other.last_until.or(self.last_until);
         self
     }
 }
@@ -76,6 +80,7 @@ impl Enqueued {
     ) -> Enqueued {
         let mut enqueued = Enqueued {
             until: lease,
+            last_until: lease,
             ..Enqueued::default()
         };
         for row in written {
@@ -232,26 +237,27 @@ impl PgIdentityStore {
         if enqueued.blocked {
             self.link.blocked();
         }
-        if let Some(until) = enqueued.until
+        if let (Some(until), Some(last)) = (enqueued.until, enqueued.last_until)
             && let Err(rows) = self.link.push(enqueued.handed, until)
         {
-            self.release(&rows, until).await;
+            self.release(&rows, last).await;
         }
         if enqueued.unleased > 0 && !AtomicBool::load(&self.listening, Ordering::Relaxed) {
             self.link.wakeup().notify_one();
         }
     }
 
-    /// Ends the hand-off claim of `rows` (written until `until`) and tells
-    /// the relays; a claim a relay made since is kept, and on failure the
-    /// claim simply runs out (the relay's lease).
+    /// Ends the hand-off claim of `rows` (written until `until` at the
+    /// latest) and tells the relays; a claim a relay made since (later: it
+    /// could claim only once the write's claim ran out) is kept, and on
+    /// failure the claim simply runs out (the relay's lease).
     async fn release(&self, rows: &[OutboxEntry], until: DateTime<Utc>) {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let released = async {
             let mut conn = self.conn().await?;
             diesel::update(outbox::table.filter(outbox::id.eq_any(&ids)))
                 .filter(outbox::published_at.is_null())
-                .filter(outbox::locked_until.eq(until))
+                .filter(outbox::locked_until.le(until))
                 .set(outbox::locked_until.eq(None::<DateTime<Utc>>))
                 .execute(&mut conn)
                 .await
