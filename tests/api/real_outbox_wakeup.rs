@@ -1,8 +1,10 @@
-//! How the relay hears of new outbox rows on real PostgreSQL: through
-//! `LISTEN/NOTIFY`, for another process's commits and for its own (which
-//! no longer wake it a second time in-process while the listener is up).
-//! The relay polls only once a minute here, so an event published within
-//! a second was woken, not polled; and the wake-ups are counted.
+//! How the relay hears of new outbox rows on real PostgreSQL: its own
+//! process's rows are handed over at their commit (decision 70); rows left
+//! to the claim come through `LISTEN/NOTIFY`, from another process's
+//! commits and from its own (which do not wake it a second time in-process
+//! while the listener is up). The relay polls only once a minute here, so
+//! an event published within a second was not polled; the wake-ups are
+//! counted; and the rows a dead process claimed go out once its claim ends.
 
 use std::{
     sync::{
@@ -109,6 +111,13 @@ async fn listening(url: &str) {
     }
 }
 
+/// A store on `url`'s database (pool of 2), migrated.
+async fn migrated_store(url: &str) -> PgIdentityStore {
+    let pool = postgres::pool(url, 2).unwrap();
+    postgres::migrate(&pool).await.unwrap();
+    PgIdentityStore::new(pool)
+}
+
 /// Counts the wake-ups `store`'s relay would get, until `stop`.
 fn count_wakeups(store: &PgIdentityStore, stop: CancellationToken) -> Arc<AtomicUsize> {
     let count = Arc::new(AtomicUsize::new(0));
@@ -130,9 +139,7 @@ async fn a_commit_wakes_its_own_relay_once_with_or_without_the_listener() {
     let Some(url) = fresh_database().await else {
         return;
     };
-    let pool = postgres::pool(&url, 2).unwrap();
-    postgres::migrate(&pool).await.unwrap();
-    let store = PgIdentityStore::new(pool);
+    let store = migrated_store(&url).await;
     let stop = CancellationToken::new();
     let wakeups = count_wakeups(&store, stop.clone());
     let settle = || tokio::time::sleep(Duration::from_millis(300));
@@ -162,10 +169,11 @@ async fn a_commit_wakes_its_own_relay_once_with_or_without_the_listener() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_relay_is_woken_by_notify_for_its_own_commits_and_another_processs() {
+async fn the_relay_publishes_its_own_commits_at_once_and_is_woken_by_another_processs() {
     // Arrange: a relay (two loops, as in `serve`) polling once a minute on
     // its store with the listener up; a second store on the same database
-    // stands for another process.
+    // stands for another process. Our commits are handed over (decision
+    // 70), theirs arrive by NOTIFY.
     let Some(url) = fresh_database().await else {
         return;
     };
@@ -221,9 +229,7 @@ async fn rows_a_dead_process_claimed_at_commit_go_out_once_when_its_claim_runs_o
     let Some(url) = fresh_database().await else {
         return;
     };
-    let pool = postgres::pool(&url, 2).unwrap();
-    postgres::migrate(&pool).await.unwrap();
-    let ours = PgIdentityStore::new(pool);
+    let ours = migrated_store(&url).await;
     ours.outbox_link().open(chrono::Duration::seconds(2));
     let theirs = Arc::new(PgIdentityStore::new(postgres::pool(&url, 2).unwrap()));
     let recorder = Arc::new(Recorder::default());

@@ -36,7 +36,7 @@ impl PgIdentityStore {
                         } else {
                             let mut stream = std::pin::pin!(conn.notifications_stream());
                             // From here this process's commits reach the
-                            // relay through the stream (see `wake_if`). One
+                            // relay through the stream (see `committed`). One
                             // that committed before LISTEN took effect but
                             // read the flag after this line woke nobody:
                             // one pass for it.
