@@ -24,7 +24,7 @@
 #![warn(clippy::too_many_lines)]
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -59,7 +59,7 @@ use uuid::Uuid;
 
 mod support;
 
-use support::{bind_queue, confirm_channel, cpu_with, env, migrated_database};
+use support::{bind_queue, confirm_channel, cpu_with, env, migrated_database, stat_cpu};
 
 const CLIENTS: usize = 4;
 const ROUND: usize = 250;
@@ -262,8 +262,11 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    // `OUTBOX_BENCH=drain` runs only the drain.
-    let only_drain = std::env::var("OUTBOX_BENCH").is_ok_and(|v| v == "drain");
+    // `OUTBOX_BENCH=drain` runs only the drain, `compare` only part 1;
+    // `OUTBOX_BENCH_HASH=production` (or `token`) only that hash in part 1.
+    let part = std::env::var("OUTBOX_BENCH").unwrap_or_default();
+    let only_drain = part == "drain";
+    let only_hash = std::env::var("OUTBOX_BENCH_HASH").unwrap_or_default();
     let amqp = env("AMQP_URL");
     let (url, pool) = migrated_database(16).await;
     // The listener wakes this store's relay, as `serve` wires them.
@@ -274,16 +277,7 @@ async fn main() {
     let broker = AmqpBroker::connect(&amqp, AmqpConfig::default()).await;
     let probe = Probe::start(&amqp).await;
 
-    let production: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::owasp().bounded(HashBound {
-        concurrency: CLIENTS,
-        ..HashBound::default()
-    }));
-    // m = 8 KiB, t = 1: microseconds, so the table shows the store and the
-    // broker, not the hash.
-    let token: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::with(8, 1, 1).bounded(HashBound {
-        concurrency: CLIENTS,
-        ..HashBound::default()
-    }));
+    let (production, token) = hashers();
 
     // The relay of the outbox paths runs throughout, as in `serve`.
     let relay_events = Arc::new(
@@ -306,13 +300,21 @@ async fn main() {
     } else {
         &[("token (8 KiB, t=1)", &token), ("production", &production)]
     };
-    let mut expected = compare_deliveries(&store, &broker, &probe, hashes).await;
+    let hashes: Vec<_> = hashes
+        .iter()
+        .filter(|(name, _)| name.starts_with(only_hash.as_str()))
+        .copied()
+        .collect();
+    let mut expected = compare_deliveries(&store, &broker, &probe, &hashes).await;
     probe.wait_for(expected, Duration::from_secs(60)).await;
     println!(
         "\n{expected} registrations, {} events on the probe queue\n",
         probe.count()
     );
 
+    if part == "compare" {
+        return;
+    }
     // 2. Commit to broker, relay running.
     let token_outbox = path(&store, &broker, token.clone(), EventDelivery::Outbox);
     expected = commit_delays(&probe, &token_outbox, expected).await;
@@ -332,6 +334,20 @@ async fn main() {
     broker.close().await;
 }
 
+/// The production Argon2id and a token one (m = 8 KiB, t = 1:
+/// microseconds, so the table shows the store and the broker, not the
+/// hash), each bounded to as many hashes at once as there are clients.
+fn hashers() -> (Arc<dyn PasswordHasher>, Arc<dyn PasswordHasher>) {
+    let bound = HashBound {
+        concurrency: CLIENTS,
+        ..HashBound::default()
+    };
+    (
+        Arc::new(Argon2Hasher::owasp().bounded(bound)),
+        Arc::new(Argon2Hasher::with(8, 1, 1).bounded(bound)),
+    )
+}
+
 /// The processes whose CPU a registration costs besides this one (the
 /// bench, which is also the relay): PostgreSQL's and RabbitMQ's.
 const SERVERS: &[&str] = &["postgres", "beam.smp"];
@@ -343,6 +359,72 @@ struct Sums {
     p50: Vec<Duration>,
     p99: Vec<Duration>,
     cpu: Vec<Duration>,
+    /// PostgreSQL's CPU by process role (`pg_roles`), all rounds.
+    roles: BTreeMap<String, Duration>,
+}
+
+/// PostgreSQL's CPU so far by the role in each process's title: the
+/// connections' backends together, each auxiliary process (walwriter,
+/// checkpointer, autovacuum launcher …), and the postmaster with the
+/// children it collected (the autovacuum workers, which exit after each
+/// table).
+fn pg_roles() -> BTreeMap<String, Duration> {
+    let mut roles = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return roles;
+    };
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let title = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let title = String::from_utf8_lossy(&title).replace('\0', " ");
+        let (comm, cpu) = stat_cpu(&stat, !title.starts_with("postgres:"));
+        if comm != "postgres" {
+            continue;
+        }
+        let role = match title.strip_prefix("postgres:") {
+            None => "postmaster and exited children (autovacuum workers)".to_owned(),
+            Some(rest) if rest.contains('(') => "backends (the connections)".to_owned(),
+            Some(rest) => rest.rsplit(": ").next().unwrap_or(rest).trim().to_owned(),
+        };
+        *roles.entry(role).or_default() += cpu;
+    }
+    roles
+}
+
+/// Adds what each PostgreSQL role spent since `before` to `sums`.
+fn add_roles(sums: &mut BTreeMap<String, Duration>, before: &BTreeMap<String, Duration>) {
+    for (role, now) in pg_roles() {
+        let spent = now.saturating_sub(before.get(&role).copied().unwrap_or_default());
+        *sums.entry(role).or_default() += spent;
+    }
+}
+
+/// PostgreSQL's CPU per registration by role, direct against outbox.
+fn print_roles(hash: &str, direct: &Sums, outbox: &Sums, registrations: usize) {
+    println!("\nPostgreSQL per registration by process, {hash} hash (all rounds)\n");
+    println!("| process | direct | outbox | outbox − direct |");
+    println!("|---|---|---|---|");
+    let per = |sums: &Sums, role: &str| {
+        sums.roles
+            .get(role)
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
+            / registrations as f64
+    };
+    for role in direct
+        .roles
+        .keys()
+        .chain(outbox.roles.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (d, o) = (per(direct, role), per(outbox, role));
+        println!("| {role} | {d:.3} ms | {o:.3} ms | {:+.3} ms |", o - d);
+    }
+    println!();
 }
 
 /// The CPU of each of `cpu_with(SERVERS)` since `before`, per one of `n`.
@@ -384,6 +466,7 @@ async fn compare_deliveries(
             for (label, p) in [("direct", &direct), ("outbox", &outbox)] {
                 let tag = format!("{label}{round}{}", hash_name.len());
                 let cpu = cpu_with(SERVERS);
+                let roles = pg_roles();
                 let (run, _) = register_many(p, &tag, ROUND, CLIENTS).await;
                 // Both rounds end once the probe holds their events: the
                 // relay's publishing counts in the round that wrote the rows.
@@ -404,6 +487,7 @@ async fn compare_deliveries(
                 e.p50.push(run.p50);
                 e.p99.push(run.p99);
                 e.cpu.push(cpu);
+                add_roles(&mut e.roles, &roles);
             }
         }
         let mean = |v: &Vec<Duration>| v.iter().sum::<Duration>() / v.len() as u32;
@@ -417,6 +501,7 @@ async fn compare_deliveries(
             ratio(&o.p99, &d.p99),
             ratio(&o.cpu, &d.cpu)
         );
+        print_roles(hash_name, d, o, rounds as usize * ROUND);
     }
     expected
 }

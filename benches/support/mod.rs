@@ -37,7 +37,7 @@ pub async fn migrated_database(size: usize) -> (String, smap_identity::adapters:
 /// reports, in clock ticks of 10 ms, with that of its children that have
 /// exited (a server's postmaster collects its short-lived workers', such as
 /// autovacuum's) when `children`; and the command name.
-fn stat_cpu(stat: &str, children: bool) -> (String, std::time::Duration) {
+pub fn stat_cpu(stat: &str, children: bool) -> (String, std::time::Duration) {
     let comm = stat
         .split_once('(')
         .and_then(|(_, rest)| rest.rsplit_once(')'))

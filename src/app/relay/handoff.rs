@@ -1,17 +1,20 @@
 //! The relay's hand-off loop (decision 70): the rows this process's writes
 //! claimed for it as they committed, published at once, without a claim
 //! statement, in order per aggregate; the claim loops remain the safety net
-//! for whatever it cannot publish.
+//! for whatever it cannot publish. Published rows are marked in batches
+//! (decision 72), at most `mark_every` after their publish and always
+//! before their claim ends.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use chrono::Utc;
-use tokio::task::JoinHandle;
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, stream::FuturesUnordered};
+use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::ports::{OutboxEntry, OutboxLink, StoreError};
+use crate::ports::{OutboxEntry, OutboxLink};
 
-use super::{OutboxRelay, Pass, chain};
+use super::{OutboxRelay, chain};
 
 /// Closes the link when the hand-off loop ends, also by a panic: writes
 /// must not claim rows for a relay that no longer takes them.
@@ -23,107 +26,255 @@ impl Drop for CloseOnDrop {
     }
 }
 
+/// How soon a mark that failed is tried again (while the rows' claims
+/// last): a database refusing connections is not asked 20 times a second.
+const MARK_RETRY: Duration = Duration::from_millis(500);
+
+/// Rows the hand-off published and has not marked yet: their ids with the
+/// end of their claim, their aggregates, and when they must be marked.
+#[derive(Default)]
+struct Unmarked {
+    rows: Vec<(i64, DateTime<Utc>)>,
+    aggregates: HashSet<String>,
+    due: Option<Instant>,
+}
+
+impl Unmarked {
+    fn add(&mut self, row: &OutboxEntry, claim_ends: DateTime<Utc>, mark_every: Duration) {
+        self.due.get_or_insert_with(|| Instant::now() + mark_every);
+        self.rows.push((row.id, claim_ends));
+        self.aggregates.insert(row.aggregate.clone());
+    }
+
+    /// How long until `margin` before the first of their claims ends.
+    fn time_left(&self, margin: chrono::Duration) -> Option<Duration> {
+        let ends = self.rows.iter().map(|(_, ends)| *ends).min()?;
+        Some((ends - Utc::now() - margin).to_std().unwrap_or_default())
+    }
+}
+
 impl OutboxRelay {
     /// Publishes the rows this process's writes hand over as they commit
     /// (decision 70), one take (at most a batch) after another: what
-    /// commits while a take is published goes out with the next. After a
-    /// take with a failure (the broker down) the link closes for a growing
-    /// pause, so writes leave their rows to the claim, which backs off too.
-    /// At `stop` the link closes and what was handed over is published,
-    /// within a third of the lease (the task ends within the lease and a
-    /// third of it, inside the 45 s shutdown grace).
+    /// commits while a take is published goes out with the next. The
+    /// published rows are marked together `mark_every` after the first of
+    /// them, at once when a batch waits or a write waits behind one of
+    /// them; a take ends a fifth of the lease before the first claim of
+    /// the rows it or an earlier take published ends, so their mark lands
+    /// first (another relay may claim them after). After a take with a
+    /// failure (the broker down) the link closes for a growing pause, so
+    /// writes leave their rows to the claim, which backs off too. At
+    /// `stop` a take or mark under way gets a third of the lease, then the
+    /// link closes and what is left is marked, published and marked within
+    /// another third (the task ends within 20 s, inside the 45 s grace).
     pub(super) fn spawn_handoff(self: Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
         let link = self.store.outbox_link();
         link.open(self.lease());
         tokio::spawn(async move {
             let _close = CloseOnDrop(link.clone());
+            let mut unmarked = Unmarked::default();
             let mut failures: u32 = 0;
             loop {
+                let due = unmarked.due;
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
-                    () = link.ready() => {}
-                }
-                let delivered = self.deliver_take(&link, self.config.lease).await;
-                if link.take_blocked() {
-                    // A row left to the claim behind one of these: its
-                    // turn may have come.
-                    link.wakeup().notify_one();
-                }
-                match delivered {
-                    Some(true) => {
-                        failures = 0;
+                    () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                        self.mark(&link, &mut unmarked).await;
                         continue;
                     }
-                    None => continue,
-                    Some(false) => {}
+                    () = link.ready() => {}
                 }
-                failures = failures.saturating_add(1);
-                link.close();
-                while !stop.is_cancelled()
-                    && self.deliver_take(&link, self.config.lease / 3).await == Some(true)
-                {
-                }
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(self.pause_after(failures)) => {}
-                }
-                link.open(self.lease());
-            }
-            link.close();
-            let deadline = tokio::time::Instant::now() + self.config.lease / 3;
-            loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() || self.deliver_take(&link, left).await != Some(true) {
+                let take = self.deliver_take(&link, self.config.lease, &mut unmarked);
+                let Some(delivered) = self.soon_after(&stop, take).await else {
                     break;
+                };
+                let full = unmarked.rows.len() >= self.config.batch as usize;
+                if !stop.is_cancelled() && (full || link.blocks(&unmarked.aggregates)) {
+                    self.mark(&link, &mut unmarked).await;
+                }
+                if delivered == Some(false) {
+                    failures = failures.saturating_add(1);
+                    if !self
+                        .pause_handoff(&link, &mut unmarked, &stop, failures)
+                        .await
+                    {
+                        break;
+                    }
+                } else if delivered == Some(true) {
+                    failures = 0;
                 }
             }
+            self.stop_handoff(&link, &mut unmarked).await;
         })
     }
 
-    /// Takes up to a batch from `link` and publishes it within `bound` and
-    /// before the first claim of the take ends (less a tenth of the lease); rows whose
-    /// claim ends within half a lease are left to the claim. `None` when
-    /// there was nothing to publish; else whether every row was published
-    /// and marked.
-    async fn deliver_take(&self, link: &OutboxLink, bound: Duration) -> Option<bool> {
-        let now = Utc::now();
-        let take = link.take(self.config.batch as usize, now + self.lease() / 2);
-        if take.stale > 0 {
-            tracing::debug!(
-                rows = take.stale,
-                "outbox rows taken too late for their claim; left to the claim"
-            );
+    /// After a failed take: the link closes (writes leave their rows to the
+    /// claim); what was published is marked, what was handed over is
+    /// published (or left to the claim) and marked; then the loop pauses,
+    /// marking again if a mark failed. False when `stop` came meanwhile.
+    async fn pause_handoff(
+        &self,
+        link: &OutboxLink,
+        unmarked: &mut Unmarked,
+        stop: &CancellationToken,
+        failures: u32,
+    ) -> bool {
+        link.close();
+        loop {
+            if stop.is_cancelled() {
+                return false;
+            }
+            self.mark(link, unmarked).await;
+            if stop.is_cancelled() {
+                return false;
+            }
+            let take = self.deliver_take(link, self.config.lease / 3, unmarked);
+            if self.soon_after(stop, take).await != Some(Some(true)) {
+                break;
+            }
         }
-        let until = take.until?;
-        let left = (until - now - self.lease() / 10)
-            .to_std()
-            .unwrap_or_default()
-            .min(bound);
-        Some(self.bounded(left, self.deliver_handed(take.rows)).await)
+        let resume = Instant::now() + self.pause_after(failures);
+        loop {
+            let due = unmarked.due;
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return false,
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    self.mark(link, unmarked).await;
+                }
+                () = tokio::time::sleep_until(resume) => break,
+            }
+        }
+        link.open(self.lease());
+        true
     }
 
-    /// One delivery of handed-over rows, bounded and reported like a pass;
-    /// true when every row was published and marked.
-    async fn bounded(
-        &self,
-        bound: Duration,
-        delivery: impl Future<Output = Result<Pass, StoreError>>,
-    ) -> bool {
-        match tokio::time::timeout(bound, delivery).await {
-            Ok(Ok(pass)) => pass.failed == 0,
+    /// At stop: the link closes; what was published is marked, what was
+    /// handed over is published within a sixth of the lease and marked — a
+    /// third of the lease in all.
+    async fn stop_handoff(&self, link: &OutboxLink, unmarked: &mut Unmarked) {
+        link.close();
+        let bound = self.config.lease / 12;
+        self.mark_within(link, unmarked, bound).await;
+        let deadline = Instant::now() + self.config.lease / 6;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.deliver_take(link, left, unmarked).await != Some(true) {
+                break;
+            }
+        }
+        self.mark_within(link, unmarked, bound).await;
+    }
+
+    async fn mark(&self, link: &OutboxLink, unmarked: &mut Unmarked) {
+        self.mark_within(link, unmarked, self.config.lease / 3)
+            .await;
+    }
+
+    /// Marks the `unmarked` rows published, within `bound`; then, if a
+    /// write waits behind a row of their aggregates, wakes the claim loops
+    /// (its row is claimable now). A mark that failed keeps the rows whose
+    /// claim lasts more than a tenth of the lease for another try
+    /// `MARK_RETRY` later; the others go out again when their claim ends,
+    /// with the same event ids.
+    async fn mark_within(&self, link: &OutboxLink, unmarked: &mut Unmarked, bound: Duration) {
+        let pending = std::mem::take(unmarked);
+        if pending.rows.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = pending.rows.iter().map(|(id, _)| *id).collect();
+        let marked = tokio::time::timeout(bound, self.store.outbox_published(&ids, Utc::now()));
+        let failure = match marked.await {
+            Ok(Ok(())) => None,
             Ok(Err(error)) => {
                 metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
-                tracing::warn!(error = %chain(error), "outbox hand-off not recorded; the rows go out again when their claim runs out");
-                false
+                Some(chain(error))
             }
             Err(_) => {
                 metrics::counter!("outbox_relay_failures_total", "kind" => "stalled").increment(1);
+                Some("not answered in time".to_owned())
+            }
+        };
+        let Some(error) = failure else {
+            if link.unblock(&pending.aggregates) {
+                link.wakeup().notify_one();
+            }
+            return;
+        };
+        let margin = self.lease() / 10;
+        let (kept, lost): (Vec<_>, Vec<_>) = pending
+            .rows
+            .into_iter()
+            .partition(|(_, ends)| *ends - Utc::now() > margin);
+        tracing::warn!(
+            rows = ids.len(),
+            kept = kept.len(),
+            error,
+            "outbox hand-off not recorded; tried again while the claim lasts, else the rows go out again when it runs out"
+        );
+        if !lost.is_empty() && link.unblock(&pending.aggregates) {
+            link.wakeup().notify_one();
+        }
+        if !kept.is_empty() {
+            *unmarked = Unmarked {
+                rows: kept,
+                aggregates: pending.aggregates,
+                due: Some(Instant::now() + MARK_RETRY),
+            };
+        }
+    }
+
+    /// Takes up to a batch from `link` and publishes it within `bound`,
+    /// ending a fifth of the lease before the first claim of its rows, or
+    /// of the rows waiting for their mark, ends; adds what it published to
+    /// `unmarked` as each publish is confirmed. Rows whose claim ends
+    /// within half a lease are left to the claim. `None` when there was
+    /// nothing to publish; else whether every row was published.
+    async fn deliver_take(
+        &self,
+        link: &OutboxLink,
+        bound: Duration,
+        unmarked: &mut Unmarked,
+    ) -> Option<bool> {
+        let margin = self.lease() / 5;
+        if unmarked
+            .time_left(margin)
+            .is_some_and(|left| left.is_zero())
+        {
+            // Marks owed first (this happens only while they fail): a take
+            // now would be cut off at once.
+            return Some(false);
+        }
+        let now = Utc::now();
+        let take = link.take(self.config.batch as usize, now + self.lease() / 2);
+        if take.stale > 0 {
+            // The loop lagged half a lease behind the writes: they wait for
+            // their claim to end (up to a lease) instead of going out now.
+            metrics::counter!("outbox_relay_failures_total", "kind" => "late")
+                .increment(take.stale as u64);
+            tracing::warn!(
+                rows = take.stale,
+                "outbox rows handed over too late for their claim; they go out when it ends"
+            );
+        }
+        let until = take.until?;
+        let mut left = (until - now - margin)
+            .to_std()
+            .unwrap_or_default()
+            .min(bound);
+        if let Some(marks_due) = unmarked.time_left(margin) {
+            left = left.min(marks_due);
+        }
+        let delivery = self.deliver_handed(take.rows, until, unmarked);
+        match tokio::time::timeout(left, delivery).await {
+            Ok(failed) => Some(failed == 0),
+            Err(_) => {
+                metrics::counter!("outbox_relay_failures_total", "kind" => "stalled").increment(1);
                 tracing::warn!(
-                    "outbox hand-off outlived its claim and was abandoned; its rows are claimed again when the claim ends"
+                    "outbox hand-off ran too long for its claims and was abandoned; its rows are claimed again when their claim ends"
                 );
-                false
+                Some(false)
             }
         }
     }
@@ -132,9 +283,15 @@ impl OutboxRelay {
     /// in `id` order: one row per aggregate at a time, an aggregate's next
     /// row only after its previous one was published. The rows after a
     /// failed one keep their claim until it runs out, then wait behind it
-    /// for the claim like any row.
-    async fn deliver_handed(&self, rows: Vec<OutboxEntry>) -> Result<Pass, StoreError> {
-        let mut total = Pass::default();
+    /// for the claim like any row. Adds each published row to `unmarked`
+    /// as its publish is confirmed; returns how many rows failed.
+    async fn deliver_handed(
+        &self,
+        rows: Vec<OutboxEntry>,
+        claim_ends: DateTime<Utc>,
+        unmarked: &mut Unmarked,
+    ) -> usize {
+        let mut failures = 0;
         let mut stuck: HashSet<String> = HashSet::new();
         let mut rest = rows;
         while !rest.is_empty() {
@@ -143,13 +300,23 @@ impl OutboxRelay {
                 .into_iter()
                 .filter(|row| !stuck.contains(&row.aggregate))
                 .partition(|row| seen.insert(row.aggregate.clone()));
-            let (pass, failed) = self.deliver(&round).await?;
+            let mut publishes: FuturesUnordered<_> = round
+                .iter()
+                .map(|row| async move { (row, self.publish(row).await) })
+                .collect();
+            let mut failed = Vec::new();
+            while let Some((row, outcome)) = publishes.next().await {
+                match outcome {
+                    Ok(()) => unmarked.add(row, claim_ends, self.config.mark_every),
+                    Err(error) => failed.push((row, error)),
+                }
+            }
+            drop(publishes);
+            let failed = self.record_failures(failed).await;
+            failures += failed.len();
             stuck.extend(failed.into_iter().map(|row| row.aggregate.clone()));
-            total.claimed += pass.claimed;
-            total.published += pass.published;
-            total.failed += pass.failed;
             rest = later;
         }
-        Ok(total)
+        failures
     }
 }

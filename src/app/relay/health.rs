@@ -1,10 +1,12 @@
-//! The outbox as a `/health` component.
+//! The outbox backlog: the relay's gauges, and the `/health` component.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 
 use crate::ports::IdentityStore;
+
+use super::{OutboxRelay, chain};
 
 /// `/health` shows the backlog as the `outbox` component: informational
 /// (a backlog is the broker's outage, which `rabbitmq` already reports), so
@@ -46,6 +48,26 @@ impl crate::ports::HealthIndicator for OutboxHealth {
                 )
             }
             Err(error) => Health::down("relay", serde_json::json!({ "error": error.to_string() })),
+        }
+    }
+}
+
+impl OutboxRelay {
+    /// Refreshes `outbox_pending` and `outbox_oldest_age_seconds`.
+    pub async fn record_backlog(&self) {
+        match self.store.outbox_backlog().await {
+            Ok(backlog) => {
+                metrics::gauge!("outbox_pending").set(backlog.pending as f64);
+                let age = backlog
+                    .oldest
+                    .map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                metrics::gauge!("outbox_oldest_age_seconds").set(age);
+            }
+            Err(error) => {
+                metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
+                tracing::warn!(error = %chain(error), "outbox backlog not read");
+            }
         }
     }
 }

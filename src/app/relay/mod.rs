@@ -11,15 +11,11 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::adapters::sampling::continue_trace;
 use crate::{
-    adapters::bus::message::trace_context_text,
-    domain::events::{EventEnvelope, EventService},
+    domain::events::EventService,
     ports::{IdentityStore, OutboxEntry, StoreError},
 };
 
@@ -60,6 +56,11 @@ pub struct RelayConfig {
     /// older unpublished one) while the first waits, so the broker and the
     /// database are both kept busy. Measured in docs/benchmarks.md.
     pub workers: usize,
+    /// How long a row the hand-off published waits for its mark (decision
+    /// 72): the marks of that time go in one statement. A process killed
+    /// in between sends these rows again when their claim ends, with the
+    /// same event ids.
+    pub mark_every: Duration,
 }
 
 impl Default for RelayConfig {
@@ -72,6 +73,7 @@ impl Default for RelayConfig {
             max_backoff: Duration::from_secs(30),
             retention: Duration::from_secs(24 * 3600),
             workers: 2,
+            mark_every: Duration::from_millis(50),
         }
     }
 }
@@ -118,113 +120,33 @@ impl OutboxRelay {
             .unwrap_or_else(|_| chrono::Duration::seconds(30))
     }
 
-    /// Publishes `batch` (one row per aggregate, claimed: by a pass, or by
-    /// the writes that handed them over) all at once, then records the
-    /// outcome of every row; returns the pass and the rows that failed.
+    /// Publishes `batch` (one row per aggregate, claimed by this pass) all
+    /// at once, then records the outcome of every row; returns the pass and
+    /// the rows that failed.
     async fn deliver<'a>(
         &self,
         batch: &'a [OutboxEntry],
     ) -> Result<(Pass, Vec<&'a OutboxEntry>), StoreError> {
-        let mut pass = Pass {
-            claimed: batch.len(),
-            ..Pass::default()
-        };
-        if batch.is_empty() {
-            return Ok((pass, Vec::new()));
-        }
-        // One row per aggregate in a batch: publishing them all at once
-        // keeps each aggregate's order.
-        let outcomes = join_all(batch.iter().map(|row| self.publish(row))).await;
-        let mut published = Vec::new();
-        let mut failed = Vec::new();
-        for (row, outcome) in batch.iter().zip(outcomes) {
-            match outcome {
-                Ok(()) => published.push(row.id),
-                Err(error) => failed.push((row, error)),
-            }
-        }
+        let (published, failed) = self.publish_all(batch).await;
         // The published rows are marked first: a pass abandoned at its
         // lease (decision 64) while it records failures one by one would
         // otherwise send them all again.
-        pass.published = published.len();
-        pass.failed = failed.len();
         self.store.outbox_published(&published, Utc::now()).await?;
-        let mut rows = Vec::with_capacity(failed.len());
-        for (row, error) in failed {
-            metrics::counter!("outbox_relay_failures_total", "kind" => "publish").increment(1);
-            let retry_at = Utc::now() + self.backoff_for(row.attempts + 1);
-            if let Err(e) = self.store.outbox_failed(row.id, &error, retry_at).await {
-                tracing::warn!(outbox_id = row.id, error = %e, "outbox failure not recorded; the lease will expire");
-            }
-            rows.push(row);
-        }
-        Ok((pass, rows))
-    }
-
-    /// The pause before a row is tried again after `attempts` failures.
-    fn backoff_for(&self, attempts: u32) -> chrono::Duration {
-        let pause = self
-            .retry_policy()
-            .jittered_backoff_before(attempts + 1, rand::random());
-        chrono::Duration::from_std(pause).unwrap_or_else(|_| chrono::Duration::seconds(30))
-    }
-
-    /// Publishes one row in a span that continues the writer's trace.
-    async fn publish(&self, row: &OutboxEntry) -> Result<(), String> {
-        let event = match EventEnvelope::reseal(row.body.clone().into_bytes()) {
-            Ok(event) => event,
-            Err(e) => return Err(self.unpublishable(row, &e.to_string())),
+        let failed = self.record_failures(failed).await;
+        let pass = Pass {
+            claimed: batch.len(),
+            published: published.len(),
+            failed: failed.len(),
         };
-        let span = continue_trace(trace_context_text(&row.trace), || {
-            tracing::info_span!(
-                "outbox.relay",
-                outbox.id = row.id,
-                outbox.aggregate = %row.aggregate,
-                messaging.message.id = %row.event_id,
-            )
-        });
-        match self
-            .events
-            .publish_sealed_once(&event)
-            .instrument(span)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                tracing::warn!(outbox_id = row.id, event_id = %row.event_id, attempts = row.attempts + 1, error = %error, "outbox row not published; will retry");
-                Err(error.to_string())
-            }
-        }
-    }
-
-    fn unpublishable(&self, row: &OutboxEntry, error: &str) -> String {
-        tracing::error!(outbox_id = row.id, event_id = %row.event_id, error, "outbox row cannot be read back as an event");
-        format!("unreadable row: {error}")
-    }
-
-    /// Refreshes `outbox_pending` and `outbox_oldest_age_seconds`.
-    pub async fn record_backlog(&self) {
-        match self.store.outbox_backlog().await {
-            Ok(backlog) => {
-                metrics::gauge!("outbox_pending").set(backlog.pending as f64);
-                let age = backlog
-                    .oldest
-                    .map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0)
-                    .unwrap_or(0.0);
-                metrics::gauge!("outbox_oldest_age_seconds").set(age);
-            }
-            Err(error) => {
-                metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
-                tracing::warn!(error = %chain(error), "outbox backlog not read");
-            }
-        }
+        Ok((pass, failed))
     }
 
     /// Runs passes until `stop`: at once after a full batch, after a
     /// notification or the poll interval when idle, after a growing pause
     /// when a pass failed (broker down: no hot loop). A pass under way
-    /// finishes, or is abandoned at its lease, before the task ends: a stop
-    /// waits at most the lease (30 s, inside the 45 s shutdown grace).
+    /// finishes, or is abandoned a third of the lease after the stop, before
+    /// the task ends: a stop waits at most two thirds of the lease (20 s,
+    /// the hand-off's drain included; inside the 45 s shutdown grace).
     pub fn spawn(self, stop: CancellationToken) -> JoinHandle<()> {
         let relay = Arc::new(self);
         let mut workers: Vec<JoinHandle<()>> = (0..relay.config.workers.max(1))
@@ -252,7 +174,15 @@ impl OutboxRelay {
                 if stop.is_cancelled() {
                     return;
                 }
-                let pause = self.pause_for(self.bounded_pass().await, &mut failures, worker);
+                let Some(pass) = self.soon_after(&stop, self.bounded_pass()).await else {
+                    return;
+                };
+                let pause = self.pause_for(pass, &mut failures, worker);
+                if stop.is_cancelled() {
+                    // No gauges or purge after a stop: each could wait for
+                    // a connection and a statement past the shutdown grace.
+                    return;
+                }
                 if worker == 0 && last_gauges.elapsed() >= GAUGES_EVERY {
                     self.record_backlog().await;
                     last_gauges = tokio::time::Instant::now();
@@ -289,6 +219,33 @@ impl OutboxRelay {
             );
         }
         pass.ok()
+    }
+
+    /// `work`, or `None` when it is still under way a third of a lease
+    /// after `stop`: a stop waits for a pass (or a take) at most that long,
+    /// not its whole lease. Its rows keep their claim until it ends and are
+    /// claimed again then (a row published but not marked goes out again,
+    /// with the same event id).
+    async fn soon_after<T>(
+        &self,
+        stop: &CancellationToken,
+        work: impl Future<Output = T>,
+    ) -> Option<T> {
+        let cut_off = async {
+            stop.cancelled().await;
+            tokio::time::sleep(self.config.lease / 3).await;
+        };
+        tokio::select! {
+            out = work => Some(out),
+            () = cut_off => {
+                metrics::counter!("outbox_relay_failures_total", "kind" => "stalled").increment(1);
+                tracing::warn!(
+                    "outbox relay stopped with a delivery under way; its rows are claimed again \
+                     when their claim ends"
+                );
+                None
+            }
+        }
     }
 
     /// How long to wait before the next pass (`None`: at once, the batch
@@ -366,6 +323,7 @@ impl OutboxRelay {
 
 mod handoff;
 mod health;
+mod publish;
 
 pub use health::OutboxHealth;
 

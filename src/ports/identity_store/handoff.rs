@@ -6,7 +6,10 @@
 //! is unpublished, and it carries the relay's lease in the store, so another
 //! relay takes it only if this process dies (or is too slow) first.
 
-use std::sync::Mutex;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
@@ -33,9 +36,10 @@ struct Handoff {
     /// What each write handed over, in the order of the pushes.
     pushes: std::collections::VecDeque<Push>,
     held: usize,
-    /// A write left a row to the claim because an older row of its
-    /// aggregate was unpublished (perhaps one held here).
-    blocked: bool,
+    /// Aggregates of which a write left a row to the claim because an
+    /// older row was unpublished (perhaps one held here, or published and
+    /// not yet marked), and since when.
+    blocked: HashMap<String, DateTime<Utc>>,
 }
 
 /// The rows of one write and the end of their claim.
@@ -113,15 +117,42 @@ impl OutboxLink {
         Ok(())
     }
 
-    /// A write left a row behind an older unpublished one of its aggregate:
-    /// the relay rings its own doorbell after its next mark.
-    pub fn blocked(&self) {
-        self.state().blocked = true;
+    /// Writes left rows of `aggregates` to the claim, behind an older
+    /// unpublished row of each: the relay rings its own doorbell once it
+    /// marked a row of one of them ([`unblock`](Self::unblock)).
+    /// Entries older than a minute are forgotten (the older row was another
+    /// process's: no mark here clears them, and its claim has ended).
+    pub fn blocked(&self, aggregates: Vec<String>) {
+        if aggregates.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let mut state = self.state();
+        state
+            .blocked
+            .retain(|_, since| now - *since < Duration::minutes(1));
+        if state.blocked.len() >= HANDOFF_CAP {
+            state.blocked.clear();
+        }
+        for aggregate in aggregates {
+            state.blocked.insert(aggregate, now);
+        }
     }
 
-    /// Whether a write was blocked since the last call (read after a mark).
-    pub fn take_blocked(&self) -> bool {
-        std::mem::take(&mut self.state().blocked)
+    /// Whether a write waits behind a row of one of `aggregates`.
+    pub fn blocks(&self, aggregates: &HashSet<String>) -> bool {
+        let state = self.state();
+        state.blocked.keys().any(|a| aggregates.contains(a))
+    }
+
+    /// Rows of `aggregates` were marked published: forgets the writes
+    /// blocked behind them; true when there were some (their rows are
+    /// claimable now: ring the doorbell).
+    pub fn unblock(&self, aggregates: &HashSet<String>) -> bool {
+        let mut state = self.state();
+        let before = state.blocked.len();
+        state.blocked.retain(|a, _| !aggregates.contains(a));
+        state.blocked.len() < before
     }
 
     /// Takes whole writes' rows, oldest push first, until at least `limit`
@@ -200,5 +231,20 @@ mod tests {
         link.close();
         assert!(link.lease().is_none());
         assert_eq!(link.push(vec![row(5)], now + lease).unwrap_err().len(), 1);
+    }
+
+    #[test]
+    fn a_blocked_write_is_released_by_a_mark_of_its_aggregate_only() {
+        let link = OutboxLink::default();
+        let set = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>();
+        link.blocked(vec!["user:1".into()]);
+        assert!(!link.blocks(&set(&["user:2"])));
+        assert!(!link.unblock(&set(&["user:2"])), "another aggregate's mark");
+        assert!(link.blocks(&set(&["user:1", "user:2"])));
+        assert!(
+            link.unblock(&set(&["user:1"])),
+            "its aggregate's mark rings"
+        );
+        assert!(!link.unblock(&set(&["user:1"])), "once");
     }
 }

@@ -54,8 +54,12 @@ impl State {
             });
         }
         let unleased = events.len() - handed.len();
-        if lease.is_some() && unleased > 0 {
-            link.blocked();
+        if lease.is_some() {
+            let blocked = events
+                .iter()
+                .zip(&claimed)
+                .filter(|(_, claimed)| !**claimed);
+            link.blocked(blocked.map(|(e, _)| e.aggregate.clone()).collect());
         }
         let pushed = match lease {
             Some(lease) => link.push(handed, now + lease),

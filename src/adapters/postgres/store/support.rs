@@ -30,8 +30,8 @@ pub(super) struct Enqueued {
     handed: Vec<OutboxEntry>,
     /// Rows left to the claim (a NOTIFY went with them).
     unleased: usize,
-    /// Some of those wait behind an older unpublished row of their aggregate.
-    blocked: bool,
+    /// The aggregates of those that wait behind an older unpublished row.
+    blocked: Vec<String>,
     /// The end of the claim written with `handed`: of the first write of
     /// the transaction (the take must be published before it) and of the
     /// last (a release ends every claim up to it).
@@ -44,7 +44,7 @@ impl Enqueued {
     pub(super) fn and(mut self, other: Enqueued) -> Enqueued {
         self.handed.extend(other.handed);
         self.unleased += other.unleased;
-        self.blocked |= other.blocked;
+        self.blocked.extend(other.blocked);
         // The earliest: a later write of the transaction claimed later.
         self.until = self.until.or(other.until);
         self.last_until = other.last_until.or(self.last_until);
@@ -84,15 +84,17 @@ impl Enqueued {
             ..Enqueued::default()
         };
         for row in written {
-            enqueued.blocked |= row.blocked;
+            let event = events
+                .iter()
+                .find(|e| e.event.event_id().to_string() == row.event_id);
             if !row.handed {
                 enqueued.unleased += 1;
+                if let Some(event) = event.filter(|_| row.blocked) {
+                    enqueued.blocked.push(event.aggregate.clone());
+                }
                 continue;
             }
-            let Some(event) = events
-                .iter()
-                .find(|e| e.event.event_id().to_string() == row.event_id)
-            else {
+            let Some(event) = event else {
                 // Not reachable (ids round-trip); the claim runs out.
                 tracing::error!(
                     event_id = row.event_id,
@@ -234,9 +236,7 @@ impl PgIdentityStore {
     /// leaves the rows to the poll, 1 s). Rows claimed for a relay that
     /// stopped meanwhile are released for any relay to take.
     pub(super) async fn committed(&self, enqueued: Enqueued) {
-        if enqueued.blocked {
-            self.link.blocked();
-        }
+        self.link.blocked(enqueued.blocked);
         if let (Some(until), Some(last)) = (enqueued.until, enqueued.last_until)
             && let Err(rows) = self.link.push(enqueued.handed, until)
         {

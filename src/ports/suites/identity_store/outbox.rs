@@ -229,7 +229,9 @@ pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
         .await
         .expect("insert c");
     let take = link.take(usize::MAX, written);
-    let (handed, blocked) = (take.rows, link.take_blocked());
+    let aggregate_c: std::collections::HashSet<String> =
+        take.rows.iter().map(|r| r.aggregate.clone()).collect();
+    let (handed, blocked) = (take.rows, link.blocks(&aggregate_c));
     assert!(
         take.until.is_some_and(|u| u > written),
         "{prefix}: claimed ahead"
@@ -257,11 +259,15 @@ pub async fn rows_written_while_a_relay_takes_them_are_handed_over(
         .insert_user_enqueue(&d, &[OutboxEvent::user(c.id, events[2].clone())])
         .await
         .expect("insert d");
-    let (handed, blocked) = (link.take(usize::MAX, written).rows, link.take_blocked());
+    let (handed, blocked) = (
+        link.take(usize::MAX, written).rows,
+        link.blocks(&aggregate_c),
+    );
     assert!(
         handed.is_empty() && blocked,
-        "{prefix}: c3 left to the claim"
+        "{prefix}: c3 left to the claim, behind c"
     );
+    assert!(link.unblock(&aggregate_c), "{prefix}: released by c's mark");
     handed_rows_outlive_their_process_in_order(store, prefix, &ids, written + lease).await;
     a_closed_link_leaves_rows_to_the_claim(store, prefix).await;
 }

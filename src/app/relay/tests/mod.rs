@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 use uuid::Uuid;
 
 use super::*;
@@ -218,3 +219,5 @@ async fn rows_handed_over_before_a_stop_are_published_before_the_relay_ends() {
     assert_eq!(store.outbox_backlog().await.unwrap().pending, 0);
     assert_eq!(publisher.0.load(Ordering::SeqCst), 30);
 }
+
+mod handoff;

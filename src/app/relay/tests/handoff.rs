@@ -1,0 +1,243 @@
+//! The hand-off loop against brokers that hang or are slow: a stop is
+//! bounded, published rows are marked before their claim ends, and a row
+//! left to the claim behind one of them goes out at the mark.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{relay_config, service};
+use crate::{
+    adapters::memory::InMemoryIdentityStore,
+    app::relay::{OutboxRelay, RelayConfig},
+    domain::events::{EventId, SealedEvent},
+    ports::{
+        EventPublisher, IdentityStore, OutboxEvent, PublishError,
+        suites::identity_store::{now, unverified, verification},
+    },
+};
+use std::{sync::Arc, time::Duration};
+use tokio_util::sync::CancellationToken;
+
+/// Never answers: a broker that stopped reading.
+struct Hangs;
+
+#[async_trait]
+impl EventPublisher for Hangs {
+    async fn publish(&self, _: &SealedEvent) -> Result<EventId, PublishError> {
+        std::future::pending().await
+    }
+}
+
+/// Accepts every publish and counts them.
+#[derive(Default)]
+struct Accepts(AtomicUsize);
+
+#[async_trait]
+impl EventPublisher for Accepts {
+    async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(event.event_id())
+    }
+}
+
+async fn register(store: &InMemoryIdentityStore, name: &str) {
+    let user = unverified(&format!("{name}@example.com"), now());
+    let event = verification(&user);
+    store
+        .insert_user_enqueue(&user, &[OutboxEvent::user(user.id, event)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_waits_a_third_of_the_lease_for_deliveries_that_hang_and_loses_no_row() {
+    // Arrange: a 3 s lease and a broker that never answers; one row left
+    // to the claim (written before the relay ran), three handed over.
+    let lease = Duration::from_secs(3);
+    let config = RelayConfig {
+        lease,
+        workers: 1,
+        ..relay_config()
+    };
+    let store = Arc::new(InMemoryIdentityStore::new());
+    register(&store, "claimed").await;
+    let stop = CancellationToken::new();
+    let relay =
+        OutboxRelay::new(store.clone(), service(Arc::new(Hangs)), config).spawn(stop.clone());
+    for i in 0..3 {
+        register(&store, &format!("handed-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Act
+    let asked = std::time::Instant::now();
+    stop.cancel();
+    let stopped = tokio::time::timeout(lease * 2, relay).await;
+    let took = asked.elapsed();
+
+    // Assert: the claim pass and the take under way were cut off a third of
+    // the lease after the stop, not at their lease (2.5–3 s from here); the
+    // rows handed over after that take then had a sixth of the lease.
+    assert!(stopped.is_ok(), "the relay stops");
+    assert!(
+        took >= lease / 3 - Duration::from_millis(50)
+            && took < lease * 2 / 3 + Duration::from_millis(100),
+        "stopped {took:?} after the stop"
+    );
+    assert_eq!(
+        store.outbox_backlog().await.unwrap().pending,
+        4,
+        "nothing marked"
+    );
+
+    // Act: another relay, on a broker that answers.
+    let publisher = Arc::new(Accepts::default());
+    let stop = CancellationToken::new();
+    let relay =
+        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
+    let started = std::time::Instant::now();
+    while store.outbox_backlog().await.unwrap().pending > 0 && started.elapsed() < lease * 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    relay.await.unwrap();
+
+    // Assert: once their claims ran out, every row went out once.
+    assert_eq!(store.outbox_backlog().await.unwrap().pending, 0);
+    assert_eq!(publisher.0.load(Ordering::SeqCst), 4);
+}
+
+/// Accepts every publish, the first only after `slow`; never answers for
+/// the event ids in `hang`; records the ids it accepted.
+#[derive(Default)]
+struct Scripted {
+    slow: Duration,
+    calls: AtomicUsize,
+    hang: std::sync::Mutex<Vec<String>>,
+    accepted: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl EventPublisher for Scripted {
+    async fn publish(&self, event: &SealedEvent) -> Result<EventId, PublishError> {
+        let id = event.event_id();
+        if self.hang.lock().unwrap().contains(&id.to_string()) {
+            std::future::pending::<()>().await;
+        }
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            tokio::time::sleep(self.slow).await;
+        }
+        self.accepted.lock().unwrap().push(id.to_string());
+        Ok(id)
+    }
+}
+
+/// Writes one row of `aggregate`; returns its event id.
+async fn write(store: &InMemoryIdentityStore, name: &str, aggregate: Uuid) -> String {
+    let user = unverified(&format!("{name}@example.com"), now());
+    let event = verification(&user);
+    let id = event.event_id().to_string();
+    store
+        .insert_user_enqueue(&user, &[OutboxEvent::user(aggregate, event)])
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_behind_one_published_but_not_yet_marked_goes_out_at_the_mark_not_the_poll() {
+    // Arrange: claim loops that poll only every 10 s, so only the
+    // hand-off's mark can wake them in time; the first publish takes
+    // 300 ms, so the second row of its aggregate, written 5 ms after it,
+    // is surely left to the claim behind it; the first is marked in a
+    // batch up to `mark_every` (50 ms) after its publish.
+    let config = RelayConfig {
+        poll: Duration::from_secs(10),
+        ..relay_config()
+    };
+    let store = Arc::new(InMemoryIdentityStore::new());
+    let publisher = Arc::new(Scripted {
+        slow: Duration::from_millis(300),
+        ..Scripted::default()
+    });
+    let stop = CancellationToken::new();
+    let relay =
+        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let aggregate = Uuid::new_v4();
+
+    // Act
+    let started = std::time::Instant::now();
+    let first = write(&store, "behind-0", aggregate).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = write(&store, "behind-1", aggregate).await;
+    while store.outbox_backlog().await.unwrap().pending > 0
+        && started.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    stop.cancel();
+    relay.await.unwrap();
+
+    // Assert: both out, once each and in order, within the mark's delay
+    // and a claim.
+    assert_eq!(store.outbox_backlog().await.unwrap().pending, 0);
+    assert_eq!(*publisher.accepted.lock().unwrap(), vec![first, second]);
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(1),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_row_is_marked_before_its_claim_ends_while_a_later_take_hangs() {
+    // Arrange: a 3 s lease, claim loops polling every 20 ms. Row 1 is
+    // handed over at 0 s (its claim ends at 3 s) and its publish takes
+    // 1.5 s; row 2 is handed over at 1 s (claim to 4 s) and its publish
+    // never answers, so the take of row 2 starts before row 1's mark is
+    // due and hangs.
+    let lease = Duration::from_secs(3);
+    let config = RelayConfig {
+        lease,
+        workers: 1,
+        // Row 1's mark is not due before the take of row 2 has started.
+        mark_every: Duration::from_secs(1),
+        ..relay_config()
+    };
+    let store = Arc::new(InMemoryIdentityStore::new());
+    let publisher = Arc::new(Scripted {
+        slow: Duration::from_millis(1500),
+        ..Scripted::default()
+    });
+    let stop = CancellationToken::new();
+    let relay =
+        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Act
+    let first = write(&store, "marked-in-time", Uuid::new_v4()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let user = unverified("hangs@example.com", now());
+    let event = verification(&user);
+    publisher
+        .hang
+        .lock()
+        .unwrap()
+        .push(event.event_id().to_string());
+    store
+        .insert_user_enqueue(&user, &[OutboxEvent::user(user.id, event)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    stop.cancel();
+    relay.await.unwrap();
+
+    // Assert: row 1 was marked before its claim ended, so no claim took it
+    // again (without the bound, the take of row 2 runs to 3.4 s and the
+    // claim loop sends row 1 a second time at 3 s); row 2 is still there.
+    assert_eq!(*publisher.accepted.lock().unwrap(), vec![first]);
+    assert_eq!(store.outbox_backlog().await.unwrap().pending, 1);
+}
