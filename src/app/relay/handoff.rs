@@ -2,8 +2,9 @@
 //! claimed for it as they committed, published at once, without a claim
 //! statement, in order per aggregate; the claim loops remain the safety net
 //! for whatever it cannot publish. Published rows are marked in batches
-//! (decision 72), at most `mark_every` after their publish and always
-//! before their claim ends.
+//! (decision 72), at most `mark_every` after the take that published them
+//! (each publish waits for its confirm 5 s at most) and before their claim
+//! ends unless the database stalls.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -31,12 +32,14 @@ impl Drop for CloseOnDrop {
 const MARK_RETRY: Duration = Duration::from_millis(500);
 
 /// Rows the hand-off published and has not marked yet: their ids with the
-/// end of their claim, their aggregates, and when they must be marked.
+/// end of their claim, their aggregates, and when they must be marked;
+/// `retrying` after a failed mark (the next waits for `due`).
 #[derive(Default)]
 struct Unmarked {
     rows: Vec<(i64, DateTime<Utc>)>,
     aggregates: HashSet<String>,
     due: Option<Instant>,
+    retrying: bool,
 }
 
 impl Unmarked {
@@ -90,7 +93,9 @@ impl OutboxRelay {
                     break;
                 };
                 let full = unmarked.rows.len() >= self.config.batch as usize;
-                if !stop.is_cancelled() && (full || link.blocks(&unmarked.aggregates)) {
+                // A mark that failed is retried at its `due`, not after each take.
+                let urgent = full || link.blocks(&unmarked.aggregates);
+                if !stop.is_cancelled() && !unmarked.retrying && urgent {
                     self.mark(&link, &mut unmarked).await;
                 }
                 if delivered == Some(false) {
@@ -172,17 +177,21 @@ impl OutboxRelay {
             .await;
     }
 
-    /// Marks the `unmarked` rows published, within `bound`; then, if a
-    /// write waits behind a row of their aggregates, wakes the claim loops
-    /// (its row is claimable now). A mark that failed keeps the rows whose
-    /// claim lasts more than a tenth of the lease for another try
-    /// `MARK_RETRY` later; the others go out again when their claim ends,
-    /// with the same event ids.
+    /// Marks the `unmarked` rows published, within `bound` and the first
+    /// of their claims (at least `MARK_RETRY`: a late mark still spares a
+    /// third copy); then, if a write waits behind a row of their
+    /// aggregates, wakes the claim loops (its row is claimable now). A mark
+    /// that failed keeps the rows whose claim lasts more than a tenth of the
+    /// lease for another try `MARK_RETRY` later, and the writes blocked
+    /// behind them for its ring; the others go out again when their claim
+    /// ends, with the same event ids.
     async fn mark_within(&self, link: &OutboxLink, unmarked: &mut Unmarked, bound: Duration) {
         let pending = std::mem::take(unmarked);
         if pending.rows.is_empty() {
             return;
         }
+        let claims_left = pending.time_left(chrono::Duration::zero()).unwrap_or(bound);
+        let bound = bound.min(claims_left.max(MARK_RETRY));
         let ids: Vec<i64> = pending.rows.iter().map(|(id, _)| *id).collect();
         let marked = tokio::time::timeout(bound, self.store.outbox_published(&ids, Utc::now()));
         let failure = match marked.await {
@@ -203,26 +212,31 @@ impl OutboxRelay {
             return;
         };
         let margin = self.lease() / 10;
-        let (kept, lost): (Vec<_>, Vec<_>) = pending
+        let kept: Vec<_> = pending
             .rows
             .into_iter()
-            .partition(|(_, ends)| *ends - Utc::now() > margin);
+            .filter(|(_, ends)| *ends - Utc::now() > margin)
+            .collect();
         tracing::warn!(
             rows = ids.len(),
             kept = kept.len(),
             error,
             "outbox hand-off not recorded; tried again while the claim lasts, else the rows go out again when it runs out"
         );
-        if !lost.is_empty() && link.unblock(&pending.aggregates) {
-            link.wakeup().notify_one();
+        if kept.is_empty() {
+            // Nothing left to mark here: the claim loops take the rows when
+            // their claims end, and the writes behind them after.
+            if link.unblock(&pending.aggregates) {
+                link.wakeup().notify_one();
+            }
+            return;
         }
-        if !kept.is_empty() {
-            *unmarked = Unmarked {
-                rows: kept,
-                aggregates: pending.aggregates,
-                due: Some(Instant::now() + MARK_RETRY),
-            };
-        }
+        *unmarked = Unmarked {
+            rows: kept,
+            aggregates: pending.aggregates,
+            due: Some(Instant::now() + MARK_RETRY),
+            retrying: true,
+        };
     }
 
     /// Takes up to a batch from `link` and publishes it within `bound`,
@@ -240,10 +254,10 @@ impl OutboxRelay {
         let margin = self.lease() / 5;
         if unmarked
             .time_left(margin)
-            .is_some_and(|left| left.is_zero())
+            .is_some_and(|left| left < self.config.lease / 30)
         {
             // Marks owed first (this happens only while they fail): a take
-            // now would be cut off at once.
+            // now would be cut off at once, its publishes in flight unmarked.
             return Some(false);
         }
         let now = Utc::now();

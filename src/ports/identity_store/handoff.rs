@@ -73,9 +73,16 @@ impl OutboxLink {
     }
 
     /// A relay starts taking rows: from now on a write claims its rows for
-    /// `lease` and hands them over at its commit.
+    /// `lease` and hands them over at its commit. Rows still waiting from
+    /// before (a pause) ring `ready` again: their ring may have been spent.
     pub fn open(&self, lease: Duration) {
-        self.state().lease = Some(lease);
+        let mut state = self.state();
+        state.lease = Some(lease);
+        let waiting = !state.pushes.is_empty();
+        drop(state);
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 
     /// The relay stops taking rows. What was handed over stays to be taken;
@@ -231,6 +238,22 @@ mod tests {
         link.close();
         assert!(link.lease().is_none());
         assert_eq!(link.push(vec![row(5)], now + lease).unwrap_err().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rows_still_waiting_when_the_link_reopens_ring_ready_again() {
+        let link = OutboxLink::default();
+        let lease = Duration::seconds(30);
+        link.open(lease);
+        link.push(vec![row(1)], Utc::now() + lease).unwrap();
+        link.ready().await; // the ring spent without a take (a pause)
+        link.close();
+        link.open(lease);
+
+        let rang = tokio::time::timeout(std::time::Duration::from_secs(1), link.ready()).await;
+
+        assert!(rang.is_ok(), "the waiting row rings again");
+        assert_eq!(link.take(10, Utc::now()).rows.len(), 1);
     }
 
     #[test]

@@ -45,6 +45,11 @@ struct State {
     /// The outbox, in the order of writing (`id` ascending).
     outbox: Vec<OutboxRow>,
     next_outbox_id: i64,
+    /// A test's fault: marks fail until then (and are counted).
+    #[cfg(test)]
+    marks_fail_until: Option<DateTime<Utc>>,
+    #[cfg(test)]
+    failed_marks: usize,
 }
 
 struct OutboxRow {

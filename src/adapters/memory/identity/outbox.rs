@@ -110,7 +110,17 @@ pub(super) async fn outbox_published(
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(()); // as on PostgreSQL: no statement
+    }
     let mut state = store.lock();
+    #[cfg(test)]
+    if state.marks_fail_until.is_some_and(|until| now < until) {
+        state.failed_marks += 1;
+        return Err(StoreError::Unavailable(anyhow::anyhow!(
+            "marks fail (a test's fault)"
+        )));
+    }
     for row in state
         .outbox
         .iter_mut()
@@ -170,4 +180,18 @@ pub(super) async fn purge_outbox(
     let forget: std::collections::HashSet<i64> = due.into_iter().map(|(_, id)| id).collect();
     state.outbox.retain(|r| !forget.contains(&r.entry.id));
     Ok(forget.len() as u64)
+}
+
+#[cfg(test)]
+impl InMemoryIdentityStore {
+    /// Makes every mark (`outbox_published`) fail until `until`: a
+    /// database refusing the relay's statements, on cue.
+    pub(crate) fn fail_marks_until(&self, until: DateTime<Utc>) {
+        self.lock().marks_fail_until = Some(until);
+    }
+
+    /// How many marks failed by [`fail_marks_until`](Self::fail_marks_until).
+    pub(crate) fn failed_marks(&self) -> usize {
+        self.lock().failed_marks
+    }
 }

@@ -30,7 +30,8 @@ pub(super) struct Enqueued {
     handed: Vec<OutboxEntry>,
     /// Rows left to the claim (a NOTIFY went with them).
     unleased: usize,
-    /// The aggregates of those that wait behind an older unpublished row.
+    /// The aggregates of those that wait behind an older unpublished row
+    /// (handed to the link by `enqueue`, before the commit).
     blocked: Vec<String>,
     /// The end of the claim written with `handed`: of the first write of
     /// the transaction (the take must be published before it) and of the
@@ -44,7 +45,6 @@ impl Enqueued {
     pub(super) fn and(mut self, other: Enqueued) -> Enqueued {
         self.handed.extend(other.handed);
         self.unleased += other.unleased;
-        self.blocked.extend(other.blocked);
         // The earliest: a later write of the transaction claimed later.
         self.until = self.until.or(other.until);
         self.last_until = other.last_until.or(self.last_until);
@@ -163,7 +163,11 @@ pub(super) async fn enqueue(
     .bind::<sql::Nullable<sql::Timestamptz>, _>(lease)
     .load(conn)
     .await?;
-    let enqueued = Enqueued::from_written(written, events, &trace, lease);
+    let mut enqueued = Enqueued::from_written(written, events, &trace, lease);
+    // Recorded before the commit, not after: a mark of the older row that
+    // lands between this commit and `committed` would find no one to ring
+    // for (a rollback leaves an entry that costs one early mark).
+    link.blocked(std::mem::take(&mut enqueued.blocked));
     if enqueued.unleased > 0 {
         diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
             .execute(conn)
@@ -236,7 +240,6 @@ impl PgIdentityStore {
     /// leaves the rows to the poll, 1 s). Rows claimed for a relay that
     /// stopped meanwhile are released for any relay to take.
     pub(super) async fn committed(&self, enqueued: Enqueued) {
-        self.link.blocked(enqueued.blocked);
         if let (Some(until), Some(last)) = (enqueued.until, enqueued.last_until)
             && let Err(rows) = self.link.push(enqueued.handed, until)
         {
