@@ -62,9 +62,11 @@ impl OutboxRelay {
     /// commits while a take is published goes out with the next. The
     /// published rows are marked together `mark_every` after the first of
     /// them, at once when a batch waits or a write waits behind one of
-    /// them; a take ends a fifth of the lease before the first claim of
-    /// the rows it or an earlier take published ends, so their mark lands
-    /// first (another relay may claim them after). After a take with a
+    /// them (unless a mark failed: the next waits for its retry time); a
+    /// take ends a fifth of the lease before the first claim of the rows
+    /// it or an earlier take published ends, so their mark lands first
+    /// (another relay may claim them after), and none starts while those
+    /// marks are owed. After a take with a
     /// failure (the broker down) the link closes for a growing pause, so
     /// writes leave their rows to the claim, which backs off too. At
     /// `stop` a take or mark under way gets a third of the lease, then the
@@ -79,6 +81,9 @@ impl OutboxRelay {
             let mut failures: u32 = 0;
             loop {
                 let due = unmarked.due;
+                // While marks are owed (they failed), a take waits for them:
+                // it would be cut off at once. The ring keeps.
+                let owed = self.marks_owed(&unmarked);
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
@@ -86,7 +91,7 @@ impl OutboxRelay {
                         self.mark(&link, &mut unmarked).await;
                         continue;
                     }
-                    () = link.ready() => {}
+                    () = link.ready(), if !owed => {}
                 }
                 let take = self.deliver_take(&link, self.config.lease, &mut unmarked);
                 let Some(delivered) = self.soon_after(&stop, take).await else {
@@ -130,7 +135,9 @@ impl OutboxRelay {
             if stop.is_cancelled() {
                 return false;
             }
-            self.mark(link, unmarked).await;
+            if !unmarked.retrying {
+                self.mark(link, unmarked).await;
+            }
             if stop.is_cancelled() {
                 return false;
             }
@@ -172,6 +179,14 @@ impl OutboxRelay {
         self.mark_within(link, unmarked, bound).await;
     }
 
+    /// Whether the unmarked rows' marks are owed (they failed until less
+    /// than a thirtieth of the lease is left before a take's margin).
+    fn marks_owed(&self, unmarked: &Unmarked) -> bool {
+        unmarked
+            .time_left(self.lease() / 5)
+            .is_some_and(|left| left < self.config.lease / 30)
+    }
+
     async fn mark(&self, link: &OutboxLink, unmarked: &mut Unmarked) {
         self.mark_within(link, unmarked, self.config.lease / 3)
             .await;
@@ -182,9 +197,11 @@ impl OutboxRelay {
     /// third copy); then, if a write waits behind a row of their
     /// aggregates, wakes the claim loops (its row is claimable now). A mark
     /// that failed keeps the rows whose claim lasts more than a tenth of the
-    /// lease for another try `MARK_RETRY` later, and the writes blocked
-    /// behind them for its ring; the others go out again when their claim
-    /// ends, with the same event ids.
+    /// lease for another try `MARK_RETRY` later, and every write blocked
+    /// behind a row of the batch for its ring (a dropped row's write is
+    /// rung early then: harmless, the claim loops' poll takes it once that
+    /// row went out); the others go out again when their claim ends, with
+    /// the same event ids.
     async fn mark_within(&self, link: &OutboxLink, unmarked: &mut Unmarked, bound: Duration) {
         let pending = std::mem::take(unmarked);
         if pending.rows.is_empty() {
@@ -244,7 +261,8 @@ impl OutboxRelay {
     /// of the rows waiting for their mark, ends; adds what it published to
     /// `unmarked` as each publish is confirmed. Rows whose claim ends
     /// within half a lease are left to the claim. `None` when there was
-    /// nothing to publish; else whether every row was published.
+    /// nothing to publish or marks are owed first; else whether every row
+    /// was published.
     async fn deliver_take(
         &self,
         link: &OutboxLink,
@@ -252,13 +270,11 @@ impl OutboxRelay {
         unmarked: &mut Unmarked,
     ) -> Option<bool> {
         let margin = self.lease() / 5;
-        if unmarked
-            .time_left(margin)
-            .is_some_and(|left| left < self.config.lease / 30)
-        {
-            // Marks owed first (this happens only while they fail): a take
-            // now would be cut off at once, its publishes in flight unmarked.
-            return Some(false);
+        if self.marks_owed(unmarked) {
+            // A take now would be cut off at once, its publishes in flight
+            // unmarked; the rows stay (and ring) for after the marks.
+            link.ring_if_waiting();
+            return None;
         }
         let now = Utc::now();
         let take = link.take(self.config.batch as usize, now + self.lease() / 2);

@@ -76,10 +76,14 @@ impl OutboxLink {
     /// `lease` and hands them over at its commit. Rows still waiting from
     /// before (a pause) ring `ready` again: their ring may have been spent.
     pub fn open(&self, lease: Duration) {
-        let mut state = self.state();
-        state.lease = Some(lease);
-        let waiting = !state.pushes.is_empty();
-        drop(state);
+        self.state().lease = Some(lease);
+        self.ring_if_waiting();
+    }
+
+    /// Rings `ready` if rows wait to be taken: for a relay that spent a
+    /// ring without taking them.
+    pub fn ring_if_waiting(&self) {
+        let waiting = !self.state().pushes.is_empty();
         if waiting {
             self.ready.notify_one();
         }

@@ -49,7 +49,7 @@ struct State {
     #[cfg(test)]
     marks_fail_until: Option<DateTime<Utc>>,
     #[cfg(test)]
-    failed_marks: usize,
+    failed_marks: Vec<DateTime<Utc>>,
 }
 
 struct OutboxRow {

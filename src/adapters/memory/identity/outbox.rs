@@ -116,7 +116,7 @@ pub(super) async fn outbox_published(
     let mut state = store.lock();
     #[cfg(test)]
     if state.marks_fail_until.is_some_and(|until| now < until) {
-        state.failed_marks += 1;
+        state.failed_marks.push(now);
         return Err(StoreError::Unavailable(anyhow::anyhow!(
             "marks fail (a test's fault)"
         )));
@@ -190,8 +190,9 @@ impl InMemoryIdentityStore {
         self.lock().marks_fail_until = Some(until);
     }
 
-    /// How many marks failed by [`fail_marks_until`](Self::fail_marks_until).
-    pub(crate) fn failed_marks(&self) -> usize {
-        self.lock().failed_marks
+    /// When the marks failed by [`fail_marks_until`](Self::fail_marks_until)
+    /// were tried.
+    pub(crate) fn failed_marks(&self) -> Vec<DateTime<Utc>> {
+        self.lock().failed_marks.clone()
     }
 }
