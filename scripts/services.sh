@@ -112,6 +112,17 @@ redis_stop() { # dir
 # after the master stops answering (docs/deploy.md has the measured time).
 SENTINEL_MASTER_NAME=smap
 
+# The tail of every server log under DIR, to stderr: a set-up that failed
+# says why (a port taken, a refused config) before the test removes DIR.
+dump_logs() { # dir
+  local f
+  for f in "$1"/*/*.log; do
+    [[ -f "$f" ]] || continue
+    log "--- $f (last 15 lines)"
+    tail -n 15 "$f" >&2
+  done
+}
+
 redis_sentinel_start() { # dir master-port replica-port s1 s2 s3
   local dir="$1" master="$2" replica="$3"; shift 3
   local pw="${REDIS_PASSWORD:-}" spw="${REDIS_SENTINEL_PASSWORD:-}" port
@@ -148,12 +159,12 @@ redis_sentinel_start() { # dir master-port replica-port s1 s2 s3
   }
   for port in "$@"; do
     until [[ "$(field "$port" num-other-sentinels)" == 2 && "$(field "$port" num-slaves)" == 1 ]]; do
-      ((SECONDS < deadline)) || { log "sentinel $port not ready after 60 s"; return 1; }
+      ((SECONDS < deadline)) || { log "sentinel $port not ready after 60 s"; dump_logs "$dir"; return 1; }
       sleep 0.1
     done
   done
   until "${cli[@]}" -p "$replica" ${pw:+-a "$pw"} info replication 2>/dev/null | grep -q 'master_link_status:up'; do
-    ((SECONDS < deadline)) || { log "replica $replica not in sync after 60 s"; return 1; }
+    ((SECONDS < deadline)) || { log "replica $replica not in sync after 60 s"; dump_logs "$dir"; return 1; }
     sleep 0.1
   done
 }
