@@ -29,9 +29,10 @@ const FREE_PORTS: std::ops::Range<u32> = 10_000..20_000;
 /// range): a server a test starts binds its port seconds later — the
 /// Sentinel set-up binds five in turn — and meanwhile any outgoing
 /// connection of the tests running beside it may take an ephemeral port as
-/// its local port; the server then cannot bind it (seen in CI: a sentinel
-/// on 32885 never came up). Ports are handed out in turn from a start
-/// that differs by process, each checked free when handed out.
+/// its local port; the server then cannot bind it (the likely cause of a
+/// sentinel on 32885 that never came up, decision 73). Ports are handed
+/// out in turn from a start that differs by process, each checked free
+/// when handed out.
 ///
 /// # Panics
 /// When no port of the range can be bound: a test machine without

@@ -30,9 +30,6 @@ pub(super) struct Enqueued {
     handed: Vec<OutboxEntry>,
     /// Rows left to the claim (a NOTIFY went with them).
     unleased: usize,
-    /// The aggregates of those that wait behind an older unpublished row
-    /// (handed to the link by `enqueue`, before the commit).
-    blocked: Vec<String>,
     /// The end of the claim written with `handed`: of the first write of
     /// the transaction (the take must be published before it) and of the
     /// last (a release ends every claim up to it).
@@ -71,13 +68,15 @@ struct Written {
 }
 
 impl Enqueued {
-    /// What the insert returned, as rows to hand over and rows left.
+    /// What the insert returned, as rows to hand over and rows left, and
+    /// the aggregates of the rows left behind an older unpublished row.
     fn from_written(
         written: Vec<Written>,
         events: &[OutboxEvent],
         trace: &std::collections::BTreeMap<String, String>,
         lease: Option<DateTime<Utc>>,
-    ) -> Enqueued {
+    ) -> (Enqueued, Vec<String>) {
+        let mut blocked = Vec::new();
         let mut enqueued = Enqueued {
             until: lease,
             last_until: lease,
@@ -90,7 +89,7 @@ impl Enqueued {
             if !row.handed {
                 enqueued.unleased += 1;
                 if let Some(event) = event.filter(|_| row.blocked) {
-                    enqueued.blocked.push(event.aggregate.clone());
+                    blocked.push(event.aggregate.clone());
                 }
                 continue;
             }
@@ -113,7 +112,7 @@ impl Enqueued {
                 created_at: row.created_at,
             });
         }
-        enqueued
+        (enqueued, blocked)
     }
 }
 
@@ -163,11 +162,11 @@ pub(super) async fn enqueue(
     .bind::<sql::Nullable<sql::Timestamptz>, _>(lease)
     .load(conn)
     .await?;
-    let mut enqueued = Enqueued::from_written(written, events, &trace, lease);
+    let (enqueued, blocked) = Enqueued::from_written(written, events, &trace, lease);
     // Recorded before the commit, not after: a mark of the older row that
     // lands between this commit and `committed` would find no one to ring
     // for (a rollback leaves an entry that costs one early mark).
-    link.blocked(std::mem::take(&mut enqueued.blocked));
+    link.blocked(blocked);
     if enqueued.unleased > 0 {
         diesel::sql_query(format!("NOTIFY {OUTBOX_CHANNEL}"))
             .execute(conn)

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{relay_config, service};
+use super::{register, relay_config, service};
 use crate::{
     adapters::memory::InMemoryIdentityStore,
     app::relay::{OutboxRelay, RelayConfig},
@@ -40,15 +40,6 @@ impl EventPublisher for Accepts {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(event.event_id())
     }
-}
-
-async fn register(store: &InMemoryIdentityStore, name: &str) {
-    let user = unverified(&format!("{name}@example.com"), now());
-    let event = verification(&user);
-    store
-        .insert_user_enqueue(&user, &[OutboxEvent::user(user.id, event)])
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,41 +137,74 @@ async fn write(store: &InMemoryIdentityStore, name: &str, aggregate: Uuid) -> St
     id
 }
 
+/// A running relay whose claim loops poll only every 10 s (only a mark's
+/// ring wakes them in time) and whose first publish takes 300 ms.
+struct SlowFirst {
+    store: Arc<InMemoryIdentityStore>,
+    publisher: Arc<Scripted>,
+    stop: CancellationToken,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl SlowFirst {
+    async fn start() -> SlowFirst {
+        let config = RelayConfig {
+            poll: Duration::from_secs(10),
+            ..relay_config()
+        };
+        let store = Arc::new(InMemoryIdentityStore::new());
+        let publisher = Arc::new(Scripted {
+            slow: Duration::from_millis(300),
+            ..Scripted::default()
+        });
+        let stop = CancellationToken::new();
+        let relay =
+            OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        SlowFirst {
+            store,
+            publisher,
+            stop,
+            relay,
+        }
+    }
+
+    /// Two rows of one aggregate 5 ms apart: the second is surely left to
+    /// the claim behind the first (still being published). Their event ids.
+    async fn write_pair(&self, name: &str) -> (String, String) {
+        let aggregate = Uuid::new_v4();
+        let first = write(&self.store, &format!("{name}-0"), aggregate).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = write(&self.store, &format!("{name}-1"), aggregate).await;
+        (first, second)
+    }
+
+    /// Waits (5 s at most) until every row was published, then stops the
+    /// relay; how long after `started` the outbox was empty.
+    async fn drained_since(self, started: std::time::Instant) -> Duration {
+        while self.store.outbox_backlog().await.unwrap().pending > 0
+            && started.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let took = started.elapsed();
+        self.stop.cancel();
+        self.relay.await.unwrap();
+        took
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_behind_one_published_but_not_yet_marked_goes_out_at_the_mark_not_the_poll() {
-    // Arrange: claim loops that poll only every 10 s, so only the
-    // hand-off's mark can wake them in time; the first publish takes
-    // 300 ms, so the second row of its aggregate, written 5 ms after it,
-    // is surely left to the claim behind it; the first is marked in a
-    // batch up to `mark_every` (50 ms) after its publish.
-    let config = RelayConfig {
-        poll: Duration::from_secs(10),
-        ..relay_config()
-    };
-    let store = Arc::new(InMemoryIdentityStore::new());
-    let publisher = Arc::new(Scripted {
-        slow: Duration::from_millis(300),
-        ..Scripted::default()
-    });
-    let stop = CancellationToken::new();
-    let relay =
-        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let aggregate = Uuid::new_v4();
+    // Arrange: the second row of the pair waits behind the first, which
+    // is marked in a batch up to `mark_every` (50 ms) after its publish.
+    let relay = SlowFirst::start().await;
+    let (store, publisher) = (relay.store.clone(), relay.publisher.clone());
 
     // Act
     let started = std::time::Instant::now();
-    let first = write(&store, "behind-0", aggregate).await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let second = write(&store, "behind-1", aggregate).await;
-    while store.outbox_backlog().await.unwrap().pending > 0
-        && started.elapsed() < Duration::from_secs(5)
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let took = started.elapsed();
-    stop.cancel();
-    relay.await.unwrap();
+    let (first, second) = relay.write_pair("behind").await;
+    let took = relay.drained_since(started).await;
 
     // Assert: both out, once each and in order, within the mark's delay
     // and a claim.
@@ -244,44 +268,20 @@ async fn a_published_row_is_marked_before_its_claim_ends_while_a_later_take_hang
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_mark_is_retried_twice_a_second_and_still_releases_the_write_behind_it() {
-    // Arrange: claim loops that poll only every 10 s (only the mark's ring
-    // releases a blocked write in time); marks fail for the first 1.2 s
-    // of the act; the first publish takes 300 ms, so the second row of its aggregate,
-    // written 5 ms after it, is left to the claim behind it.
-    let config = RelayConfig {
-        poll: Duration::from_secs(10),
-        ..relay_config()
-    };
-    let store = Arc::new(InMemoryIdentityStore::new());
-    let publisher = Arc::new(Scripted {
-        slow: Duration::from_millis(300),
-        ..Scripted::default()
-    });
-    let stop = CancellationToken::new();
-    let relay =
-        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let aggregate = Uuid::new_v4();
+    // Arrange: marks fail for the first 1.2 s of the act.
+    let relay = SlowFirst::start().await;
+    let (store, publisher) = (relay.store.clone(), relay.publisher.clone());
 
     // Act: the blocked pair, then a write of another aggregate every 20 ms
     // while the marks fail (each is a take of its own).
     let started = std::time::Instant::now();
     store.fail_marks_until(chrono::Utc::now() + chrono::Duration::milliseconds(1200));
-    let first = write(&store, "retried-0", aggregate).await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let second = write(&store, "retried-1", aggregate).await;
+    let (first, second) = relay.write_pair("retried").await;
     for i in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         write(&store, &format!("stream-{i}"), Uuid::new_v4()).await;
     }
-    while store.outbox_backlog().await.unwrap().pending > 0
-        && started.elapsed() < Duration::from_secs(5)
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let took = started.elapsed();
-    stop.cancel();
-    relay.await.unwrap();
+    let took = relay.drained_since(started).await;
 
     // Assert: every row out once, the pair in order, the blocked one at
     // the first mark that landed (~1.3 s), not the 10 s poll; and the

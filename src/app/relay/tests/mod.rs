@@ -118,6 +118,17 @@ impl EventPublisher for FailsEveryThird {
     }
 }
 
+/// Registers `name`@example.com: one verification event, handed over
+/// when the relay takes rows.
+async fn register(store: &InMemoryIdentityStore, name: &str) {
+    let user = unverified(&format!("{name}@example.com"), now());
+    let event = verification(&user);
+    store
+        .insert_user_enqueue(&user, &[OutboxEvent::user(user.id, event)])
+        .await
+        .unwrap();
+}
+
 fn relay_config() -> RelayConfig {
     RelayConfig {
         poll: Duration::from_millis(20),
@@ -205,12 +216,7 @@ async fn rows_handed_over_before_a_stop_are_published_before_the_relay_ends() {
 
     // Act: 30 registrations (each handed over), then the stop at once.
     for i in 0..30 {
-        let user = unverified(&format!("stop-{i}@example.com"), now());
-        let event = verification(&user);
-        store
-            .insert_user_enqueue(&user, &[OutboxEvent::user(user.id, event)])
-            .await
-            .unwrap();
+        register(&store, &format!("stop-{i}")).await;
     }
     stop.cancel();
     relay.await.unwrap();
