@@ -1,10 +1,10 @@
 //! The relay's hand-off loop (decision 70): the rows this process's writes
 //! claimed for it as they committed, published at once, without a claim
 //! statement, in order per aggregate; the claim loops remain the safety net
-//! for whatever it cannot publish. Published rows are marked in batches
-//! (decision 72), at most `mark_every` after the take that published them
-//! (each publish waits for its confirm 5 s at most) and before their claim
-//! ends unless the database stalls.
+//! for whatever it cannot publish. A take does not wait for the confirms
+//! of the one before (decision 74). Published rows are marked in batches
+//! (decision 72), at most `mark_every` after their confirm and before
+//! their claim ends unless the database stalls.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ports::{OutboxEntry, OutboxLink};
 
-use super::{OutboxRelay, chain};
+use super::{
+    OutboxRelay,
+    marks::{Pending, lock, noting_stop},
+};
 
 /// Closes the link when the hand-off loop ends, also by a panic: writes
 /// must not claim rows for a relay that no longer takes them.
@@ -27,96 +30,157 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// How soon a mark that failed is tried again (while the rows' claims
-/// last): a database refusing connections is not asked 20 times a second.
-const MARK_RETRY: Duration = Duration::from_millis(500);
+/// Takes published at once at most: a take does not wait for the confirms
+/// of the takes before it (decision 74), but a broker that stopped
+/// answering does not pile up takes without end.
+const MAX_FLIGHTS: usize = 16;
 
-/// Rows the hand-off published and has not marked yet: their ids with the
-/// end of their claim, their aggregates, and when they must be marked;
-/// `retrying` after a failed mark (the next waits for `due`).
-#[derive(Default)]
-struct Unmarked {
-    rows: Vec<(i64, DateTime<Utc>)>,
-    aggregates: HashSet<String>,
-    due: Option<Instant>,
-    retrying: bool,
-}
-
-impl Unmarked {
-    fn add(&mut self, row: &OutboxEntry, claim_ends: DateTime<Utc>, mark_every: Duration) {
-        self.due.get_or_insert_with(|| Instant::now() + mark_every);
-        self.rows.push((row.id, claim_ends));
-        self.aggregates.insert(row.aggregate.clone());
-    }
-
-    /// How long until `margin` before the first of their claims ends.
-    fn time_left(&self, margin: chrono::Duration) -> Option<Duration> {
-        let ends = self.rows.iter().map(|(_, ends)| *ends).min()?;
-        Some((ends - Utc::now() - margin).to_std().unwrap_or_default())
-    }
+/// How `drain` ends: after a failed take, when the stop comes (noting
+/// when, as the loop does); at the stop, at the given time.
+enum Drain<'a> {
+    AfterFailure(&'a CancellationToken, &'a mut Option<Instant>),
+    AtStop(Instant),
 }
 
 impl OutboxRelay {
     /// Publishes the rows this process's writes hand over as they commit
-    /// (decision 70), one take (at most a batch) after another: what
-    /// commits while a take is published goes out with the next. The
-    /// published rows are marked together `mark_every` after the first of
-    /// them, at once when a batch waits or a write waits behind one of
-    /// them (unless a mark failed: the next waits for its retry time); a
-    /// take ends a fifth of the lease before the first claim of the rows
-    /// it or an earlier take published ends, so their mark lands first
-    /// (another relay may claim them after), and none starts while those
-    /// marks are owed. After a take with a
-    /// failure (the broker down) the link closes for a growing pause, so
-    /// writes leave their rows to the claim, which backs off too. At
-    /// `stop` a take or mark under way gets a third of the lease, then the
-    /// link closes and what is left is marked, published and marked within
-    /// another third (the task ends within 20 s, inside the 45 s grace).
+    /// (decision 70): each ring starts a take (at most a batch) at once,
+    /// while the takes before it still await their confirms (decision 74;
+    /// up to `MAX_FLIGHTS`). Takes never share an aggregate: a write hands
+    /// a row over only when its aggregate has no older unpublished row, and
+    /// a published row counts as unpublished until its mark. The published
+    /// rows are marked together `mark_every` after the first of them, also
+    /// while takes are in flight, at once when a batch waits or a write
+    /// waits behind one of them (unless a mark failed: the next waits for
+    /// its retry time); a take ends a fifth of the lease before the first
+    /// claim of its rows or of the rows waiting for their mark ends, and
+    /// none starts while those marks are owed. After a take with a failure
+    /// (the broker down) the link closes, the takes in flight end, and the
+    /// hand-off pauses for a growing time, so writes leave their rows to
+    /// the claim, which backs off too. At `stop` the takes in flight get a
+    /// third of the lease, then the link closes and what is left is
+    /// marked, published and marked within another third (the task ends
+    /// within 20 s, inside the 45 s grace).
     pub(super) fn spawn_handoff(self: Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
         let link = self.store.outbox_link();
         link.open(self.lease());
         tokio::spawn(async move {
             let _close = CloseOnDrop(link.clone());
-            let mut unmarked = Unmarked::default();
+            let pending = Pending::default();
+            let mut flights = FuturesUnordered::new();
             let mut failures: u32 = 0;
+            let mut stopped_at = None;
             loop {
-                let due = unmarked.due;
+                let (due, owed) = {
+                    let unmarked = lock(&pending);
+                    (unmarked.due, self.marks_owed(&unmarked))
+                };
                 // While marks are owed (they failed), a take waits for them:
                 // it would be cut off at once. The ring keeps.
-                let owed = self.marks_owed(&unmarked);
+                let room = flights.len() < MAX_FLIGHTS;
                 tokio::select! {
                     biased;
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                        self.mark(&link, &mut unmarked).await;
-                        continue;
+                        noting_stop(&stop, &mut stopped_at, self.mark(&link, &pending)).await;
                     }
-                    () = link.ready(), if !owed => {}
-                }
-                let take = self.deliver_take(&link, self.config.lease, &mut unmarked);
-                let Some(delivered) = self.soon_after(&stop, take).await else {
-                    break;
-                };
-                let full = unmarked.rows.len() >= self.config.batch as usize;
-                // A mark that failed is retried at its `due`, not after each take.
-                let urgent = full || link.blocks(&unmarked.aggregates);
-                if !stop.is_cancelled() && !unmarked.retrying && urgent {
-                    self.mark(&link, &mut unmarked).await;
-                }
-                if delivered == Some(false) {
-                    failures = failures.saturating_add(1);
-                    if !self
-                        .pause_handoff(&link, &mut unmarked, &stop, failures)
-                        .await
-                    {
-                        break;
+                    // A take in flight set `due`: loop to arm its timer.
+                    () = pending.due_set.notified() => {}
+                    Some(delivered) = flights.next(), if !flights.is_empty() => {
+                        let (urgent, retrying) = {
+                            let unmarked = lock(&pending);
+                            let full = unmarked.rows.len() >= self.config.batch as usize;
+                            (full || link.blocks(&unmarked.aggregates), unmarked.retrying)
+                        };
+                        // A mark that failed is retried at its `due`, and
+                        // after a failed take what was published is marked
+                        // before the takes in flight are waited for.
+                        let failed = delivered == Some(false);
+                        if failed {
+                            link.close();
+                        }
+                        if !retrying && (urgent || failed) && !stop.is_cancelled() {
+                            noting_stop(&stop, &mut stopped_at, self.mark(&link, &pending)).await;
+                        }
+                        match delivered {
+                            Some(true) => failures = 0,
+                            Some(false) => {
+                                failures = failures.saturating_add(1);
+                                let drained = Drain::AfterFailure(&stop, &mut stopped_at);
+                                if !self.drain(&mut flights, &link, &pending, drained).await
+                                    || !self.pause_handoff(&link, &pending, &stop, failures).await
+                                {
+                                    break;
+                                }
+                            }
+                            None => {}
+                        }
                     }
-                } else if delivered == Some(true) {
-                    failures = 0;
+                    () = link.ready(), if !owed && room => {
+                        flights.push(self.deliver_take(&link, self.config.lease, &pending, false));
+                    }
                 }
             }
-            self.stop_handoff(&link, &mut unmarked).await;
+            // What is in flight at the stop gets a third of the lease from it.
+            link.close();
+            let until = stopped_at.unwrap_or_else(Instant::now) + self.config.lease / 3;
+            self.drain(&mut flights, &link, &pending, Drain::AtStop(until))
+                .await;
+            drop(flights);
+            self.stop_handoff(&link, &pending).await;
         })
+    }
+
+    /// Waits for the takes in `flights`. After a failure, marks what they
+    /// publish when it is due (a drained take's rows do not wait for the
+    /// slowest) and gives up when `stop` comes; at the stop, gives up at
+    /// its time (the takes left are dropped: their rows go out again when
+    /// their claims end) and leaves the marks to `stop_handoff`. True when
+    /// every take ended.
+    async fn drain<F: Future<Output = Option<bool>>>(
+        &self,
+        flights: &mut FuturesUnordered<F>,
+        link: &OutboxLink,
+        pending: &Pending,
+        how: Drain<'_>,
+    ) -> bool {
+        let (stop, mut stopped_at, until) = match how {
+            Drain::AfterFailure(stop, stopped_at) => (Some(stop), Some(stopped_at), None),
+            Drain::AtStop(until) => (None, None, Some(until)),
+        };
+        let stopped = async {
+            match stop {
+                Some(stop) => stop.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            if flights.is_empty() {
+                return true;
+            }
+            let due = lock(pending).due.filter(|_| until.is_none());
+            tokio::select! {
+                biased;
+                () = &mut stopped => return false,
+                () = tokio::time::sleep_until(until.unwrap_or_else(Instant::now)), if until.is_some() => {
+                    metrics::counter!("outbox_relay_failures_total", "kind" => "stalled").increment(1);
+                    tracing::warn!(
+                        "outbox relay stopped with a delivery under way; its rows are claimed again \
+                         when their claim ends"
+                    );
+                    flights.clear();
+                    return false;
+                }
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    if let (Some(stop), Some(at)) = (stop, stopped_at.as_deref_mut()) {
+                        noting_stop(stop, at, self.mark(link, pending)).await;
+                    }
+                }
+                () = pending.due_set.notified() => {}
+                _ = flights.next() => {}
+            }
+        }
     }
 
     /// After a failed take: the link closes (writes leave their rows to the
@@ -126,7 +190,7 @@ impl OutboxRelay {
     async fn pause_handoff(
         &self,
         link: &OutboxLink,
-        unmarked: &mut Unmarked,
+        pending: &Pending,
         stop: &CancellationToken,
         failures: u32,
     ) -> bool {
@@ -135,25 +199,25 @@ impl OutboxRelay {
             if stop.is_cancelled() {
                 return false;
             }
-            if !unmarked.retrying {
-                self.mark(link, unmarked).await;
+            if !lock(pending).retrying {
+                self.mark(link, pending).await;
             }
             if stop.is_cancelled() {
                 return false;
             }
-            let take = self.deliver_take(link, self.config.lease / 3, unmarked);
+            let take = self.deliver_take(link, self.config.lease / 3, pending, true);
             if self.soon_after(stop, take).await != Some(Some(true)) {
                 break;
             }
         }
         let resume = Instant::now() + self.pause_after(failures);
         loop {
-            let due = unmarked.due;
+            let due = lock(pending).due;
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return false,
                 () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                    self.mark(link, unmarked).await;
+                    self.mark(link, pending).await;
                 }
                 () = tokio::time::sleep_until(resume) => break,
             }
@@ -165,95 +229,18 @@ impl OutboxRelay {
     /// At stop: the link closes; what was published is marked, what was
     /// handed over is published within a sixth of the lease and marked — a
     /// third of the lease in all.
-    async fn stop_handoff(&self, link: &OutboxLink, unmarked: &mut Unmarked) {
+    async fn stop_handoff(&self, link: &OutboxLink, pending: &Pending) {
         link.close();
         let bound = self.config.lease / 12;
-        self.mark_within(link, unmarked, bound).await;
+        self.mark_within(link, pending, bound).await;
         let deadline = Instant::now() + self.config.lease / 6;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.deliver_take(link, left, unmarked).await != Some(true) {
+            if left.is_zero() || self.deliver_take(link, left, pending, true).await != Some(true) {
                 break;
             }
         }
-        self.mark_within(link, unmarked, bound).await;
-    }
-
-    /// Whether the unmarked rows' marks are owed (they failed until less
-    /// than a thirtieth of the lease is left before a take's margin).
-    fn marks_owed(&self, unmarked: &Unmarked) -> bool {
-        unmarked
-            .time_left(self.lease() / 5)
-            .is_some_and(|left| left < self.config.lease / 30)
-    }
-
-    async fn mark(&self, link: &OutboxLink, unmarked: &mut Unmarked) {
-        self.mark_within(link, unmarked, self.config.lease / 3)
-            .await;
-    }
-
-    /// Marks the `unmarked` rows published, within `bound` and the first
-    /// of their claims (at least `MARK_RETRY`: a late mark still spares a
-    /// third copy); then, if a write waits behind a row of their
-    /// aggregates, wakes the claim loops (its row is claimable now). A mark
-    /// that failed keeps the rows whose claim lasts more than a tenth of the
-    /// lease for another try `MARK_RETRY` later, and every write blocked
-    /// behind a row of the batch for its ring (a dropped row's write is
-    /// rung early then: harmless, the claim loops' poll takes it once that
-    /// row went out); the others go out again when their claim ends, with
-    /// the same event ids.
-    async fn mark_within(&self, link: &OutboxLink, unmarked: &mut Unmarked, bound: Duration) {
-        let pending = std::mem::take(unmarked);
-        if pending.rows.is_empty() {
-            return;
-        }
-        let claims_left = pending.time_left(chrono::Duration::zero()).unwrap_or(bound);
-        let bound = bound.min(claims_left.max(MARK_RETRY));
-        let ids: Vec<i64> = pending.rows.iter().map(|(id, _)| *id).collect();
-        let marked = tokio::time::timeout(bound, self.store.outbox_published(&ids, Utc::now()));
-        let failure = match marked.await {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => {
-                metrics::counter!("outbox_relay_failures_total", "kind" => "store").increment(1);
-                Some(chain(error))
-            }
-            Err(_) => {
-                metrics::counter!("outbox_relay_failures_total", "kind" => "stalled").increment(1);
-                Some("not answered in time".to_owned())
-            }
-        };
-        let Some(error) = failure else {
-            if link.unblock(&pending.aggregates) {
-                link.wakeup().notify_one();
-            }
-            return;
-        };
-        let margin = self.lease() / 10;
-        let kept: Vec<_> = pending
-            .rows
-            .into_iter()
-            .filter(|(_, ends)| *ends - Utc::now() > margin)
-            .collect();
-        tracing::warn!(
-            rows = ids.len(),
-            kept = kept.len(),
-            error,
-            "outbox hand-off not recorded; tried again while the claim lasts, else the rows go out again when it runs out"
-        );
-        if kept.is_empty() {
-            // Nothing left to mark here: the claim loops take the rows when
-            // their claims end, and the writes behind them after.
-            if link.unblock(&pending.aggregates) {
-                link.wakeup().notify_one();
-            }
-            return;
-        }
-        *unmarked = Unmarked {
-            rows: kept,
-            aggregates: pending.aggregates,
-            due: Some(Instant::now() + MARK_RETRY),
-            retrying: true,
-        };
+        self.mark_within(link, pending, bound).await;
     }
 
     /// Takes up to a batch from `link` and publishes it within `bound`,
@@ -267,10 +254,11 @@ impl OutboxRelay {
         &self,
         link: &OutboxLink,
         bound: Duration,
-        unmarked: &mut Unmarked,
+        pending: &Pending,
+        one_at_a_time: bool,
     ) -> Option<bool> {
         let margin = self.lease() / 5;
-        if self.marks_owed(unmarked) {
+        if self.marks_owed(&lock(pending)) {
             // A take now would be cut off at once, its publishes in flight
             // unmarked; the rows stay (and ring) for after the marks.
             link.ring_if_waiting();
@@ -293,10 +281,13 @@ impl OutboxRelay {
             .to_std()
             .unwrap_or_default()
             .min(bound);
-        if let Some(marks_due) = unmarked.time_left(margin) {
+        // Takes one after another (pause, stop) hold up the marks; in the
+        // loop the marks run beside the takes in flight.
+        let marks_due = one_at_a_time.then(|| lock(pending).time_left(margin));
+        if let Some(marks_due) = marks_due.flatten() {
             left = left.min(marks_due);
         }
-        let delivery = self.deliver_handed(take.rows, until, unmarked);
+        let delivery = self.deliver_handed(take.rows, until, pending);
         match tokio::time::timeout(left, delivery).await {
             Ok(failed) => Some(failed == 0),
             Err(_) => {
@@ -319,7 +310,7 @@ impl OutboxRelay {
         &self,
         rows: Vec<OutboxEntry>,
         claim_ends: DateTime<Utc>,
-        unmarked: &mut Unmarked,
+        pending: &Pending,
     ) -> usize {
         let mut failures = 0;
         let mut stuck: HashSet<String> = HashSet::new();
@@ -337,12 +328,17 @@ impl OutboxRelay {
             let mut failed = Vec::new();
             while let Some((row, outcome)) = publishes.next().await {
                 match outcome {
-                    Ok(()) => unmarked.add(row, claim_ends, self.config.mark_every),
+                    Ok(()) => pending.add(row, claim_ends, self.config.mark_every),
                     Err(error) => failed.push((row, error)),
                 }
             }
             drop(publishes);
-            let failed = self.record_failures(failed).await;
+            let failed = if failed.is_empty() {
+                Vec::new()
+            } else {
+                let _permit = pending.recording.acquire().await;
+                self.record_failures(failed).await
+            };
             failures += failed.len();
             stuck.extend(failed.into_iter().map(|row| row.aggregate.clone()));
             rest = later;

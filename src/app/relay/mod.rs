@@ -323,6 +323,7 @@ impl OutboxRelay {
 
 mod handoff;
 mod health;
+mod marks;
 mod publish;
 
 pub use health::OutboxHealth;

@@ -68,9 +68,9 @@ async fn a_stop_waits_a_third_of_the_lease_for_deliveries_that_hang_and_loses_no
     let stopped = tokio::time::timeout(lease * 2, relay).await;
     let took = asked.elapsed();
 
-    // Assert: the claim pass and the take under way were cut off a third of
-    // the lease after the stop, not at their lease (2.5–3 s from here); the
-    // rows handed over after that take then had a sixth of the lease.
+    // Assert: the claim pass and the takes in flight (the three handed
+    // rows, decision 74) were cut off a third of the lease after the stop,
+    // not at their lease (2.5–3 s from here).
     assert!(stopped.is_ok(), "the relay stops");
     assert!(
         took >= lease / 3 - Duration::from_millis(50)
@@ -101,12 +101,14 @@ async fn a_stop_waits_a_third_of_the_lease_for_deliveries_that_hang_and_loses_no
 }
 
 /// Accepts every publish, the first only after `slow`; never answers for
-/// the event ids in `hang`; records the ids it accepted.
+/// the event ids in `hang`, refuses those in `refuse`; records the ids it
+/// accepted.
 #[derive(Default)]
 struct Scripted {
     slow: Duration,
     calls: AtomicUsize,
     hang: std::sync::Mutex<Vec<String>>,
+    refuse: std::sync::Mutex<Vec<String>>,
     accepted: std::sync::Mutex<Vec<String>>,
 }
 
@@ -116,6 +118,9 @@ impl EventPublisher for Scripted {
         let id = event.event_id();
         if self.hang.lock().unwrap().contains(&id.to_string()) {
             std::future::pending::<()>().await;
+        }
+        if self.refuse.lock().unwrap().contains(&id.to_string()) {
+            return Err(PublishError::Nacked);
         }
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             tokio::time::sleep(self.slow).await;
@@ -217,12 +222,40 @@ async fn a_row_behind_one_published_but_not_yet_marked_goes_out_at_the_mark_not_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_handed_over_while_a_take_awaits_its_confirm_goes_out_without_waiting_for_it() {
+    // Arrange: the first row's publish takes 300 ms.
+    let relay = SlowFirst::start().await;
+    let (store, publisher) = (relay.store.clone(), relay.publisher.clone());
+    let started = std::time::Instant::now();
+    let slow = write(&store, "slow", Uuid::new_v4()).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Act: another aggregate's row, handed over while that take is in flight.
+    let written = std::time::Instant::now();
+    let quick = write(&store, "quick", Uuid::new_v4()).await;
+    while !publisher.accepted.lock().unwrap().contains(&quick)
+        && written.elapsed() < Duration::from_secs(2)
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let waited = written.elapsed();
+    let took = relay.drained_since(started).await;
+
+    // Assert: it went out at once, before the slow one (decision 74; one
+    // take after another, it waited ~250 ms); both out once and marked.
+    assert!(waited < Duration::from_millis(150), "waited {waited:?}");
+    assert_eq!(*publisher.accepted.lock().unwrap(), vec![quick, slow]);
+    assert_eq!(store.outbox_backlog().await.unwrap().pending, 0);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_row_is_marked_before_its_claim_ends_while_a_later_take_hangs() {
     // Arrange: a 3 s lease, claim loops polling every 20 ms. Row 1 is
     // handed over at 0 s (its claim ends at 3 s) and its publish takes
     // 1.5 s; row 2 is handed over at 1 s (claim to 4 s) and its publish
-    // never answers, so the take of row 2 starts before row 1's mark is
-    // due and hangs.
+    // never answers, so the take of row 2 is in flight (and hangs) when
+    // row 1's mark is due at 2.5 s.
     let lease = Duration::from_secs(3);
     let config = RelayConfig {
         lease,
@@ -259,11 +292,63 @@ async fn a_published_row_is_marked_before_its_claim_ends_while_a_later_take_hang
     stop.cancel();
     relay.await.unwrap();
 
-    // Assert: row 1 was marked before its claim ended, so no claim took it
-    // again (without the bound, the take of row 2 runs to 3.4 s and the
-    // claim loop sends row 1 a second time at 3 s); row 2 is still there.
+    // Assert: row 1 was marked at its due, beside the hung take (decision
+    // 74), before its claim ended, so no claim took it again (a mark that
+    // waited for the take of row 2, cut off at 3.4 s, came after the claim
+    // loop sent row 1 a second time at 3 s); row 2 is still there.
     assert_eq!(*publisher.accepted.lock().unwrap(), vec![first]);
     assert_eq!(store.outbox_backlog().await.unwrap().pending, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_take_marks_what_was_published_before_it_waits_for_the_takes_in_flight() {
+    // Arrange: a 3 s lease, claim loops polling every 20 ms, marks due 2 s
+    // after a confirm (past the claim: only the failure's mark is in
+    // time). Row 1 handed over at 0 s, confirmed at 1.5 s (claim to 3 s);
+    // row 2 at 1 s, its publish never answers (its take is cut off at
+    // 3.4 s); row 3 at 1.8 s, refused.
+    let lease = Duration::from_secs(3);
+    let config = RelayConfig {
+        lease,
+        workers: 1,
+        mark_every: Duration::from_secs(2),
+        ..relay_config()
+    };
+    let store = Arc::new(InMemoryIdentityStore::new());
+    let publisher = Arc::new(Scripted {
+        slow: Duration::from_millis(1500),
+        ..Scripted::default()
+    });
+    let stop = CancellationToken::new();
+    let relay =
+        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let scripted = |list: &std::sync::Mutex<Vec<String>>, name: &str| {
+        let user = unverified(&format!("{name}@example.com"), now());
+        let event = verification(&user);
+        list.lock().unwrap().push(event.event_id().to_string());
+        (user, event)
+    };
+
+    // Act
+    let first = write(&store, "published", Uuid::new_v4()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (user, event) = scripted(&publisher.hang, "hangs");
+    let hung = [OutboxEvent::user(user.id, event)];
+    store.insert_user_enqueue(&user, &hung).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (user, event) = scripted(&publisher.refuse, "refused");
+    let refused = [OutboxEvent::user(user.id, event)];
+    store.insert_user_enqueue(&user, &refused).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    stop.cancel();
+    relay.await.unwrap();
+
+    // Assert: row 1 was marked at the failure, so the claim loop did not
+    // send it again at 3 s (marked after the hung take, it went out twice);
+    // rows 2 and 3 are still there.
+    assert_eq!(*publisher.accepted.lock().unwrap(), vec![first]);
+    assert_eq!(store.outbox_backlog().await.unwrap().pending, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,8 +370,8 @@ async fn a_failed_mark_is_retried_twice_a_second_and_still_releases_the_write_be
 
     // Assert: every row out once, the pair in order, the blocked one at
     // the first mark that landed (~1.3 s), not the 10 s poll; and the
-    // failing marks were paced 500 ms apart (at ~0.3 and ~0.8 s; with a
-    // mark forced after every take, one per write of the stream: 39).
+    // failing marks were paced 500 ms apart (with a mark forced after
+    // every take, one per write of the stream: 39).
     let accepted = publisher.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), 52, "{accepted:?}");
     let position = |id: &String| accepted.iter().position(|a| a == id);
