@@ -312,6 +312,8 @@ impl OutboxRelay {
         claim_ends: DateTime<Utc>,
         pending: &Pending,
     ) -> usize {
+        // Marked a fifth of the lease before the claim ends at the latest.
+        let margin = self.lease() / 5;
         let mut failures = 0;
         let mut stuck: HashSet<String> = HashSet::new();
         let mut rest = rows;
@@ -328,7 +330,7 @@ impl OutboxRelay {
             let mut failed = Vec::new();
             while let Some((row, outcome)) = publishes.next().await {
                 match outcome {
-                    Ok(()) => pending.add(row, claim_ends, self.config.mark_every),
+                    Ok(()) => pending.add(row, claim_ends, self.config.mark_every, margin),
                     Err(error) => failed.push((row, error)),
                 }
             }

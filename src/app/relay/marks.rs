@@ -40,15 +40,22 @@ impl Default for Pending {
 }
 
 impl Pending {
-    /// A confirmed row; the loop is told when it makes a mark due.
-    pub(super) fn add(&self, row: &OutboxEntry, claim_ends: DateTime<Utc>, mark_every: Duration) {
-        let was_due = {
-            let mut unmarked = lock(self);
-            let was_due = unmarked.due.is_some();
-            unmarked.add(row, claim_ends, mark_every);
-            was_due
-        };
-        if !was_due {
+    /// A confirmed row, to be marked `mark_every` later but `margin`
+    /// before its claim ends at the latest; the loop is told when this
+    /// brings the next mark forward.
+    pub(super) fn add(
+        &self,
+        row: &OutboxEntry,
+        claim_ends: DateTime<Utc>,
+        mark_every: Duration,
+        margin: chrono::Duration,
+    ) {
+        let latest = Instant::now()
+            + (claim_ends - Utc::now() - margin)
+                .to_std()
+                .unwrap_or_default();
+        let sooner = lock(self).add(row, claim_ends, mark_every, latest);
+        if sooner {
             self.due_set.notify_one();
         }
     }
@@ -94,10 +101,25 @@ pub(super) struct Unmarked {
 }
 
 impl Unmarked {
-    fn add(&mut self, row: &OutboxEntry, claim_ends: DateTime<Utc>, mark_every: Duration) {
-        self.due.get_or_insert_with(|| Instant::now() + mark_every);
+    /// Adds a row; true when its mark is due sooner than the one set. A
+    /// mark set (or retried) already keeps its time unless the row's claim
+    /// ends first: retries keep their pace.
+    fn add(
+        &mut self,
+        row: &OutboxEntry,
+        claim_ends: DateTime<Utc>,
+        mark_every: Duration,
+        latest: Instant,
+    ) -> bool {
         self.rows.push((row.id, claim_ends));
         self.aggregates.insert(row.aggregate.clone());
+        let due = match self.due {
+            None => (Instant::now() + mark_every).min(latest),
+            Some(due) => due.min(latest),
+        };
+        let sooner = self.due.is_none_or(|set| due < set);
+        self.due = Some(due);
+        sooner
     }
 
     /// How long until `margin` before the first of their claims ends.

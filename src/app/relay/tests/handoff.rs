@@ -32,7 +32,7 @@ impl EventPublisher for Hangs {
 
 /// Accepts every publish and counts them.
 #[derive(Default)]
-struct Accepts(AtomicUsize);
+pub(super) struct Accepts(pub(super) AtomicUsize);
 
 #[async_trait]
 impl EventPublisher for Accepts {

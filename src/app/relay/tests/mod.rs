@@ -227,3 +227,4 @@ async fn rows_handed_over_before_a_stop_are_published_before_the_relay_ends() {
 }
 
 mod handoff;
+mod marks;
