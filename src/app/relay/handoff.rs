@@ -131,12 +131,13 @@ impl OutboxRelay {
         })
     }
 
-    /// Waits for the takes in `flights`. After a failure, marks what they
-    /// publish when it is due (a drained take's rows do not wait for the
-    /// slowest) and gives up when `stop` comes; at the stop, gives up at
-    /// its time (the takes left are dropped: their rows go out again when
-    /// their claims end) and leaves the marks to `stop_handoff`. True when
-    /// every take ended.
+    /// Waits for the takes in `flights`, marking what they publish when it
+    /// is due (a drained take's rows do not wait for the slowest, nor for
+    /// `stop_handoff`: a row confirmed late in its claim is due soon).
+    /// After a failure, gives up when `stop` comes; at the stop, at its
+    /// time (the takes left are dropped: their rows go out again when their
+    /// claims end; marks run within that time too). True when every take
+    /// ended.
     async fn drain<F: Future<Output = Option<bool>>>(
         &self,
         flights: &mut FuturesUnordered<F>,
@@ -159,7 +160,7 @@ impl OutboxRelay {
             if flights.is_empty() {
                 return true;
             }
-            let due = lock(pending).due.filter(|_| until.is_none());
+            let due = lock(pending).due;
             tokio::select! {
                 biased;
                 () = &mut stopped => return false,
@@ -173,8 +174,17 @@ impl OutboxRelay {
                     return false;
                 }
                 () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                    if let (Some(stop), Some(at)) = (stop, stopped_at.as_deref_mut()) {
-                        noting_stop(stop, at, self.mark(link, pending)).await;
+                    match (stop, stopped_at.as_deref_mut(), until) {
+                        (Some(stop), Some(at), _) => {
+                            noting_stop(stop, at, self.mark(link, pending)).await;
+                        }
+                        // At the stop, within its time: a row confirmed late
+                        // in its claim may not wait for `stop_handoff`.
+                        (_, _, Some(until)) => {
+                            let left = until.saturating_duration_since(Instant::now());
+                            self.mark_within(link, pending, left).await;
+                        }
+                        _ => self.mark(link, pending).await,
                     }
                 }
                 () = pending.due_set.notified() => {}
