@@ -50,6 +50,9 @@ struct State {
     marks_fail_until: Option<DateTime<Utc>>,
     #[cfg(test)]
     failed_marks: Vec<DateTime<Utc>>,
+    /// A test's fault: marks hang until then (a stalled database).
+    #[cfg(test)]
+    marks_stall_until: Option<DateTime<Utc>>,
 }
 
 struct OutboxRow {

@@ -113,6 +113,13 @@ pub(super) async fn outbox_published(
     if ids.is_empty() {
         return Ok(()); // as on PostgreSQL: no statement
     }
+    #[cfg(test)]
+    {
+        let stall = store.lock().marks_stall_until.filter(|until| now < *until);
+        if let Some(until) = stall {
+            tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
+        }
+    }
     let mut state = store.lock();
     #[cfg(test)]
     if state.marks_fail_until.is_some_and(|until| now < until) {
@@ -188,6 +195,11 @@ impl InMemoryIdentityStore {
     /// database refusing the relay's statements, on cue.
     pub(crate) fn fail_marks_until(&self, until: DateTime<Utc>) {
         self.lock().marks_fail_until = Some(until);
+    }
+
+    /// Makes every mark hang until `until`: a database that stalls.
+    pub(crate) fn stall_marks_until(&self, until: DateTime<Utc>) {
+        self.lock().marks_stall_until = Some(until);
     }
 
     /// When the marks failed by [`fail_marks_until`](Self::fail_marks_until)
