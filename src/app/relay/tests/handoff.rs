@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{register, relay_config, service};
+use super::{register, relay_config, running, service};
 use crate::{
     adapters::memory::InMemoryIdentityStore,
     app::relay::{OutboxRelay, RelayConfig},
@@ -157,15 +157,11 @@ impl SlowFirst {
             poll: Duration::from_secs(10),
             ..relay_config()
         };
-        let store = Arc::new(InMemoryIdentityStore::new());
         let publisher = Arc::new(Scripted {
             slow: Duration::from_millis(300),
             ..Scripted::default()
         });
-        let stop = CancellationToken::new();
-        let relay =
-            OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (store, stop, relay) = running(config, publisher.clone()).await;
         SlowFirst {
             store,
             publisher,
@@ -265,15 +261,11 @@ async fn a_published_row_is_marked_before_its_claim_ends_while_a_later_take_hang
         mark_every: Duration::from_secs(1),
         ..relay_config()
     };
-    let store = Arc::new(InMemoryIdentityStore::new());
     let publisher = Arc::new(Scripted {
         slow: Duration::from_millis(1500),
         ..Scripted::default()
     });
-    let stop = CancellationToken::new();
-    let relay =
-        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (store, stop, relay) = running(config, publisher.clone()).await;
 
     // Act
     let first = write(&store, "marked-in-time", Uuid::new_v4()).await;
@@ -315,15 +307,11 @@ async fn a_failed_take_marks_what_was_published_before_it_waits_for_the_takes_in
         mark_every: Duration::from_secs(2),
         ..relay_config()
     };
-    let store = Arc::new(InMemoryIdentityStore::new());
     let publisher = Arc::new(Scripted {
         slow: Duration::from_millis(1500),
         ..Scripted::default()
     });
-    let stop = CancellationToken::new();
-    let relay =
-        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (store, stop, relay) = running(config, publisher.clone()).await;
     let scripted = |list: &std::sync::Mutex<Vec<String>>, name: &str| {
         let user = unverified(&format!("{name}@example.com"), now());
         let event = verification(&user);

@@ -5,15 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use super::{handoff::Accepts, register, relay_config, service};
+use super::{handoff::Accepts, register, relay_config, running};
 use crate::{
-    adapters::memory::InMemoryIdentityStore,
-    app::relay::{OutboxRelay, RelayConfig},
+    app::relay::RelayConfig,
     domain::events::{EventId, SealedEvent},
     ports::{EventPublisher, IdentityStore, PublishError},
 };
 use std::{sync::Arc, time::Duration};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mark_is_due_before_the_claim_ends_however_long_marks_may_wait() {
@@ -26,12 +24,8 @@ async fn a_mark_is_due_before_the_claim_ends_however_long_marks_may_wait() {
         mark_every: Duration::from_secs(10),
         ..relay_config()
     };
-    let store = Arc::new(InMemoryIdentityStore::new());
     let publisher = Arc::new(Accepts::default());
-    let stop = CancellationToken::new();
-    let relay =
-        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (store, stop, relay) = running(config, publisher.clone()).await;
 
     // Act: one row handed over, then longer than its claim.
     register(&store, "capped").await;
@@ -71,12 +65,8 @@ async fn a_stop_during_a_mark_that_stalls_still_ends_within_two_thirds_of_the_le
         workers: 1,
         ..relay_config()
     };
-    let store = Arc::new(InMemoryIdentityStore::new());
-    let stop = CancellationToken::new();
     let publisher = Arc::new(AcceptsFirst::default());
-    let relay =
-        OutboxRelay::new(store.clone(), service(publisher.clone()), config).spawn(stop.clone());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (store, stop, relay) = running(config, publisher.clone()).await;
     store.stall_marks_until(chrono::Utc::now() + chrono::Duration::seconds(10));
     register(&store, "marked").await;
     register(&store, "hangs").await;

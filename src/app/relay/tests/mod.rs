@@ -129,6 +129,23 @@ async fn register(store: &InMemoryIdentityStore, name: &str) {
         .unwrap();
 }
 
+/// A relay with `config` on `publisher`, running on a fresh in-memory
+/// store for 50 ms (its link open): the store, the stop, the task.
+async fn running(
+    config: RelayConfig,
+    publisher: Arc<dyn EventPublisher>,
+) -> (
+    Arc<InMemoryIdentityStore>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let store = Arc::new(InMemoryIdentityStore::new());
+    let stop = CancellationToken::new();
+    let relay = OutboxRelay::new(store.clone(), service(publisher), config).spawn(stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    (store, stop, relay)
+}
+
 fn relay_config() -> RelayConfig {
     RelayConfig {
         poll: Duration::from_millis(20),
