@@ -11,8 +11,9 @@
 //! the limit, kept as a second row for comparison with older figures).
 //! Rounds interleave the rows, so a neighbour's load shows in all of them.
 //!
-//! Run: `scripts/bench.sh --bench email` (`BENCH_EMAIL_N`, `BENCH_EMAIL_ROUNDS`
-//! and `BENCH_EMAIL_SINKS=smtp-sink,aiosmtpd` change the defaults).
+//! Run: `scripts/bench.sh --bench email` (`BENCH_EMAIL_N`, `BENCH_EMAIL_ROUNDS`,
+//! `BENCH_EMAIL_SINKS=smtp-sink,aiosmtpd`, `BENCH_EMAIL_CONCURRENCY`,
+//! `BENCH_EMAIL_PREFETCH` and `BENCH_EMAIL_WORKERS` change the defaults).
 
 // The library's limit of 60 lines a function (clippy.toml) holds here too:
 // a benchmark reads as named steps, each short enough to check by eye.
@@ -81,7 +82,12 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// CPU time (user + system) a process has used so far, in clock ticks
 /// (1/100 s on Linux), from /proc; 0 if it is not readable.
 fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    stat_ticks(format!("/proc/{pid}/stat"))
+}
+
+/// User + system ticks from a `stat` file of /proc; 0 if not readable.
+fn stat_ticks(path: impl AsRef<std::path::Path>) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|stat| {
             // Fields after the command name, which may hold spaces.
@@ -90,6 +96,25 @@ fn cpu_ticks(pid: u32) -> u64 {
             Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
+}
+
+/// CPU ticks of this process's threads, summed by thread name (tokio's
+/// workers, lapin's I/O thread, the main thread…), from /proc.
+fn thread_ticks() -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // Numbered names (`lapin-io-3`) count as one.
+        let name = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let ticks = stat_ticks(task.path().join("stat"));
+        *by_name.entry(name.to_owned()).or_insert(0) += ticks;
+    }
+    by_name
 }
 
 /// The processes whose CPU time the consumer rows report: this one, the
@@ -299,8 +324,7 @@ impl Rig {
             delivery,
             Arc::new(SystemClock),
         ));
-        let watched = watched(sink);
-        let before: Vec<u64> = watched.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
+        let cpu = CpuWatch::start(sink);
         let started = Instant::now();
         let consumers = EmailConsumers::start(
             self.broker.clone(),
@@ -319,22 +343,60 @@ impl Rig {
         }
         let elapsed = started.elapsed();
         let rate = sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
-        let cpu: Vec<String> = watched
+        cpu.report(n, elapsed);
+        consumers.stop().await;
+        rate
+    }
+}
+
+/// The CPU of the watched processes, and of this process's threads by
+/// name, from its start to its report.
+struct CpuWatch {
+    watched: Vec<(String, u32)>,
+    before: Vec<u64>,
+    threads_before: std::collections::BTreeMap<String, u64>,
+}
+
+impl CpuWatch {
+    fn start(sink: &Sink) -> Self {
+        let watched = watched(sink);
+        let threads_before = thread_ticks();
+        let before = watched.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
+        Self {
+            watched,
+            before,
+            threads_before,
+        }
+    }
+
+    /// Prints the CPU each spent per e-mail over `n` e-mails.
+    fn report(&self, n: usize, elapsed: Duration) {
+        // Ticks are 10 ms: µs per e-mail = ticks × 10 000 / n.
+        let per_email = |ticks: u64| ticks as f64 * 10_000.0 / n as f64;
+        let cpu: Vec<String> = self
+            .watched
             .iter()
-            .zip(&before)
+            .zip(&self.before)
             .map(|((name, pid), before)| {
-                // Ticks are 10 ms: µs per e-mail = ticks × 10 000 / n.
                 let ticks = cpu_ticks(*pid).saturating_sub(*before);
                 format!(
                     "{name} {:.0} µs ({:.0} % of a core)",
-                    ticks as f64 * 10_000.0 / n as f64,
+                    per_email(ticks),
                     ticks as f64 / 100.0 / elapsed.as_secs_f64() * 100.0
                 )
             })
             .collect();
         eprintln!("  CPU per e-mail: {}", cpu.join(", "));
-        consumers.stop().await;
-        rate
+        let threads: Vec<String> = thread_ticks()
+            .into_iter()
+            .map(|(name, ticks)| {
+                let before = self.threads_before.get(&name).copied().unwrap_or(0);
+                (name, ticks.saturating_sub(before))
+            })
+            .filter(|(_, spent)| *spent > 0)
+            .map(|(name, spent)| format!("{name} {:.0} µs", per_email(spent)))
+            .collect();
+        eprintln!("  the consumers' process by thread: {}", threads.join(", "));
     }
 }
 
@@ -348,8 +410,24 @@ fn range(values: &[f64]) -> String {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // `BENCH_EMAIL_WORKERS` sets the runtime's worker threads (tokio's
+    // default: one per core).
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("BENCH_EMAIL_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
+        runtime.worker_threads(workers);
+    }
+    runtime
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let amqp = support::env("AMQP_URL");
     let redis = support::redis();
     let n: usize = env_or("BENCH_EMAIL_N", 20_000);

@@ -54,7 +54,7 @@ const ROUNDS: usize = 5;
 const HTTP_CLIENTS: usize = 16;
 const HTTP_FOR: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 struct Figures {
     publish_p50_ms: f64,
     publish_p99_ms: f64,
@@ -68,6 +68,16 @@ struct Figures {
     http_p99_ms: f64,
     register_per_sec: f64,
     register_p50_ms: f64,
+    /// "sdk" only: CPU of this process per request's two spans built and
+    /// exported through the bare OpenTelemetry SDK (µs), and how many spans
+    /// it built.
+    #[serde(default)]
+    sdk_pair_cpu_us: f64,
+    #[serde(default)]
+    sdk_spans: u64,
+    /// Spans the collector received from this child (set by the parent).
+    #[serde(default)]
+    exported: u64,
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
@@ -255,6 +265,19 @@ fn thread_provider(endpoint: &str) -> opentelemetry_sdk::trace::SdkTracerProvide
         .build()
 }
 
+/// The exporter settings of the bench: OTLP/gRPC to the parent's collector,
+/// `root` deciding the traces without a parent.
+fn otel_settings(root: ParentlessSampler) -> OtelSettings {
+    OtelSettings {
+        endpoint: std::env::var(ENDPOINT).expect("endpoint"),
+        protocol: OtlpProtocol::Grpc,
+        service_name: "smap-identity-bench".into(),
+        resource_attributes: Vec::new(),
+        batch_delay: Duration::from_millis(500),
+        sampler: TraceSampler::ParentBased(root),
+    }
+}
+
 /// Installs the subscriber of `mode` ("off", "on" or "sampled"); the
 /// tracer provider to shut down at the end.
 fn install(mode: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
@@ -262,46 +285,110 @@ fn install(mode: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     // difference is the OpenTelemetry layer and the export alone.
     let filter = EnvFilter::new("info");
     let logs = telemetry::json_layer(std::io::sink);
-    if mode != "off" {
-        // "on": every trace; "sampled": one in ten new traces.
-        let root = if mode == "sampled" {
-            ParentlessSampler::Ratio(0.1)
-        } else {
-            ParentlessSampler::AlwaysOn
-        };
-        let sampler = TraceSampler::ParentBased(root);
-        let otel = OtelSettings {
-            endpoint: std::env::var(ENDPOINT).expect("endpoint"),
-            protocol: OtlpProtocol::Grpc,
-            service_name: "smap-identity-bench".into(),
-            resource_attributes: Vec::new(),
-            batch_delay: Duration::from_millis(500),
-            sampler,
-        };
-        let provider = if std::env::var_os(THREAD_PROCESSOR).is_some() {
-            thread_provider(&otel.endpoint)
-        } else {
-            telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter")
-        };
-        let roots = telemetry::head_sampler(Some(&otel));
-        let traces = telemetry::otel_layer(&provider, roots);
+    if mode == "off" {
         tracing_subscriber::registry()
             .with(filter)
             .with(logs)
-            .with(traces)
             .init();
-        Some(provider)
+        return None;
+    }
+    // "on": every trace; "sampled": one in ten new traces.
+    let root = if mode == "sampled" {
+        ParentlessSampler::Ratio(0.1)
     } else {
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(logs)
-            .init();
-        None
+        ParentlessSampler::AlwaysOn
+    };
+    let otel = otel_settings(root);
+    let provider = if std::env::var_os(THREAD_PROCESSOR).is_some() {
+        thread_provider(&otel.endpoint)
+    } else {
+        telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter")
+    };
+    let roots = telemetry::head_sampler(Some(&otel));
+    let traces = telemetry::otel_layer(&provider, roots);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .init();
+    Some(provider)
+}
+
+/// Pairs of spans per second the "sdk" child builds: about what the "on"
+/// child's HTTP clients reach, so its exporter sees a like load.
+const SDK_PAIRS_PER_SEC: u64 = 40_000;
+
+/// The bare SDK's floor (mode "sdk"): a cheap read's two spans — the
+/// server span with its method, route and status, and the use case's
+/// child — built through the OpenTelemetry API, no `tracing` layer, and
+/// exported by the service's own provider (batch processor, OTLP/gRPC to
+/// the parent's collector), paced at [`SDK_PAIRS_PER_SEC`]. CPU per pair
+/// (µs) and spans built. Whatever "on" costs beyond it is the
+/// `tracing`-to-OpenTelemetry bridge and ours.
+async fn sdk_pairs(provider: &opentelemetry_sdk::trace::SdkTracerProvider) -> (f64, u64) {
+    use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
+    use opentelemetry::{Context, KeyValue};
+    let tracer = provider.tracer("smap-identity");
+    let pair = || {
+        let server = tracer
+            .span_builder("GET /projects/{id}/progress")
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("http.request.method", "GET"),
+                KeyValue::new("http.route", "/projects/{id}/progress"),
+            ])
+            .start(&tracer);
+        let cx = Context::current_with_span(server);
+        drop(tracer.start_with_context("progress.get_progress", &cx));
+        cx.span()
+            .set_attribute(KeyValue::new("http.response.status_code", 200));
+        cx.span().end();
+    };
+    let mut made = 0u64;
+    let mut run = async |limit: Duration| {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let mut done = 0u64;
+        while started.elapsed() < limit {
+            tick.tick().await;
+            let due = (started.elapsed().as_secs_f64() * SDK_PAIRS_PER_SEC as f64) as u64;
+            while done < due {
+                pair();
+                done += 1;
+            }
+        }
+        made += done;
+        done
+    };
+    run(Duration::from_secs(1)).await;
+    let cpu = process_cpu();
+    let pairs = run(HTTP_FOR).await;
+    let cpu_us = (process_cpu() - cpu).as_secs_f64() * 1e6 / pairs.max(1) as f64;
+    (cpu_us, made * 2)
+}
+
+/// The "sdk" child: the subscriber of "off" (log lines cost the same) and
+/// the floor measured beside it.
+async fn sdk_child() -> Figures {
+    install("off");
+    let otel = otel_settings(ParentlessSampler::AlwaysOn);
+    let provider = telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter");
+    let (sdk_pair_cpu_us, sdk_spans) = sdk_pairs(&provider).await;
+    let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    Figures {
+        sdk_pair_cpu_us,
+        sdk_spans,
+        ..Figures::default()
     }
 }
 
 /// One configuration, in this (child) process: prints its figures as JSON.
 async fn child(mode: &str) {
+    if mode == "sdk" {
+        let figures = sdk_child().await;
+        println!("{}", serde_json::to_string(&figures).expect("json"));
+        return;
+    }
     let provider = install(mode);
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
@@ -339,6 +426,7 @@ async fn child(mode: &str) {
         http_p99_ms,
         register_per_sec,
         register_p50_ms,
+        ..Figures::default()
     };
     println!("{}", serde_json::to_string(&figures).expect("json"));
 }
@@ -357,26 +445,33 @@ async fn main() {
         return child(&mode).await;
     }
     let collector = otlp_collector::Collector::grpc_counting().await;
-    let runs = run_children(&collector.endpoint);
+    let runs = run_children(&collector);
     let spans = collector.received();
     println!("\nspans received by the fake collector: {spans}");
     print_table(&runs);
+    print_sdk_floor(&runs);
 }
 
-/// Three rounds of the three configurations, each a child process of this
-/// benchmark exporting to `endpoint`: the figures of each run.
-fn run_children(endpoint: &str) -> Vec<(&'static str, Figures)> {
+/// `ROUNDS` rounds of the four configurations, each a child process of
+/// this benchmark exporting to `collector`: the figures of each run, with
+/// the spans the collector received from it.
+fn run_children(collector: &otlp_collector::Collector) -> Vec<(&'static str, Figures)> {
     let exe = std::env::current_exe().expect("own path");
     let mut runs: Vec<(&str, Figures)> = Vec::new();
     let rounds: usize = std::env::var("TRACING_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(ROUNDS);
+    let modes = ["off", "on", "sampled", "sdk"];
     for round in 1..=rounds {
-        for mode in ["off", "on", "sampled"] {
+        // Each round starts with the next configuration, so none always
+        // runs right after another's export or on a broker that is still
+        // writing the round before (the medians compare like with like).
+        for mode in (0..modes.len()).map(|i| modes[(round - 1 + i) % modes.len()]) {
+            let before = collector.received();
             let output = Command::new(&exe)
                 .env(MODE, mode)
-                .env(ENDPOINT, endpoint)
+                .env(ENDPOINT, &collector.endpoint)
                 .output()
                 .expect("child runs");
             assert!(
@@ -385,8 +480,9 @@ fn run_children(endpoint: &str) -> Vec<(&'static str, Figures)> {
                 String::from_utf8_lossy(&output.stderr)
             );
             let stdout = String::from_utf8_lossy(&output.stdout);
-            let figures: Figures =
+            let mut figures: Figures =
                 serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("figures");
+            figures.exported = (collector.received() - before) as u64;
             println!("round {round}, tracing {mode}: {figures:?}");
             runs.push((mode, figures));
         }
@@ -446,6 +542,47 @@ fn print_table(runs: &[(&str, Figures)]) {
             verdict(overhead(on), 15.0),
             overhead(sampled),
             verdict(overhead(sampled), 5.0),
+        );
+    }
+}
+
+/// The bare SDK's floor against the request it would trace: whether the
+/// goal of ≤ 15 % with every trace exported is within reach of the chosen
+/// crates at all, and how much of "on" is above the floor.
+fn print_sdk_floor(runs: &[(&str, Figures)]) {
+    let pick = |mode: &str, f: Metric| {
+        median(
+            runs.iter()
+                .filter(|(m, _)| *m == mode)
+                .map(|(_, x)| f(x))
+                .collect(),
+        )
+    };
+    let off = pick("off", |f| f.http_cpu_us);
+    let on = pick("on", |f| f.http_cpu_us);
+    let sampled = pick("sampled", |f| f.http_cpu_us);
+    let floor = pick("sdk", |f| f.sdk_pair_cpu_us);
+    println!(
+        "\nbare OpenTelemetry SDK, a read's two spans built and exported: {floor:.2} µs CPU \
+         per pair = {:.1} % of the read's {off:.2} µs with tracing off (goal with every \
+         trace exported: ≤ 15 % = {:.2} µs)",
+        floor / off * 100.0,
+        off * 0.15
+    );
+    println!(
+        "tracing on adds {:.2} µs per read: {:.2} µs over the SDK floor (the bridge \
+         and ours); sampled adds {:.2} µs (a tenth of the floor: {:.2} µs)",
+        on - off,
+        on - off - floor,
+        sampled - off,
+        floor / 10.0
+    );
+    for (mode, f) in runs.iter().filter(|(m, _)| *m == "sdk") {
+        println!(
+            "{mode}: {} spans built, {} received by the collector ({} dropped)",
+            f.sdk_spans,
+            f.exported,
+            f.sdk_spans.saturating_sub(f.exported)
         );
     }
 }

@@ -21,4 +21,11 @@ if ! command -v smtp-sink >/dev/null; then
 fi
 eval "$(SMAP_TEST_REDIS_PORT=6391 SMAP_TEST_AMQP_PORT=5683 SMAP_TEST_PG_PORT=5443 bash scripts/services.sh up "$SERVICES_DIR")"
 export SMAP_TEST_REDIS_PORT=6391 SMAP_TEST_AMQP_PORT=5683 SMAP_TEST_PG_PORT=5443
+# The e-mail benchmark reports the CPU per e-mail of these servers too.
+RABBITMQ_PID="$(pgrep -f "beam.smp.*$SERVICES_DIR" | head -n 1 || true)"
+REDIS_PID="$(pgrep -f 'redis-server 127.0.0.1:6391' | head -n 1 || true)"
+PIDS=()
+[ -n "$RABBITMQ_PID" ] && PIDS+=("rabbitmq=$RABBITMQ_PID")
+[ -n "$REDIS_PID" ] && PIDS+=("redis=$REDIS_PID")
+export BENCH_EMAIL_PIDS="${BENCH_EMAIL_PIDS:-$(IFS=,; echo "${PIDS[*]}")}"
 RUST_LOG="${RUST_LOG:-warn}" cargo bench "$@"
