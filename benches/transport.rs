@@ -1,8 +1,9 @@
 //! Transport benchmarks on real servers, each figure next to its baseline
 //! measured in the same run: publish latency and throughput against a bare
 //! lapin confirm-publish of the same bytes, dual versus single publishing,
-//! `mark_item_done` against `redis-benchmark` HINCRBY, and the progress read
-//! route under 1000 concurrent clients.
+//! `mark_item_done` against `redis-benchmark` HINCRBY (and the finish-line
+//! script through redis-benchmark, fred and redis-rs: whose cost is it?),
+//! and the progress read route under 1000 concurrent clients.
 //!
 //! Run: `scripts/bench.sh` (starts the servers, then `cargo bench --bench transport`).
 
@@ -607,6 +608,76 @@ async fn fred_script(
     .await
 }
 
+/// A redis-rs multiplexed connection (another Rust client library, one
+/// connection its callers share) to the state database.
+async fn redis_rs(redis: &RedisConfig) -> redis::aio::MultiplexedConnection {
+    let auth = redis
+        .password
+        .as_ref()
+        .map(|p| format!(":{}@", p.expose_secret()))
+        .unwrap_or_default();
+    let url = format!(
+        "redis://{auth}{}:{}/{}",
+        redis.host, redis.port, redis.state_db
+    );
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// HINCRBY through redis-rs: that library's own ceiling.
+async fn redis_rs_hincrby(redis: &RedisConfig, concurrency: usize, run_for: Duration) -> f64 {
+    let conn = redis_rs(redis).await;
+    closed_loop(concurrency, run_for, move || {
+        let mut conn = conn.clone();
+        async move {
+            let _: i64 = redis::cmd("HINCRBY")
+                .arg("bench:redis-rs")
+                .arg("done")
+                .arg(1)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    })
+    .await
+    .0
+}
+
+/// The finish-line script through redis-rs with the arguments
+/// `mark_item_done` sends: whether a Rust client can get where the C
+/// client gets.
+async fn redis_rs_script(
+    redis: &RedisConfig,
+    pool: &fred::clients::Pool,
+    concurrency: usize,
+    run_for: Duration,
+) -> f64 {
+    let conn = redis_rs(redis).await;
+    let script = Arc::new(redis::Script::new(
+        RedisProgressStore::mark_item_done_script(),
+    ));
+    let (id, keys) = script_project(pool).await;
+    closed_loop(concurrency, run_for, move || {
+        let (mut conn, script, keys, id) = (conn.clone(), script.clone(), keys.clone(), id.clone());
+        async move {
+            let args = script_args(&id, &Uuid::new_v4().to_string());
+            let mut invocation = script.prepare_invoke();
+            for key in &keys {
+                invocation.key(key);
+            }
+            for arg in &args {
+                invocation.arg(arg);
+            }
+            let _: redis::Value = invocation.invoke_async(&mut conn).await.unwrap();
+        }
+    })
+    .await
+    .0
+}
+
 /// `mark_item_done` (the finish-line script, as the use case calls it) at
 /// 1, 10 and 100 callers, against two baselines of the same run: HINCRBY
 /// through the bare fred pool the store uses (the client library's own
@@ -640,8 +711,8 @@ async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
     let run_for = Duration::from_secs(3);
     report.extend([
         String::new(),
-        "| callers | `mark_item_done` | fred HINCRBY | redis-benchmark HINCRBY (µs in Redis) | redis-benchmark running the script (share, µs in Redis) | redis-benchmark running the minimal script | fred running the script | ours / redis-benchmark HINCRBY (goal ≥ 80 %) | ours / fred running the script |".to_owned(),
-        "|---|---|---|---|---|---|---|---|---|".to_owned(),
+        "| callers | `mark_item_done` | fred HINCRBY | redis-benchmark HINCRBY (µs in Redis) | redis-benchmark running the script (share, µs in Redis) | redis-benchmark running the minimal script | fred running the script | redis-rs HINCRBY (share) | redis-rs running the script (share) | ours / redis-benchmark HINCRBY (goal ≥ 80 %) | ours / fred running the script |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|---|---|".to_owned(),
     ]);
     for concurrency in [1usize, 10, 100] {
         let project = ProjectId::parse(&format!("bench-{}", Uuid::new_v4().simple())).unwrap();
@@ -656,13 +727,15 @@ async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
         // busy writing for a while, which the first phase would pay for.
         let (fred_rate, fred) = fred_hincrby(&clients.state, concurrency, run_for).await;
         let (fred_lua_rate, _) = fred_script(&clients.state, concurrency, run_for).await;
+        let rs_rate = redis_rs_hincrby(redis, concurrency, run_for).await;
+        let rs_lua_rate = redis_rs_script(redis, &clients.state, concurrency, run_for).await;
         let (rate, s) = ours_mark(&store, project, concurrency, run_for).await;
         let requests = (rate * 3.0).max(10_000.0) as usize;
         let [raw, lua, minimal] =
             c_client_ceilings(redis, &clients.state, concurrency, requests).await;
         let share = |r: f64| r / raw.rate * 100.0;
         println!(
-            "mark_item_done c={concurrency}: {rate:.0}/s p99 {}; fred HINCRBY {fred_rate:.0}/s p99 {}; fred running the script {fred_lua_rate:.0}/s; redis-benchmark: HINCRBY {:.0}/s p99 {:.3} ms ({:.2} µs in Redis), the script {:.0}/s ({:.1} µs), the minimal script {:.0}/s ({:.1} µs)",
+            "mark_item_done c={concurrency}: {rate:.0}/s p99 {}; fred HINCRBY {fred_rate:.0}/s p99 {}; fred running the script {fred_lua_rate:.0}/s; redis-rs HINCRBY {rs_rate:.0}/s, the script {rs_lua_rate:.0}/s; redis-benchmark: HINCRBY {:.0}/s p99 {:.3} ms ({:.2} µs in Redis), the script {:.0}/s ({:.1} µs), the minimal script {:.0}/s ({:.1} µs)",
             ms(s.p99),
             ms(fred.p99),
             raw.rate,
@@ -674,7 +747,7 @@ async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
             minimal.server_us
         );
         report.push(format!(
-            "| {concurrency} | {rate:.0}/s, p99 {} | {fred_rate:.0}/s | {:.0}/s ({:.2} µs) | {:.0}/s, {:.0} % ({:.1} µs) | {:.0}/s, {:.0} % ({:.1} µs) | {fred_lua_rate:.0}/s | {:.0} %: {} | {:.0} % |",
+            "| {concurrency} | {rate:.0}/s, p99 {} | {fred_rate:.0}/s | {:.0}/s ({:.2} µs) | {:.0}/s, {:.0} % ({:.1} µs) | {:.0}/s, {:.0} % ({:.1} µs) | {fred_lua_rate:.0}/s | {rs_rate:.0}/s ({:.0} %) | {rs_lua_rate:.0}/s ({:.0} %) | {:.0} %: {} | {:.0} % |",
             ms(s.p99),
             raw.rate,
             raw.server_us,
@@ -684,6 +757,8 @@ async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
             minimal.rate,
             share(minimal.rate),
             minimal.server_us,
+            share(rs_rate),
+            share(rs_lua_rate),
             share(rate),
             verdict(rate >= 0.8 * raw.rate),
             rate / fred_lua_rate * 100.0
