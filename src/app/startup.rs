@@ -133,10 +133,19 @@ pub async fn run_consume(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!("stopping: finishing the e-mails in flight");
     consumers.stop().await;
     // The routes stay up (probed, scraped) until the mail is done.
-    handle.stop(true).await;
-    let served = match served {
-        Some(ended) => ended,
-        None => serving.await,
+    let stop = async {
+        handle.stop(true).await;
+        match served {
+            Some(ended) => ended,
+            None => serving.await,
+        }
+    };
+    let served = match tokio::time::timeout(http::SERVER_STOP_BOUND, stop).await {
+        Ok(served) => served,
+        Err(_) => {
+            server_stop_overdue();
+            Ok(Ok(()))
+        }
     };
     for task in [sampler, signals] {
         let _ = task.await;
@@ -329,7 +338,18 @@ impl Application {
             shutdown.cancelled().await;
             handle.stop(true).await;
         });
-        let result = self.server.await;
+        let stopping = self.shutdown.clone();
+        let result = tokio::select! {
+            result = self.server => result,
+            () = async {
+                stopping.cancelled().await;
+                tokio::time::sleep(http::SERVER_STOP_BOUND).await;
+            } => {
+                server_stop_overdue();
+                stopper.abort();
+                Ok(())
+            }
+        };
         // The server ending by itself stops the rest too.
         self.shutdown.cancel();
         stopped("expiry sweep", self.sweeper).await;
@@ -345,4 +365,13 @@ impl Application {
         self.resources.shutdown().await;
         result
     }
+}
+
+/// The HTTP server did not stop within [`http::SERVER_STOP_BOUND`]: the
+/// process goes on closing the rest and exits without it.
+fn server_stop_overdue() {
+    tracing::warn!(
+        bound_s = http::SERVER_STOP_BOUND.as_secs(),
+        "the HTTP server did not stop in time; going on without it"
+    );
 }

@@ -31,6 +31,13 @@ use self::{extract::MAX_BODY_BYTES, response::ApiError, state::AppState};
 /// How long in-flight requests may run on after SIGTERM/SIGINT.
 pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
+/// How long a stop waits for the HTTP server as a whole: its workers' own
+/// drain bound and a margin. A worker that never answers the stop (seen
+/// once in the test suite, in a `consume` process, cause not found) must
+/// not keep a stopping process alive; its thread ends with the process.
+pub const SERVER_STOP_BOUND: std::time::Duration =
+    std::time::Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5);
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(health::health)
         .service(health::component_health)
