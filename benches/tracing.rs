@@ -439,6 +439,16 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The median of one figure over the runs of one configuration.
+fn median_of(runs: &[(&str, Figures)], mode: &str, metric: Metric) -> f64 {
+    median(
+        runs.iter()
+            .filter(|(m, _)| *m == mode)
+            .map(|(_, x)| metric(x))
+            .collect(),
+    )
+}
+
 #[tokio::main]
 async fn main() {
     if let Ok(mode) = std::env::var(MODE) {
@@ -494,14 +504,7 @@ fn run_children(collector: &otlp_collector::Collector) -> Vec<(&'static str, Fig
 /// overhead of tracing against the run without it.
 fn print_table(runs: &[(&str, Figures)]) {
     let rounds = runs.iter().filter(|(m, _)| *m == "off").count();
-    let pick = |mode: &str, f: fn(&Figures) -> f64| {
-        median(
-            runs.iter()
-                .filter(|(m, _)| *m == mode)
-                .map(|(_, x)| f(x))
-                .collect(),
-        )
-    };
+    let pick = |mode: &str, f: Metric| median_of(runs, mode, f);
     println!(
         "| measurement (median of {rounds} runs) | tracing off | on, every trace exported | overhead (goal ≤ 15 %) | on, 10 % of traces sampled | overhead (goal ≤ 5 %) |"
     );
@@ -554,20 +557,26 @@ fn print_table(runs: &[(&str, Figures)]) {
 /// goal of ≤ 15 % with every trace exported is within reach of the chosen
 /// crates at all, and how much of "on" is above the floor.
 fn print_sdk_floor(runs: &[(&str, Figures)]) {
-    let pick = |mode: &str, f: Metric| {
-        median(
-            runs.iter()
-                .filter(|(m, _)| *m == mode)
-                .map(|(_, x)| f(x))
-                .collect(),
-        )
-    };
+    println!();
+    for (_, f) in runs.iter().filter(|(m, _)| *m == "sdk") {
+        println!(
+            "sdk: {} spans built, {} received by the collector ({} dropped)",
+            f.sdk_spans,
+            f.exported,
+            f.sdk_spans.saturating_sub(f.exported)
+        );
+    }
+    let pick = |mode: &str, f: Metric| median_of(runs, mode, f);
     let off = pick("off", |f| f.http_cpu_us);
+    if off == 0.0 {
+        // The HTTP phase was left out: no read to compare the floor with.
+        return;
+    }
     let on = pick("on", |f| f.http_cpu_us);
     let sampled = pick("sampled", |f| f.http_cpu_us);
     let floor = pick("sdk", |f| f.sdk_pair_cpu_us);
     println!(
-        "\nbare OpenTelemetry SDK, a read's two spans built and exported: {floor:.2} µs CPU \
+        "bare OpenTelemetry SDK, a read's two spans built and exported: {floor:.2} µs CPU \
          per pair = {:.1} % of the read's {off:.2} µs with tracing off (goal with every \
          trace exported: ≤ 15 % = {:.2} µs)",
         floor / off * 100.0,
@@ -581,12 +590,4 @@ fn print_sdk_floor(runs: &[(&str, Figures)]) {
         sampled - off,
         floor / 10.0
     );
-    for (mode, f) in runs.iter().filter(|(m, _)| *m == "sdk") {
-        println!(
-            "{mode}: {} spans built, {} received by the collector ({} dropped)",
-            f.sdk_spans,
-            f.exported,
-            f.sdk_spans.saturating_sub(f.exported)
-        );
-    }
 }
