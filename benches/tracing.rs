@@ -4,7 +4,10 @@
 //! collector in this process — against the same work with it off, in one
 //! run. Each configuration runs in a child process of its own (the tracing
 //! subscriber is process-global), alternating off / on / sampled
-//! `ROUNDS` times; the medians are compared. Goals (issue 15): at most
+//! `ROUNDS` times; the medians are compared. Two more children give
+//! same-run baselines: "sdk" (the bare SDK's floor for a read's spans)
+//! and "on-sdk-batch" ("on" through the SDK's async-runtime batch
+//! processor, which the service used before decision 76). Goals (issue 15): at most
 //! 15 % with every trace exported, 5 % with 10 % of traces sampled.
 //!
 //! Run: `scripts/bench.sh --bench tracing`.
@@ -78,6 +81,16 @@ struct Figures {
     /// Spans the collector received from this child (set by the parent).
     #[serde(default)]
     exported: u64,
+    /// The paced phase: reads a second reached (of `PACED_PER_SEC`) and
+    /// this process's CPU per read (µs).
+    #[serde(default)]
+    paced_per_sec: f64,
+    #[serde(default)]
+    paced_cpu_us: f64,
+    /// HTTP requests this child served, warm-up included: "on" must export
+    /// two spans for each (plus the publish and register phases' spans).
+    #[serde(default)]
+    http_requests: u64,
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
@@ -185,9 +198,12 @@ fn in_memory_app(start_consumers: bool) -> (String, Settings) {
     (base, settings)
 }
 
-/// Closed-loop clients reading a project's progress (HTTP span + use-case
-/// span per request) on the in-memory adapters.
-async fn http_throughput() -> (f64, f64, f64, f64) {
+/// HTTP requests the progress readers sent, warm-up included.
+static HTTP_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An app on the in-memory store with a project to read: the URL of its
+/// progress, the HTTP client, and the internal key.
+async fn progress_reader() -> (String, reqwest::Client, String) {
     let (base, settings) = in_memory_app(false);
     let key = settings.internal_key.expose_secret().to_owned();
     let client = reqwest::Client::new();
@@ -197,19 +213,28 @@ async fn http_throughput() -> (f64, f64, f64, f64) {
         .send()
         .await
         .expect("init");
-    let url = format!("{base}/projects/bench/progress");
+    (format!("{base}/projects/bench/progress"), client, key)
+}
+
+/// One read of a project's progress (HTTP span + use-case span).
+async fn read_progress(client: reqwest::Client, url: String, key: String) {
+    let response = client
+        .get(&url)
+        .header("X-Internal-Key", &key)
+        .send()
+        .await
+        .expect("request");
+    assert!(response.status().is_success());
+    let _ = response.bytes().await;
+    HTTP_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Closed-loop clients reading a project's progress on the in-memory
+/// adapters, as fast as they can.
+async fn http_throughput() -> (f64, f64, f64, f64) {
+    let (url, client, key) = progress_reader().await;
     let (rate, mut samples, cpu_us) = closed_loop(HTTP_CLIENTS, HTTP_FOR, move |_, _| {
-        let (client, url, key) = (client.clone(), url.clone(), key.clone());
-        async move {
-            let response = client
-                .get(&url)
-                .header("X-Internal-Key", &key)
-                .send()
-                .await
-                .expect("request");
-            assert!(response.status().is_success());
-            let _ = response.bytes().await;
-        }
+        read_progress(client.clone(), url.clone(), key.clone())
     })
     .await;
     (
@@ -218,6 +243,52 @@ async fn http_throughput() -> (f64, f64, f64, f64) {
         percentile(&mut samples, 0.99),
         cpu_us,
     )
+}
+
+/// Reads a second in the paced phase: below what every configuration
+/// reaches on two cores (24 000–44 000/s closed-loop), so each pays its
+/// own work per read at the same load, not the saturated machine's.
+const PACED_PER_SEC: u64 = 12_000;
+
+/// The same reads at a fixed [`PACED_PER_SEC`] for [`HTTP_FOR`] after a
+/// second of warm-up, 16 clients each on its own schedule: reads a second
+/// reached and this process's CPU per read (µs). At saturation, a slower
+/// server answers fewer requests per wake-up, which raises every
+/// request's share of the fixed costs; at one load for all, the
+/// difference is the tracing work itself.
+async fn http_paced() -> (f64, f64) {
+    let (url, client, key) = progress_reader().await;
+    let period = Duration::from_secs_f64(HTTP_CLIENTS as f64 / PACED_PER_SEC as f64);
+    let run = |limit: Duration| {
+        let tasks: Vec<_> = (0..HTTP_CLIENTS)
+            .map(|i| {
+                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+                tokio::spawn(async move {
+                    let offset = period.mul_f64(i as f64 / HTTP_CLIENTS as f64);
+                    let start = tokio::time::Instant::now() + offset;
+                    let mut reads = 0u32;
+                    while start.elapsed() < limit {
+                        tokio::time::sleep_until(start + period * reads).await;
+                        read_progress(client.clone(), url.clone(), key.clone()).await;
+                        reads += 1;
+                    }
+                    u64::from(reads)
+                })
+            })
+            .collect();
+        async move {
+            let mut reads = 0;
+            for task in tasks {
+                reads += task.await.expect("client");
+            }
+            reads
+        }
+    };
+    run(Duration::from_secs(1)).await;
+    let cpu = process_cpu();
+    let reads = run(HTTP_FOR).await;
+    let cpu_us = (process_cpu() - cpu).as_secs_f64() * 1e6 / reads.max(1) as f64;
+    (reads as f64 / HTTP_FOR.as_secs_f64(), cpu_us)
 }
 
 /// Registrations (Argon2 hashing, the use case, a publish, the e-mail
@@ -265,6 +336,33 @@ fn thread_provider(endpoint: &str) -> opentelemetry_sdk::trace::SdkTracerProvide
         .build()
 }
 
+/// The "on-sdk-batch" child's provider: the SDK's async-runtime batch
+/// processor, as the service configured it before decision 76 (4096
+/// queued, the bench's delay, a 5 s export bound), OTLP/gRPC to `endpoint`.
+fn sdk_batch_provider(otel: &OtelSettings) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, span_processor_with_async_runtime};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(&otel.endpoint)
+        .build()
+        .expect("exporter");
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(4096)
+        .with_scheduled_delay(otel.batch_delay)
+        .with_max_export_timeout(Duration::from_secs(5))
+        .build();
+    let processor = span_processor_with_async_runtime::BatchSpanProcessor::builder(
+        exporter,
+        opentelemetry_sdk::runtime::Tokio,
+    )
+    .with_batch_config(config)
+    .build();
+    telemetry::provider_builder()
+        .with_span_processor(processor)
+        .build()
+}
+
 /// The exporter settings of the bench: OTLP/gRPC to the parent's collector,
 /// `root` deciding the traces without a parent.
 fn otel_settings(root: ParentlessSampler) -> OtelSettings {
@@ -301,6 +399,8 @@ fn install(mode: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     let otel = otel_settings(root);
     let provider = if std::env::var_os(THREAD_PROCESSOR).is_some() {
         thread_provider(&otel.endpoint)
+    } else if mode == "on-sdk-batch" {
+        sdk_batch_provider(&otel)
     } else {
         telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter")
     };
@@ -408,6 +508,11 @@ async fn child(mode: &str) {
     } else {
         (0.0, 0.0, 0.0, 0.0)
     };
+    let (paced_per_sec, paced_cpu_us) = if runs("paced") {
+        http_paced().await
+    } else {
+        (0.0, 0.0)
+    };
     let (register_per_sec, register_p50_ms) = if runs("register") {
         register_throughput().await
     } else {
@@ -426,6 +531,9 @@ async fn child(mode: &str) {
         http_p99_ms,
         register_per_sec,
         register_p50_ms,
+        paced_per_sec,
+        paced_cpu_us,
+        http_requests: HTTP_REQUESTS.load(std::sync::atomic::Ordering::Relaxed),
         ..Figures::default()
     };
     println!("{}", serde_json::to_string(&figures).expect("json"));
@@ -460,6 +568,30 @@ async fn main() {
     println!("\nspans received by the fake collector: {spans}");
     print_table(&runs);
     print_sdk_floor(&runs);
+    print_processors(&runs);
+}
+
+/// Every trace exported through the service's processor (`SpanBatches`,
+/// decision 76) against the SDK's async-runtime batch processor it
+/// replaced, both against "off", at the medians of the same run.
+fn print_processors(runs: &[(&str, Figures)]) {
+    let pick = |mode: &str, f: Metric| median_of(runs, mode, f);
+    for (label, metric) in [
+        ("closed loop", (|f| f.http_cpu_us) as Metric),
+        ("12 000 reads/s", |f| f.paced_cpu_us),
+    ] {
+        let off = pick("off", metric);
+        if off == 0.0 {
+            continue;
+        }
+        let (ours, sdk) = (pick("on", metric), pick("on-sdk-batch", metric));
+        println!(
+            "every trace exported, {label}: CPU per read off {off:.2} µs; SpanBatches {ours:.2} µs \
+             ({:+.1} %); the SDK's async-runtime batch processor {sdk:.2} µs ({:+.1} %)",
+            (ours - off) / off * 100.0,
+            (sdk - off) / off * 100.0
+        );
+    }
 }
 
 /// `ROUNDS` rounds of the four configurations, each a child process of
@@ -472,7 +604,7 @@ fn run_children(collector: &otlp_collector::Collector) -> Vec<(&'static str, Fig
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(ROUNDS);
-    let modes = ["off", "on", "sampled", "sdk"];
+    let modes = ["off", "on", "sampled", "sdk", "on-sdk-batch"];
     for round in 1..=rounds {
         // Each round starts with the next configuration, so none always
         // runs right after another's export or on a broker that is still
@@ -509,7 +641,7 @@ fn print_table(runs: &[(&str, Figures)]) {
         "| measurement (median of {rounds} runs) | tracing off | on, every trace exported | overhead (goal ≤ 15 %) | on, 10 % of traces sampled | overhead (goal ≤ 5 %) |"
     );
     println!("|---|---|---|---|---|---|");
-    let rows: [(&str, Metric, bool); 9] = [
+    let rows: [(&str, Metric, bool); 11] = [
         ("publish p50 (ms)", |f| f.publish_p50_ms, false),
         ("publish p99 (ms)", |f| f.publish_p99_ms, false),
         ("publish, CPU per publish (µs)", |f| f.publish_cpu_us, false),
@@ -525,6 +657,16 @@ fn print_table(runs: &[(&str, Figures)]) {
         ),
         ("HTTP p50 (ms)", |f| f.http_p50_ms, false),
         ("HTTP p99 (ms)", |f| f.http_p99_ms, false),
+        (
+            "HTTP at a fixed 12 000 reads/s, CPU per read (µs)",
+            |f| f.paced_cpu_us,
+            false,
+        ),
+        (
+            "HTTP at a fixed 12 000 reads/s, reads/s reached",
+            |f| f.paced_per_sec,
+            true,
+        ),
         ("register, 4 clients (req/s)", |f| f.register_per_sec, true),
         ("register p50 (ms)", |f| f.register_p50_ms, false),
     ];
@@ -558,6 +700,19 @@ fn print_table(runs: &[(&str, Figures)]) {
 /// crates at all, and how much of "on" is above the floor.
 fn print_sdk_floor(runs: &[(&str, Figures)]) {
     println!();
+    let exporting = ["on", "sampled", "on-sdk-batch"];
+    for (mode, f) in runs.iter().filter(|(m, _)| exporting.contains(m)) {
+        // Two spans a read: what "on" received against what it built shows
+        // whether its CPU figure paid for every span.
+        println!(
+            "{mode}: {} reads (both HTTP phases, warm-ups included), {} spans received by the collector \
+             ({:.1} per read), {:.1} µs CPU per read",
+            f.http_requests,
+            f.exported,
+            f.exported as f64 / f.http_requests.max(1) as f64,
+            f.http_cpu_us
+        );
+    }
     for (_, f) in runs.iter().filter(|(m, _)| *m == "sdk") {
         println!(
             "sdk: {} spans built, {} received by the collector ({} dropped)",

@@ -44,6 +44,8 @@ use smap_identity::{
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+#[path = "support/raw_resp.rs"]
+mod raw_resp;
 mod support;
 
 use support::{bind_queue, confirm_channel, env, event_service, trial};
@@ -450,47 +452,6 @@ struct CClient {
     server_us: f64,
 }
 
-/// redis-benchmark (a C client) running `lua` on a project of its own,
-/// each call with a fresh call token as the use case sends: what a script
-/// costs in Redis, whatever the client.
-async fn script_ceiling(
-    redis: &RedisConfig,
-    pool: &fred::clients::Pool,
-    lua: &str,
-    clients: usize,
-    requests: usize,
-) -> CClient {
-    let sha: String = pool.next().script_load(lua).await.unwrap();
-    let (id, keys) = script_project(pool).await;
-    let args = script_args(&id, "__rand_int__");
-    let mut command = vec!["evalsha", &sha, "5"];
-    command.extend(keys.iter().chain(&args).map(String::as_str));
-    redis_benchmark(redis, clients, requests, &command)
-}
-
-/// redis-benchmark's HINCRBY, the finish-line script and the minimal
-/// script, one after the other at `clients` concurrency.
-async fn c_client_ceilings(
-    redis: &RedisConfig,
-    pool: &fred::clients::Pool,
-    clients: usize,
-    requests: usize,
-) -> [CClient; 3] {
-    let hincrby = ["hincrby", "bench:raw", "done", "1"];
-    [
-        redis_benchmark(redis, clients, requests, &hincrby),
-        script_ceiling(
-            redis,
-            pool,
-            RedisProgressStore::mark_item_done_script(),
-            clients,
-            requests,
-        )
-        .await,
-        script_ceiling(redis, pool, MINIMAL_FINISH_LINE, clients, requests).await,
-    ]
-}
-
 /// A project of its own for the script baselines: (id, its five keys),
 /// its hash counting towards a total it never reaches.
 async fn script_project(pool: &fred::clients::Pool) -> (String, Vec<String>) {
@@ -587,12 +548,11 @@ async fn fred_hincrby(
 /// adapter's code around it.
 async fn fred_script(
     pool: &fred::clients::Pool,
+    lua: &str,
     concurrency: usize,
     run_for: Duration,
 ) -> (f64, Stats) {
-    let script = Arc::new(fred::types::scripts::Script::from_lua(
-        RedisProgressStore::mark_item_done_script(),
-    ));
+    let script = Arc::new(fred::types::scripts::Script::from_lua(lua));
     let (id, keys) = script_project(pool).await;
     let pool = pool.clone();
     closed_loop(concurrency, run_for, move || {
@@ -678,6 +638,77 @@ async fn redis_rs_script(
     .0
 }
 
+/// The finish-line script through a RESP writer of our own
+/// (`raw_resp`), one connection per caller written and read from the
+/// caller's task: what a client made for this one call could reach.
+/// `RAW_LEAN=1`: the stamp built once per caller and a counter as the
+/// token, as redis-benchmark sends it (one fresh argument a call instead
+/// of five: what fresh arguments cost the client and Redis).
+async fn raw_script(
+    redis: &RedisConfig,
+    pool: &fred::clients::Pool,
+    concurrency: usize,
+    run_for: Duration,
+) -> f64 {
+    let sha: String = pool
+        .next()
+        .script_load(RedisProgressStore::mark_item_done_script())
+        .await
+        .unwrap();
+    let (id, keys) = script_project(pool).await;
+    let target = RawTarget {
+        addr: format!("{}:{}", redis.host, redis.port),
+        password: redis
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned()),
+        db: redis.state_db,
+        sha,
+        id,
+        keys,
+        lean: std::env::var("RAW_LEAN").is_ok_and(|v| v == "1"),
+    };
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|n| tokio::spawn(raw_caller(target.clone(), n, started, run_for)))
+        .collect();
+    let mut calls = 0;
+    for task in tasks {
+        calls += task.await.unwrap();
+    }
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+#[derive(Clone)]
+struct RawTarget {
+    addr: String,
+    password: Option<String>,
+    db: u8,
+    sha: String,
+    id: String,
+    keys: Vec<String>,
+    lean: bool,
+}
+
+async fn raw_caller(t: RawTarget, caller: usize, started: Instant, run_for: Duration) -> u64 {
+    let mut conn = raw_resp::RawConnection::connect(&t.addr, t.password.as_deref(), t.db).await;
+    let mut args = script_args(&t.id, "");
+    let mut calls = 0u64;
+    while started.elapsed() < run_for {
+        if t.lean {
+            args[8] = format!("{caller}-{calls}");
+        } else {
+            args = script_args(&t.id, &Uuid::new_v4().to_string());
+        }
+        let mut parts: Vec<&[u8]> = vec![b"EVALSHA", t.sha.as_bytes(), b"5"];
+        parts.extend(t.keys.iter().chain(&args).map(|s| s.as_bytes()));
+        let reply = conn.call(&parts).await;
+        assert!(reply.starts_with(b"*11"));
+        calls += 1;
+    }
+    calls
+}
+
 /// `mark_item_done` (the finish-line script, as the use case calls it) at
 /// 1, 10 and 100 callers, against two baselines of the same run: HINCRBY
 /// through the bare fred pool the store uses (the client library's own
@@ -705,66 +736,222 @@ async fn ours_mark(
     .await
 }
 
+/// What one phase cost: calls a second, and CPU per call on the client's
+/// side (this process and the redis-benchmark it runs) and in Redis.
+#[derive(Clone, Copy)]
+struct Phase {
+    rate: f64,
+    client_us: f64,
+    redis_us: f64,
+}
+
+/// CPU so far of this process with its exited children (redis-benchmark),
+/// and of Redis.
+fn cpu_now() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let redis = support::cpu_with(&["redis-server"])[1];
+    (support::stat_cpu(&stat, true).1, redis)
+}
+
+/// Runs `phase` (which answers calls a second, and what else it measured)
+/// and its CPU per call on each side: on two cores a loop that keeps both
+/// busy cannot go faster than 2 s of CPU / (client + Redis) per call.
+async fn costed<T>(phase: impl std::future::Future<Output = (f64, T)>) -> (Phase, T) {
+    let (client, redis) = cpu_now();
+    let started = Instant::now();
+    let (rate, extra) = phase.await;
+    let calls = rate * started.elapsed().as_secs_f64();
+    let (client_after, redis_after) = cpu_now();
+    let per_call = |d: Duration| d.as_secs_f64() * 1e6 / calls;
+    let cost = Phase {
+        rate,
+        client_us: per_call(client_after - client),
+        redis_us: per_call(redis_after - redis),
+    };
+    (cost, extra)
+}
+
+/// One number of callers: every client running HINCRBY and the scripts.
+struct Round {
+    ours: Phase,
+    ours_p99: Duration,
+    fred_hincrby: Phase,
+    fred_script: Phase,
+    fred_minimal: Phase,
+    rs_hincrby: Phase,
+    rs_script: Phase,
+    raw_script: Phase,
+    c_hincrby: (Phase, CClient),
+    c_script: (Phase, CClient),
+    c_minimal: (Phase, CClient),
+}
+
+async fn redis_round(
+    redis: &RedisConfig,
+    pool: &fred::clients::Pool,
+    store: &Arc<RedisProgressStore>,
+    concurrency: usize,
+) -> Round {
+    let run_for = Duration::from_secs(3);
+    let project = ProjectId::parse(&format!("bench-{}", Uuid::new_v4().simple())).unwrap();
+    store.init(&project).await.unwrap();
+    let (total, status) = (1_000_000_000_000, ProjectStatus::Processing);
+    store
+        .set_total(&project, total, status, &stamp())
+        .await
+        .unwrap();
+    let mark_lua = RedisProgressStore::mark_item_done_script();
+    // The baselines first: the publish benches before leave RabbitMQ
+    // busy writing for a while, which the first phase would pay for.
+    let rates = |(rate, _): (f64, Stats)| (rate, ());
+    let fred_h = costed(async { rates(fred_hincrby(pool, concurrency, run_for).await) }).await;
+    let fred_s = costed(async { rates(fred_script(pool, mark_lua, concurrency, run_for).await) });
+    let fred_s = fred_s.await;
+    let minimal = MINIMAL_FINISH_LINE;
+    let fred_m = costed(async { rates(fred_script(pool, minimal, concurrency, run_for).await) });
+    let fred_m = fred_m.await;
+    let rs_h = costed(async { (redis_rs_hincrby(redis, concurrency, run_for).await, ()) }).await;
+    let rs_s = costed(async { (redis_rs_script(redis, pool, concurrency, run_for).await, ()) });
+    let rs_s = rs_s.await;
+    let raw_s = costed(async { (raw_script(redis, pool, concurrency, run_for).await, ()) });
+    let raw_s = raw_s.await;
+    let (ours, s) = costed(ours_mark(store, project, concurrency, run_for)).await;
+    let requests = (ours.rate * 3.0).max(10_000.0) as usize;
+    let c = |command: Vec<String>| {
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        let client = redis_benchmark(redis, concurrency, requests, &command);
+        (client.rate, client)
+    };
+    let hincrby = ["hincrby", "bench:raw", "done", "1"]
+        .map(str::to_owned)
+        .to_vec();
+    let c_hincrby = costed(async { c(hincrby) }).await;
+    let script = script_command(pool, mark_lua).await;
+    let c_script = costed(async { c(script) }).await;
+    let minimal = script_command(pool, MINIMAL_FINISH_LINE).await;
+    let c_minimal = costed(async { c(minimal) }).await;
+    Round {
+        ours,
+        ours_p99: s.p99,
+        fred_hincrby: fred_h.0,
+        fred_script: fred_s.0,
+        fred_minimal: fred_m.0,
+        rs_hincrby: rs_h.0,
+        rs_script: rs_s.0,
+        raw_script: raw_s.0,
+        c_hincrby,
+        c_script,
+        c_minimal,
+    }
+}
+
+/// redis-benchmark's arguments for running `lua` on a project of its own,
+/// each call with a fresh call token as the use case sends.
+async fn script_command(pool: &fred::clients::Pool, lua: &str) -> Vec<String> {
+    let sha: String = pool.next().script_load(lua).await.unwrap();
+    let (id, keys) = script_project(pool).await;
+    let mut command = vec!["evalsha".to_owned(), sha, "5".to_owned()];
+    command.extend(keys.into_iter().chain(script_args(&id, "__rand_int__")));
+    command
+}
+
 async fn redis_benches(redis: &RedisConfig, report: &mut Vec<String>) {
     let clients = RedisClients::connect(redis).await.unwrap();
     let store = Arc::new(RedisProgressStore::new(clients.state.clone()));
-    let run_for = Duration::from_secs(3);
+    let mut rounds = Vec::new();
+    for concurrency in [1usize, 10, 100] {
+        let round = redis_round(redis, &clients.state, &store, concurrency).await;
+        print_round(concurrency, &round);
+        rounds.push((concurrency, round));
+    }
+    report_rates(&rounds, report);
+    report_costs(&rounds, report);
+    clients.shutdown().await;
+}
+
+fn print_round(concurrency: usize, r: &Round) {
+    println!(
+        "mark_item_done c={concurrency}: {:.0}/s p99 {}; fred HINCRBY {:.0}/s, the script {:.0}/s, the minimal script {:.0}/s; redis-rs HINCRBY {:.0}/s, the script {:.0}/s; our RESP writer running the script {:.0}/s; redis-benchmark: HINCRBY {:.0}/s p99 {:.3} ms ({:.2} µs in Redis), the script {:.0}/s ({:.1} µs), the minimal script {:.0}/s ({:.1} µs)",
+        r.ours.rate,
+        ms(r.ours_p99),
+        r.fred_hincrby.rate,
+        r.fred_script.rate,
+        r.fred_minimal.rate,
+        r.rs_hincrby.rate,
+        r.rs_script.rate,
+        r.raw_script.rate,
+        r.c_hincrby.1.rate,
+        r.c_hincrby.1.p99,
+        r.c_hincrby.1.server_us,
+        r.c_script.1.rate,
+        r.c_script.1.server_us,
+        r.c_minimal.1.rate,
+        r.c_minimal.1.server_us,
+    );
+}
+
+/// The goal's table: each client's rate as a share of redis-benchmark's
+/// HINCRBY at the same callers.
+fn report_rates(rounds: &[(usize, Round)], report: &mut Vec<String>) {
     report.extend([
         String::new(),
-        "| callers | `mark_item_done` | fred HINCRBY | redis-benchmark HINCRBY (µs in Redis) | redis-benchmark running the script (share, µs in Redis) | redis-benchmark running the minimal script | fred running the script | redis-rs HINCRBY (share) | redis-rs running the script (share) | ours / redis-benchmark HINCRBY (goal ≥ 80 %) | ours / fred running the script |".to_owned(),
+        "| callers | `mark_item_done` (goal ≥ 80 %) | redis-benchmark HINCRBY (µs in Redis) | redis-benchmark running the script (µs in Redis) | redis-benchmark running the minimal script (µs in Redis) | fred HINCRBY | fred running the script | fred running the minimal script | redis-rs HINCRBY | redis-rs running the script | our RESP writer running the script |".to_owned(),
         "|---|---|---|---|---|---|---|---|---|---|---|".to_owned(),
     ]);
-    for concurrency in [1usize, 10, 100] {
-        let project = ProjectId::parse(&format!("bench-{}", Uuid::new_v4().simple())).unwrap();
-        store.init(&project).await.unwrap();
-        let total = 1_000_000_000_000;
-        let status = ProjectStatus::Processing;
-        store
-            .set_total(&project, total, status, &stamp())
-            .await
-            .unwrap();
-        // The baselines first: the publish benches before leave RabbitMQ
-        // busy writing for a while, which the first phase would pay for.
-        let (fred_rate, fred) = fred_hincrby(&clients.state, concurrency, run_for).await;
-        let (fred_lua_rate, _) = fred_script(&clients.state, concurrency, run_for).await;
-        let rs_rate = redis_rs_hincrby(redis, concurrency, run_for).await;
-        let rs_lua_rate = redis_rs_script(redis, &clients.state, concurrency, run_for).await;
-        let (rate, s) = ours_mark(&store, project, concurrency, run_for).await;
-        let requests = (rate * 3.0).max(10_000.0) as usize;
-        let [raw, lua, minimal] =
-            c_client_ceilings(redis, &clients.state, concurrency, requests).await;
-        let share = |r: f64| r / raw.rate * 100.0;
-        println!(
-            "mark_item_done c={concurrency}: {rate:.0}/s p99 {}; fred HINCRBY {fred_rate:.0}/s p99 {}; fred running the script {fred_lua_rate:.0}/s; redis-rs HINCRBY {rs_rate:.0}/s, the script {rs_lua_rate:.0}/s; redis-benchmark: HINCRBY {:.0}/s p99 {:.3} ms ({:.2} µs in Redis), the script {:.0}/s ({:.1} µs), the minimal script {:.0}/s ({:.1} µs)",
-            ms(s.p99),
-            ms(fred.p99),
-            raw.rate,
-            raw.p99,
-            raw.server_us,
-            lua.rate,
-            lua.server_us,
-            minimal.rate,
-            minimal.server_us
-        );
+    for (concurrency, r) in rounds {
+        let base = r.c_hincrby.1.rate;
+        let share = |p: &Phase| format!("{:.0}/s ({:.0} %)", p.rate, p.rate / base * 100.0);
+        let c = |(p, c): &(Phase, CClient)| format!("{} ({:.1} µs)", share(p), c.server_us);
         report.push(format!(
-            "| {concurrency} | {rate:.0}/s, p99 {} | {fred_rate:.0}/s | {:.0}/s ({:.2} µs) | {:.0}/s, {:.0} % ({:.1} µs) | {:.0}/s, {:.0} % ({:.1} µs) | {fred_lua_rate:.0}/s | {rs_rate:.0}/s ({:.0} %) | {rs_lua_rate:.0}/s ({:.0} %) | {:.0} %: {} | {:.0} % |",
-            ms(s.p99),
-            raw.rate,
-            raw.server_us,
-            lua.rate,
-            share(lua.rate),
-            lua.server_us,
-            minimal.rate,
-            share(minimal.rate),
-            minimal.server_us,
-            share(rs_rate),
-            share(rs_lua_rate),
-            share(rate),
-            verdict(rate >= 0.8 * raw.rate),
-            rate / fred_lua_rate * 100.0
+            "| {concurrency} | {}, p99 {}: {} | {:.0}/s ({:.2} µs) | {} | {} | {} | {} | {} | {} | {} | {} |",
+            share(&r.ours),
+            ms(r.ours_p99),
+            verdict(r.ours.rate >= 0.8 * base),
+            base,
+            r.c_hincrby.1.server_us,
+            c(&r.c_script),
+            c(&r.c_minimal),
+            share(&r.fred_hincrby),
+            share(&r.fred_script),
+            share(&r.fred_minimal),
+            share(&r.rs_hincrby),
+            share(&r.rs_script),
+            share(&r.raw_script),
         ));
     }
-    clients.shutdown().await;
+}
+
+/// Where the time goes: CPU per call on each side, and the rate two cores
+/// could give if both were busy all the time (2 s / (client + Redis)).
+fn report_costs(rounds: &[(usize, Round)], report: &mut Vec<String>) {
+    report.extend([
+        String::new(),
+        "| callers | client, command | calls/s | client CPU per call (µs) | Redis CPU per call (µs) | two cores' ceiling (2 s / both) |".to_owned(),
+        "|---|---|---|---|---|---|".to_owned(),
+    ]);
+    for (concurrency, r) in rounds {
+        let rows = [
+            ("`mark_item_done`", r.ours),
+            ("redis-benchmark, HINCRBY", r.c_hincrby.0),
+            ("redis-benchmark, the script", r.c_script.0),
+            ("redis-benchmark, the minimal script", r.c_minimal.0),
+            ("fred, HINCRBY", r.fred_hincrby),
+            ("fred, the script", r.fred_script),
+            ("fred, the minimal script", r.fred_minimal),
+            ("redis-rs, HINCRBY", r.rs_hincrby),
+            ("redis-rs, the script", r.rs_script),
+            ("our RESP writer, the script", r.raw_script),
+        ];
+        for (label, p) in rows {
+            report.push(format!(
+                "| {concurrency} | {label} | {:.0} | {:.1} | {:.1} | {:.0}/s |",
+                p.rate,
+                p.client_us,
+                p.redis_us,
+                2e6 / (p.client_us + p.redis_us)
+            ));
+        }
+    }
 }
 
 async fn http_bench(settings: &Settings, report: &mut Vec<String>) {
