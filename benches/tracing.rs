@@ -4,11 +4,11 @@
 //! collector in this process — against the same work with it off, in one
 //! run. Each configuration runs in a child process of its own (the tracing
 //! subscriber is process-global), alternating off / on / sampled
-//! `ROUNDS` times; the medians are compared. Two more children give
-//! same-run baselines: "sdk" (the bare SDK's floor for a read's spans)
-//! and "on-sdk-batch" ("on" through the SDK's async-runtime batch
-//! processor, which the service used before decision 76). Goals (issue 15): at most
-//! 15 % with every trace exported, 5 % with 10 % of traces sampled.
+//! `ROUNDS` times; the medians are compared. A fourth child, "sdk", gives
+//! the bare SDK's floor for a read's spans. The HTTP read runs closed-loop
+//! (as fast as it goes) and paced (a fixed 12 000 reads a second, the same
+//! load for every configuration). Goals (issue 15): at most 15 % with
+//! every trace exported, 5 % with 10 % of traces sampled.
 //!
 //! Run: `scripts/bench.sh --bench tracing`.
 
@@ -336,33 +336,6 @@ fn thread_provider(endpoint: &str) -> opentelemetry_sdk::trace::SdkTracerProvide
         .build()
 }
 
-/// The "on-sdk-batch" child's provider: the SDK's async-runtime batch
-/// processor, as the service configured it before decision 76 (4096
-/// queued, the bench's delay, a 5 s export bound), OTLP/gRPC to `endpoint`.
-fn sdk_batch_provider(otel: &OtelSettings) -> opentelemetry_sdk::trace::SdkTracerProvider {
-    use opentelemetry_otlp::WithExportConfig;
-    use opentelemetry_sdk::trace::{BatchConfigBuilder, span_processor_with_async_runtime};
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(&otel.endpoint)
-        .build()
-        .expect("exporter");
-    let config = BatchConfigBuilder::default()
-        .with_max_queue_size(4096)
-        .with_scheduled_delay(otel.batch_delay)
-        .with_max_export_timeout(Duration::from_secs(5))
-        .build();
-    let processor = span_processor_with_async_runtime::BatchSpanProcessor::builder(
-        exporter,
-        opentelemetry_sdk::runtime::Tokio,
-    )
-    .with_batch_config(config)
-    .build();
-    telemetry::provider_builder()
-        .with_span_processor(processor)
-        .build()
-}
-
 /// The exporter settings of the bench: OTLP/gRPC to the parent's collector,
 /// `root` deciding the traces without a parent.
 fn otel_settings(root: ParentlessSampler) -> OtelSettings {
@@ -399,8 +372,6 @@ fn install(mode: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     let otel = otel_settings(root);
     let provider = if std::env::var_os(THREAD_PROCESSOR).is_some() {
         thread_provider(&otel.endpoint)
-    } else if mode == "on-sdk-batch" {
-        sdk_batch_provider(&otel)
     } else {
         telemetry::tracer_provider(Some(&otel), AppEnv::Test).expect("exporter")
     };
@@ -568,30 +539,6 @@ async fn main() {
     println!("\nspans received by the fake collector: {spans}");
     print_table(&runs);
     print_sdk_floor(&runs);
-    print_processors(&runs);
-}
-
-/// Every trace exported through the service's processor (`SpanBatches`,
-/// decision 76) against the SDK's async-runtime batch processor it
-/// replaced, both against "off", at the medians of the same run.
-fn print_processors(runs: &[(&str, Figures)]) {
-    let pick = |mode: &str, f: Metric| median_of(runs, mode, f);
-    for (label, metric) in [
-        ("closed loop", (|f| f.http_cpu_us) as Metric),
-        ("12 000 reads/s", |f| f.paced_cpu_us),
-    ] {
-        let off = pick("off", metric);
-        if off == 0.0 {
-            continue;
-        }
-        let (ours, sdk) = (pick("on", metric), pick("on-sdk-batch", metric));
-        println!(
-            "every trace exported, {label}: CPU per read off {off:.2} µs; SpanBatches {ours:.2} µs \
-             ({:+.1} %); the SDK's async-runtime batch processor {sdk:.2} µs ({:+.1} %)",
-            (ours - off) / off * 100.0,
-            (sdk - off) / off * 100.0
-        );
-    }
 }
 
 /// `ROUNDS` rounds of the four configurations, each a child process of
@@ -604,7 +551,7 @@ fn run_children(collector: &otlp_collector::Collector) -> Vec<(&'static str, Fig
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(ROUNDS);
-    let modes = ["off", "on", "sampled", "sdk", "on-sdk-batch"];
+    let modes = ["off", "on", "sampled", "sdk"];
     for round in 1..=rounds {
         // Each round starts with the next configuration, so none always
         // runs right after another's export or on a broker that is still
@@ -700,7 +647,7 @@ fn print_table(runs: &[(&str, Figures)]) {
 /// crates at all, and how much of "on" is above the floor.
 fn print_sdk_floor(runs: &[(&str, Figures)]) {
     println!();
-    let exporting = ["on", "sampled", "on-sdk-batch"];
+    let exporting = ["on", "sampled"];
     for (mode, f) in runs.iter().filter(|(m, _)| exporting.contains(m)) {
         // Two spans a read: what "on" received against what it built shows
         // whether its CPU figure paid for every span.

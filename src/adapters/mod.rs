@@ -11,5 +11,4 @@ pub mod memory;
 pub mod postgres;
 pub mod redis;
 pub mod sampling;
-pub mod span_batches;
 pub mod system;

@@ -16,15 +16,16 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
-    trace::{Sampler, SdkTracerProvider, TracerProviderBuilder},
+    runtime,
+    trace::{
+        BatchConfigBuilder, Sampler, SdkTracerProvider, TracerProviderBuilder,
+        span_processor_with_async_runtime,
+    },
 };
 use tracing::{Subscriber, dispatcher::WeakDispatch};
 use tracing_subscriber::{EnvFilter, Layer, fmt, layer::Context, prelude::*, registry::LookupSpan};
 
-use crate::adapters::{
-    sampling::{HeadIds, HeadSampler, UnsampledMarker, unsampled_in},
-    span_batches::{BatchSettings, SpanBatches},
-};
+use crate::adapters::sampling::{HeadIds, HeadSampler, UnsampledMarker, unsampled_in};
 
 use super::config::{
     AppEnv, LogFormat, OtelSettings, OtlpProtocol, ParentlessSampler, Settings, TraceSampler,
@@ -33,7 +34,7 @@ use super::config::{
 /// How long one export may take, and how long shutdown waits for the last
 /// batch: a dead collector costs the process at most this at exit.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Spans waiting for export; more are dropped (and counted in a log line)
+/// Spans waiting for export; more are dropped (and counted by the SDK)
 /// rather than held in memory while the collector is away.
 const MAX_QUEUED_SPANS: usize = 4096;
 
@@ -162,11 +163,10 @@ pub fn provider_builder() -> TracerProviderBuilder {
 
 /// The tracer provider: exporting in batches on the tokio runtime when
 /// `otel` is set (call it inside the runtime), in-process only otherwise.
-/// Spans are queued and sent in the background ([`SpanBatches`]: one task
-/// wake-up a batch, not a span), so a slow or absent collector never holds
-/// up a request; when the queue is full, spans are dropped. It samples
-/// every span it is given: [`otel_layer`] gives it only the spans of
-/// traces [`head_sampler`] sampled.
+/// Spans are queued and sent in the background, so a slow or absent
+/// collector never holds up a request; when the queue is full, spans are
+/// dropped. It samples every span it is given: [`otel_layer`] gives it
+/// only the spans of traces [`head_sampler`] sampled.
 pub fn tracer_provider(
     otel: Option<&OtelSettings>,
     app_env: AppEnv,
@@ -174,14 +174,18 @@ pub fn tracer_provider(
     let Some(otel) = otel else {
         return Ok(provider_builder().build());
     };
-    let batches = SpanBatches::new(
+    let batches = span_processor_with_async_runtime::BatchSpanProcessor::builder(
         exporter(otel)?,
-        BatchSettings {
-            max_queued: MAX_QUEUED_SPANS,
-            delay: otel.batch_delay,
-            export_timeout: EXPORT_TIMEOUT,
-        },
-    );
+        runtime::Tokio,
+    )
+    .with_batch_config(
+        BatchConfigBuilder::default()
+            .with_max_queue_size(MAX_QUEUED_SPANS)
+            .with_scheduled_delay(otel.batch_delay)
+            .with_max_export_timeout(EXPORT_TIMEOUT)
+            .build(),
+    )
+    .build();
     Ok(provider_builder()
         .with_span_processor(batches)
         .with_resource(resource(otel, app_env))
