@@ -2,8 +2,10 @@
 //! measured in the same run: publish latency and throughput against a bare
 //! lapin confirm-publish of the same bytes, dual versus single publishing,
 //! `mark_item_done` against `redis-benchmark` HINCRBY (and the finish-line
-//! script through redis-benchmark, fred and redis-rs: whose cost is it?),
-//! and the progress read route under 1000 concurrent clients.
+//! script through redis-benchmark, fred, redis-rs and a RESP writer of our
+//! own, each with its CPU per call on the client's side and in Redis:
+//! whose cost is it?), and the progress read route under 1000 concurrent
+//! clients.
 //!
 //! Run: `scripts/bench.sh` (starts the servers, then `cargo bench --bench transport`).
 
