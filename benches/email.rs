@@ -13,7 +13,8 @@
 //!
 //! Run: `scripts/bench.sh --bench email` (`BENCH_EMAIL_N`, `BENCH_EMAIL_ROUNDS`,
 //! `BENCH_EMAIL_SINKS=smtp-sink,aiosmtpd`, `BENCH_EMAIL_CONCURRENCY`,
-//! `BENCH_EMAIL_PREFETCH` and `BENCH_EMAIL_WORKERS` change the defaults).
+//! `BENCH_EMAIL_PREFETCH` and `BENCH_EMAIL_WORKERS` change the defaults;
+//! `BENCH_EMAIL_MULTI_ACK=16` adds a bare-lapin row with batched acks).
 
 // The library's limit of 60 lines a function (clippy.toml) holds here too:
 // a benchmark reads as named steps, each short enough to check by eye.
@@ -70,6 +71,13 @@ fn concurrency() -> usize {
 
 fn prefetch() -> u16 {
     env_or("BENCH_EMAIL_PREFETCH", PREFETCH)
+}
+
+/// `BENCH_EMAIL_MULTI_ACK=16` adds a bare-lapin row acking every 16th
+/// delivery with `multiple` set (at most the prefetch).
+fn multi_ack() -> Option<usize> {
+    let every: usize = env_or("BENCH_EMAIL_MULTI_ACK", 0);
+    (every > 0).then(|| every.min(usize::from(prefetch())))
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -241,6 +249,12 @@ impl Rig {
 
     /// Ceiling 1: bare lapin, consume and ack each message, same prefetch.
     async fn amqp_ceiling(&self, n: usize) -> f64 {
+        self.amqp_consume(n, 1).await
+    }
+
+    /// Bare lapin consuming `n` messages and acking every `every`-th with
+    /// `multiple` set (and the last): what batching acks could save at most.
+    async fn amqp_consume(&self, n: usize, every: usize) -> f64 {
         self.fill(n).await;
         let channel = self.broker.admin_channel().await.unwrap();
         channel
@@ -257,9 +271,12 @@ impl Rig {
             )
             .await
             .unwrap();
-        for _ in 0..n {
+        for i in 1..=n {
             let delivery = deliveries.next().await.unwrap().unwrap();
-            delivery.ack(BasicAckOptions::default()).await.unwrap();
+            if i % every == 0 || i == n {
+                let multiple = every > 1;
+                delivery.ack(BasicAckOptions { multiple }).await.unwrap();
+            }
         }
         let rate = n as f64 / started.elapsed().as_secs_f64();
         let _ = channel.close(200, "done".into()).await;
@@ -456,6 +473,14 @@ async fn run() {
         for (i, sink) in sinks.iter().enumerate() {
             let n = n_for(sink);
             let amqp = rig.amqp_ceiling(n).await;
+            if let Some(every) = multi_ack() {
+                let batched = rig.amqp_consume(n, every).await;
+                eprintln!(
+                    "round {round}, {}: bare lapin, one `multiple` ack every {every}: {batched:.0}/s ({:.2}× one ack each)",
+                    sink.name,
+                    batched / amqp
+                );
+            }
             let smtp = rig.smtp_ceiling(sink, n).await;
             let ours = rig.consumers(sink, n).await;
             eprintln!(

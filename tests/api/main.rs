@@ -25,6 +25,7 @@ mod real_concurrency;
 #[cfg(feature = "legacy-fanout")]
 mod real_dual_publish;
 mod real_email;
+mod real_email_acks;
 mod real_email_lease;
 #[cfg(feature = "legacy-fanout")]
 mod real_events_tool;

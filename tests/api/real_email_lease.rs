@@ -34,7 +34,7 @@ use smap_identity::{
         system::{RandomIds, SystemClock},
     },
     domain::{events::EventService, locale::Locale, mail_delivery::DeliveryService},
-    ports::{Claim, DedupStore},
+    ports::{Claim, DedupStore, Mailer},
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -258,13 +258,18 @@ async fn register(service: &Service, email: &str) {
 }
 
 async fn dead_letter_count(amqp: &str) -> u32 {
+    queue_depth(amqp, EMAIL_ERRORS_QUEUE).await
+}
+
+/// The messages ready in `queue` (not those delivered and unacked).
+pub async fn queue_depth(amqp: &str, queue: &str) -> u32 {
     let connection = Connection::connect(amqp, ConnectionProperties::default())
         .await
         .expect("connects");
     let channel = connection.create_channel().await.expect("channel");
-    let queue = channel
+    let declared = channel
         .queue_declare(
-            EMAIL_ERRORS_QUEUE.into(),
+            queue.into(),
             QueueDeclareOptions {
                 passive: true,
                 ..QueueDeclareOptions::default()
@@ -272,9 +277,9 @@ async fn dead_letter_count(amqp: &str) -> u32 {
             FieldTable::default(),
         )
         .await
-        .expect("email.errors exists");
+        .expect("the queue exists");
     let _ = connection.close(200, "done".into()).await;
-    queue.message_count()
+    declared.message_count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,29 +406,38 @@ async fn sigterm_cuts_off_a_stalled_send_releases_its_lease_and_the_restart_send
 /// E-mail consumers of this process on `url` (in-memory mailer and leases).
 async fn consumers(url: &str) -> (AmqpBroker, EmailConsumers) {
     let broker = AmqpBroker::connect(url, AmqpConfig::default()).await;
-    let delivery = DeliveryService::new(
-        Arc::new(InMemoryMailer::new()),
-        Arc::new(InMemoryDedup::new()),
-        Arc::new(RandomIds),
-    );
+    let config = ConsumerConfig {
+        prefetch: 4,
+        concurrency: 4,
+        drain_timeout: Duration::from_secs(2),
+    };
+    let mailer = Arc::new(InMemoryMailer::new());
+    let consumers = envelope_consumers(&broker, mailer, Arc::new(InMemoryDedup::new()), config);
+    (broker, consumers)
+}
+
+/// The consumers of `smtp_send_email_v2` on `broker`, the real handler
+/// sending through `mailer` with `dedup`.
+pub fn envelope_consumers(
+    broker: &AmqpBroker,
+    mailer: Arc<dyn Mailer>,
+    dedup: Arc<dyn DedupStore>,
+    config: ConsumerConfig,
+) -> EmailConsumers {
+    let delivery = DeliveryService::new(mailer, dedup, Arc::new(RandomIds));
     let handler = Arc::new(EmailHandler::new(
         Arc::new(EmailTemplates::new().unwrap()),
         Arc::new(delivery),
         Arc::new(SystemClock),
     ));
-    let consumers = EmailConsumers::start(
+    EmailConsumers::start(
         broker.clone(),
         handler,
         vec![(EMAIL_QUEUE, MessageFormat::Envelope)],
-        ConsumerConfig {
-            prefetch: 4,
-            concurrency: 4,
-            drain_timeout: Duration::from_secs(2),
-        },
+        config,
         Arc::new(SystemClock),
         tokio_util::sync::CancellationToken::new(),
-    );
-    (broker, consumers)
+    )
 }
 
 /// The value of one metric series in this process's registry (0 if absent).

@@ -1,6 +1,7 @@
 //! The e-mail consumers on RabbitMQ: one channel per queue with manual acks
-//! and a prefetch, at most `concurrency` messages in flight overall, dead
-//! letters published to `email.errors` (mandatory and confirmed: a dead
+//! (sent in runs, module `ack_window`) and a prefetch, at most
+//! `concurrency` messages in flight overall, dead letters published to
+//! `email.errors` (mandatory and confirmed: a dead
 //! letter the broker cannot route leaves the original requeued, never
 //! acked) before the original is acked, a message whose event another
 //! delivery holds the lease of kept and handled again once it ends, and a
@@ -11,20 +12,19 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use lapin::{
+    Channel, Consumer,
     message::Delivery,
-    options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    },
-    types::{AMQPValue, FieldTable},
+    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
 };
 use tokio::{sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::AmqpBroker;
+use super::{AmqpBroker, ack_window::AckWindow, received::properties_of};
 use crate::{
     adapters::{
-        bus::message::{HeaderValue, MessageProperties, trace_context},
+        bus::message::trace_context,
         bus::topology::EMAIL_ERRORS_QUEUE,
         mail::{DeadLetter, EmailHandler, Handled, MessageFormat, busy_wait},
         sampling::continue_trace,
@@ -38,6 +38,8 @@ use crate::{
 const DEAD_LETTER_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// How long a stop waits for cut-off deliveries to requeue their messages.
 const ABANDON_WAIT: Duration = Duration::from_secs(2);
+/// How long a stop waits to hand back deliveries prefetched but not started.
+const PREFETCHED_RETURN_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -134,6 +136,29 @@ impl EmailConsumers {
     }
 }
 
+/// Stops taking deliveries; those in flight still ack on this channel (the
+/// ack window keeps it open until they are settled), and those prefetched
+/// but never started go back to the queue now, not when the channel closes.
+async fn stop_consuming(
+    channel: &Channel,
+    tag: &str,
+    mut deliveries: Consumer,
+    acks: &Arc<AckWindow>,
+) {
+    let _ = channel
+        .basic_cancel(tag.into(), BasicCancelOptions::default())
+        .await;
+    let prefetched = async {
+        while let Some(Ok(delivery)) = deliveries.next().await {
+            let _unsettled = acks.delivered(delivery.delivery_tag);
+            acks.requeue(delivery.delivery_tag).await;
+        }
+    };
+    // The stream ends after the cancel; the bound is for a broker gone
+    // silent (its channel's end requeues them then).
+    let _ = tokio::time::timeout(PREFETCHED_RETURN_WAIT, prefetched).await;
+}
+
 struct Worker {
     broker: AmqpBroker,
     handler: Arc<EmailHandler>,
@@ -185,6 +210,7 @@ impl Worker {
             prefetch = self.prefetch,
             "consuming e-mail messages"
         );
+        let acks = AckWindow::start(channel.clone(), self.prefetch, self.queue);
         loop {
             let permit = tokio::select! {
                 permit = self.permits.clone().acquire_owned() => permit?,
@@ -197,14 +223,19 @@ impl Worker {
             match next {
                 Some(Ok(delivery)) => {
                     let worker = self.clone();
+                    let unsettled = acks.delivered(delivery.delivery_tag);
+                    let acks = acks.clone();
                     tokio::spawn(async move {
+                        // Requeues the message if this task ends without
+                        // settling it (a panic).
+                        let _unsettled = unsettled;
                         tokio::select! {
-                            () = worker.handle(&delivery) => {}
+                            () = worker.handle(&delivery, &acks) => {}
                             () = worker.abandon.cancelled() => {
                                 // Cut off by the shutdown (the SMTP
                                 // conversation is dropped with it): back to
                                 // the queue; `stop` releases its lease.
-                                worker.requeue(&delivery).await;
+                                worker.requeue(&delivery, &acks).await;
                             }
                         }
                         drop(permit);
@@ -214,14 +245,11 @@ impl Worker {
                 None => return Err(anyhow::anyhow!("the broker ended the subscription")),
             }
         }
-        // Stop taking deliveries; those in flight still ack on this channel.
-        let _ = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+        stop_consuming(&channel, &tag, deliveries, &acks).await;
         Ok(())
     }
 
-    async fn handle(&self, delivery: &Delivery) {
+    async fn handle(&self, delivery: &Delivery, acks: &AckWindow) {
         let message_id = delivery
             .properties
             .message_id()
@@ -238,7 +266,7 @@ impl Worker {
             )
         });
         let Some(outcome) = self
-            .handle_when_free(delivery, message_id.as_deref(), &span)
+            .handle_when_free(delivery, acks, message_id.as_deref(), &span)
             .await
         else {
             return;
@@ -259,13 +287,12 @@ impl Worker {
                 () = tokio::time::sleep(DEAD_LETTER_RETRY_PAUSE) => {}
                 () = self.stop.cancelled() => {}
             }
-            self.requeue(delivery).await;
+            self.requeue(delivery, acks).await;
             return;
         }
-        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-            tracing::warn!(event_id, error = %e, "ack failed; the message will be redelivered (and de-duplicated)");
-            metrics::counter!("email_consumer_errors_total", "queue" => self.queue, "kind" => "ack_failed").increment(1);
-        }
+        // Acked with the run it ends, or at once when it is the last one
+        // in flight (module ack_window).
+        acks.finished(delivery.delivery_tag).await;
     }
 
     /// Runs the handler until the message is handled. Another delivery
@@ -275,6 +302,7 @@ impl Worker {
     async fn handle_when_free(
         &self,
         delivery: &Delivery,
+        acks: &AckWindow,
         message_id: Option<&str>,
         span: &tracing::Span,
     ) -> Option<Handled> {
@@ -301,7 +329,7 @@ impl Worker {
                 () = tokio::time::sleep(busy_wait(retry_after)) => {}
                 () = self.stop.cancelled() => {
                     // It holds no lease: another consumer can take it.
-                    self.requeue(delivery).await;
+                    self.requeue(delivery, acks).await;
                     return None;
                 }
             }
@@ -310,13 +338,8 @@ impl Worker {
 
     /// Hands the message back to the broker; if even that fails, the
     /// channel's end requeues it.
-    async fn requeue(&self, delivery: &Delivery) {
-        let _ = delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await;
+    async fn requeue(&self, delivery: &Delivery, acks: &AckWindow) {
+        acks.requeue(delivery.delivery_tag).await;
     }
 
     async fn dead_letter(
@@ -342,59 +365,5 @@ impl Worker {
             .await?;
         metrics::counter!("email_dead_letters_total", "queue" => self.queue).increment(1);
         Ok(())
-    }
-}
-
-/// Text and integer headers are kept (a dead letter carries them on);
-/// other field types are not.
-fn header(value: &AMQPValue) -> Option<HeaderValue> {
-    Some(match value {
-        AMQPValue::LongString(s) => HeaderValue::Text(s.to_string()),
-        AMQPValue::ShortString(s) => HeaderValue::Text(s.to_string()),
-        AMQPValue::ShortShortInt(n) => HeaderValue::Int(i64::from(*n)),
-        AMQPValue::ShortShortUInt(n) => HeaderValue::Int(i64::from(*n)),
-        AMQPValue::ShortInt(n) => HeaderValue::Int(i64::from(*n)),
-        AMQPValue::ShortUInt(n) => HeaderValue::Int(i64::from(*n)),
-        AMQPValue::LongInt(n) => HeaderValue::Int(i64::from(*n)),
-        AMQPValue::LongUInt(n) => HeaderValue::Int(i64::from(*n)),
-        AMQPValue::LongLongInt(n) => HeaderValue::Int(*n),
-        _ => return None,
-    })
-}
-
-/// The properties of a received message, in the transport-neutral form
-/// (an absent `message_id` is empty, an absent `timestamp` 0).
-fn properties_of(delivery: &Delivery) -> MessageProperties {
-    let p = &delivery.properties;
-    let headers = p
-        .headers()
-        .as_ref()
-        .map(|t| {
-            t.inner()
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), header(v)?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    MessageProperties {
-        content_type: p
-            .content_type()
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        delivery_mode: p.delivery_mode().unwrap_or(2),
-        message_id: p
-            .message_id()
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        kind: p.kind().as_ref().map(|s| s.to_string()).unwrap_or_default(),
-        app_id: p
-            .app_id()
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        timestamp: p.timestamp().unwrap_or(0),
-        headers,
     }
 }

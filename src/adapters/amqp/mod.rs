@@ -3,10 +3,12 @@
 //! (re)connect, and reconnection with backoff after the broker goes away —
 //! without restarting the process.
 
+mod ack_window;
 mod broker;
 mod consumer;
 mod health;
 mod publisher;
+mod received;
 pub mod tooling;
 mod topology;
 
