@@ -28,8 +28,9 @@ use tokio::{
     time::MissedTickBehavior,
 };
 
-/// The longest a finished delivery waits for its ack while others are in
-/// flight.
+/// How long a finished delivery may wait for its ack while others are in
+/// flight before a look sends it (the ticker looks every half of it, so it
+/// goes out within 1.5 × this).
 const MAX_HOLD: Duration = Duration::from_millis(50);
 
 /// One frame to send. `multiple` acks every unacked tag up to `tag`.
