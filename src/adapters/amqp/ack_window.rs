@@ -15,7 +15,7 @@
 
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex, PoisonError, Weak},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
     time::{Duration, Instant},
 };
 
@@ -145,27 +145,28 @@ impl AckPlan {
         acks
     }
 
-    /// Settles the run of tags from `next` that are all finished or nacked
-    /// when it holds at least `batch` acks (any, when `force`); returns the
-    /// highest finished tag in it.
+    /// Settles the run of tags from `next` that are all finished or settled
+    /// alone, unless it holds fewer than `batch` acks (any will do when
+    /// `force`); returns the highest finished tag in it, the one to ack
+    /// with `multiple`. A run of nacked tags alone settles with no frame.
     fn contiguous_top(&mut self, force: bool) -> Option<u64> {
         let mut end = self.next;
         let mut acked = 0;
-        while self.done.contains(&end) || self.gone.contains(&end) {
-            acked += usize::from(self.done.contains(&end));
+        loop {
+            if self.done.contains(&end) {
+                acked += 1;
+            } else if !self.gone.contains(&end) {
+                break;
+            }
             end += 1;
         }
-        if acked == 0 || (!force && acked < self.batch) {
-            // Nacked tags at the front settle at once: nothing to send.
-            if acked == 0 {
-                self.gone.retain(|tag| *tag >= end);
-                self.next = end;
-            }
+        if acked > 0 && !force && acked < self.batch {
             return None;
         }
+        // `done` holds no tag under `next`: the run's are all of its first.
         let top = self.done.range(..end).next_back().copied();
-        self.done.retain(|tag| *tag >= end);
-        self.gone.retain(|tag| *tag >= end);
+        self.done = self.done.split_off(&end);
+        self.gone = self.gone.split_off(&end);
         self.next = end;
         top
     }
@@ -219,10 +220,7 @@ impl AckWindow {
 
     /// Counts a delivery as in flight until it is finished or requeued.
     pub fn delivered(self: &Arc<Self>, tag: u64) -> Unsettled {
-        self.plan_and_queue(|plan, _| {
-            plan.delivered();
-            Vec::new()
-        });
+        self.lock().delivered();
         Unsettled {
             window: self.clone(),
             tag,
@@ -237,7 +235,8 @@ impl AckWindow {
     }
 
     /// Nacks `tag` back to its queue (unless it was already settled); waits
-    /// until every frame queued so far is sent.
+    /// until every frame queued so far is sent. If the nack is lost, the
+    /// channel's end requeues the message all the same.
     pub async fn requeue(&self, tag: u64) {
         self.plan_and_queue(|plan, now| plan.requeue(tag, now));
         let _ = self.barrier().await;
@@ -245,12 +244,16 @@ impl AckWindow {
 
     /// Plans with `step` and queues its frames, both under the lock.
     fn plan_and_queue(&self, step: impl FnOnce(&mut AckPlan, Instant) -> Vec<Frame>) {
-        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut plan = self.lock();
         // The send fails only when the sender task is gone with its
         // channel: the broker then requeues every unacked message itself.
         for frame in step(&mut plan, Instant::now()) {
             let _ = self.frames.send((Some(frame), None));
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AckPlan> {
+        self.plan.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Fires once every frame queued before it is sent.

@@ -235,7 +235,7 @@ impl Worker {
                                 // Cut off by the shutdown (the SMTP
                                 // conversation is dropped with it): back to
                                 // the queue; `stop` releases its lease.
-                                worker.requeue(&delivery, &acks).await;
+                                acks.requeue(delivery.delivery_tag).await;
                             }
                         }
                         drop(permit);
@@ -287,7 +287,7 @@ impl Worker {
                 () = tokio::time::sleep(DEAD_LETTER_RETRY_PAUSE) => {}
                 () = self.stop.cancelled() => {}
             }
-            self.requeue(delivery, acks).await;
+            acks.requeue(delivery.delivery_tag).await;
             return;
         }
         // Acked with the run it ends, or at once when it is the last one
@@ -329,17 +329,11 @@ impl Worker {
                 () = tokio::time::sleep(busy_wait(retry_after)) => {}
                 () = self.stop.cancelled() => {
                     // It holds no lease: another consumer can take it.
-                    self.requeue(delivery, acks).await;
+                    acks.requeue(delivery.delivery_tag).await;
                     return None;
                 }
             }
         }
-    }
-
-    /// Hands the message back to the broker; if even that fails, the
-    /// channel's end requeues it.
-    async fn requeue(&self, delivery: &Delivery, acks: &AckWindow) {
-        acks.requeue(delivery.delivery_tag).await;
     }
 
     async fn dead_letter(
